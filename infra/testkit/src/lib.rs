@@ -1,0 +1,321 @@
+//! Real services for the tests, started by the tests themselves.
+//!
+//! * [`RedisServer`]: one `redis-server` on a free loopback port, with no persistence.
+//! * [`RedisCluster`]: N masters with cluster mode on, joined with `redis-cli --cluster create`.
+//! * [`shared_redis`] / [`shared_cluster`]: one of each per test binary, for tests that only
+//!   need isolation by key prefix (see [`unique_prefix`]). Tests that kill a server start their own.
+//!
+//! Every server runs under a small shell watchdog that stops it once the test process is gone,
+//! so a panicking or killed test run never leaves servers behind. The machine's own Redis on
+//! 6379 is never used.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A `redis-server` process owned by the test.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    cluster: bool,
+    watchdog: Mutex<Option<Child>>,
+}
+
+impl RedisServer {
+    /// Starts a single-node server on a free port.
+    pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    fn start_with(cluster: bool) -> Self {
+        let mut last_err = String::new();
+        for _ in 0..20 {
+            let port = free_port(cluster);
+            let dir = scratch_dir(&format!("redis-{port}"));
+            let server = RedisServer {
+                port,
+                dir,
+                cluster,
+                watchdog: Mutex::new(None),
+            };
+            match server.spawn() {
+                Ok(()) => return server,
+                Err(e) => last_err = e,
+            }
+        }
+        panic!("could not start redis-server: {last_err}");
+    }
+
+    fn spawn(&self) -> Result<(), String> {
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            self.port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--save".into(),
+            "".into(),
+            "--appendonly".into(),
+            "no".into(),
+            "--dir".into(),
+            self.dir.display().to_string(),
+            "--logfile".into(),
+            self.dir.join("redis.log").display().to_string(),
+        ];
+        if self.cluster {
+            args.extend(
+                [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                ]
+                .map(String::from),
+            );
+        }
+        let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+        // The watchdog: runs redis-server in the background and stops it when the test
+        // process (our pid) or the server itself goes away.
+        let script = format!(
+            "redis-server {args} & R=$!; trap 'kill $R 2>/dev/null; exit 0' TERM INT; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $R 2>/dev/null; do sleep 0.3; done; \
+             kill $R 2>/dev/null; wait $R 2>/dev/null",
+            args = quoted.join(" "),
+            parent = std::process::id()
+        );
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("spawning redis-server (is it installed?): {e}"))?;
+        *self.watchdog.lock().unwrap() = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            if self.ping() {
+                return Ok(());
+            }
+            if let Some(status) = self.watchdog.lock().unwrap().as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+                return Err(format!("redis-server exited with {status}: {log}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stop();
+        Err(format!("redis-server on port {} did not answer PING", self.port))
+    }
+
+    /// `redis://127.0.0.1:<port>`
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Whether the server answers PING right now.
+    pub fn ping(&self) -> bool {
+        self.cli(&["PING"]).map(|o| o.trim() == "PONG").unwrap_or(false)
+    }
+
+    /// Runs `redis-cli -p <port> args…` and returns its standard output.
+    pub fn cli(&self, args: &[&str]) -> Option<String> {
+        let out = Command::new("redis-cli")
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Kills the server abruptly (SIGKILL), as a crashed node would die.
+    pub fn kill(&self) {
+        if let Some(info) = self.cli(&["INFO", "server"]) {
+            if let Some(pid) = info
+                .lines()
+                .find_map(|l| l.strip_prefix("process_id:"))
+                .map(|p| p.trim().to_string())
+            {
+                let _ = Command::new("kill").args(["-9", &pid]).status();
+            }
+        }
+        let deadline = Instant::now() + START_TIMEOUT;
+        while self.ping() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.reap();
+    }
+
+    /// Starts the server again on the same port (after [`kill`](Self::kill) or [`stop`](Self::stop)).
+    pub fn restart(&self) {
+        self.reap();
+        self.spawn().unwrap_or_else(|e| panic!("restart failed: {e}"));
+    }
+
+    /// Stops the server and its watchdog.
+    pub fn stop(&self) {
+        let _ = self.cli(&["SHUTDOWN", "NOSAVE"]);
+        self.reap();
+    }
+
+    fn reap(&self) {
+        if let Some(mut child) = self.watchdog.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A local Redis cluster of `masters` nodes with no replicas, all slots assigned.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start(masters: usize) -> Self {
+        assert!(masters >= 3, "redis-cli --cluster create needs at least 3 masters");
+        let nodes: Vec<RedisServer> = (0..masters).map(|_| RedisServer::start_with(true)).collect();
+        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("running redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let cluster = RedisCluster { nodes };
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !cluster.is_ready() {
+            assert!(Instant::now() < deadline, "cluster did not become ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        cluster
+    }
+
+    fn is_ready(&self) -> bool {
+        self.nodes.iter().all(|n| {
+            let info = n.cli(&["CLUSTER", "INFO"]).unwrap_or_default();
+            let slots = n.cli(&["CLUSTER", "SLOTS"]).unwrap_or_default();
+            info.contains("cluster_state:ok") && !slots.trim().is_empty()
+        })
+    }
+
+    /// Seed URLs of every node (`redis://127.0.0.1:<port>`).
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    pub fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
+    }
+}
+
+/// One single-node server shared by every test of this test binary.
+pub fn shared_redis() -> &'static RedisServer {
+    static SERVER: OnceLock<RedisServer> = OnceLock::new();
+    SERVER.get_or_init(RedisServer::start)
+}
+
+/// One 3-master cluster shared by every test of this test binary.
+pub fn shared_cluster() -> &'static RedisCluster {
+    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| RedisCluster::start(3))
+}
+
+/// A key prefix no other test (in this or a concurrent run) uses.
+pub fn unique_prefix(name: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+    format!(
+        "t{}-{}-{:x}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        nanos,
+        name
+    )
+}
+
+/// A scratch directory under the workspace's `.tmp/` (or the system temp dir).
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let base = std::env::var_os("CARGO_TARGET_TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!("livecache-{}-{}", std::process::id(), name));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating scratch dir");
+    dir
+}
+
+/// A loopback port that is free now (and, for cluster nodes, whose bus port +10000 is too).
+pub fn free_port(cluster: bool) -> u16 {
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
+        let port = listener.local_addr().expect("local addr").port();
+        drop(listener);
+        if port == 6379 {
+            continue;
+        }
+        if cluster {
+            let Some(bus) = port.checked_add(10000) else { continue };
+            if TcpListener::bind(("127.0.0.1", bus)).is_err() {
+                continue;
+            }
+        }
+        return port;
+    }
+}
+
+/// Waits until something accepts TCP connections on `addr`.
+pub fn wait_for_port(addr: &str, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect(addr).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Whether `path` names an executable on PATH.
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| is_file(&p.join(program))))
+        .unwrap_or(false)
+}
+
+fn is_file(p: &Path) -> bool {
+    p.is_file()
+}

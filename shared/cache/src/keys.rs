@@ -1,0 +1,230 @@
+//! Every key the cache writes is built here: `[{prefix}:]{version}:{namespace}:{part}:…`.
+//!
+//! Caller-supplied parts are validated so that glob characters (`*`, `?`, `[`), hash-tag braces,
+//! the `:` separator or whitespace never reach a key or a pattern. Filter sets hash stably (the
+//! same filters in any order give the same key), and coordinates round to 2 decimals (~1 km) so
+//! that neighbours share location keys.
+
+use std::fmt::Write;
+
+use crate::error::{CacheError, Result};
+
+/// Longest caller-supplied key part accepted.
+pub const MAX_PART_LEN: usize = 128;
+
+/// The namespace of the engine's own bookkeeping keys (generations, stats, locks).
+pub const META_NS: &str = "_meta";
+
+/// A fully built cache key and the namespace it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    ns: String,
+    full: String,
+}
+
+impl Key {
+    pub fn namespace(&self) -> &str {
+        &self.ns
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.full
+    }
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.full)
+    }
+}
+
+/// Builds keys for one deployment: an optional prefix (tenancy, tests) and the key version.
+#[derive(Debug, Clone)]
+pub struct Keyspace {
+    root: String,
+}
+
+impl Keyspace {
+    /// `version` is the schema version of cached values (e.g. `v1`): changing it at deploy time
+    /// makes every older key unreachable.
+    pub fn new(prefix: Option<&str>, version: &str) -> Result<Self> {
+        validate_part(version)?;
+        let root = match prefix {
+            Some(p) if !p.is_empty() => {
+                validate_part(p)?;
+                format!("{p}:{version}")
+            }
+            _ => version.to_string(),
+        };
+        Ok(Self { root })
+    }
+
+    /// The part every key of this keyspace starts with (`[{prefix}:]{version}`).
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// `{root}:{ns}:{parts…}`; every part is validated.
+    pub fn key(&self, ns: &str, parts: &[&str]) -> Result<Key> {
+        validate_part(ns)?;
+        let mut full = String::with_capacity(self.root.len() + ns.len() + 2 + parts.iter().map(|p| p.len() + 1).sum::<usize>());
+        full.push_str(&self.root);
+        full.push(':');
+        full.push_str(ns);
+        for p in parts {
+            validate_part(p)?;
+            full.push(':');
+            full.push_str(p);
+        }
+        Ok(Key { ns: ns.to_string(), full })
+    }
+
+    /// A key whose cluster hash slot is fixed by `{tag}`, for keys that must travel together
+    /// (RENAME, multi-key scripts): `{root}:{tag}:{ns}:{parts…}`.
+    pub fn tagged_key(&self, tag: &str, ns: &str, parts: &[&str]) -> Result<Key> {
+        validate_part(tag)?;
+        let inner = self.key(ns, parts)?;
+        let rest = &inner.full[self.root.len()..];
+        Ok(Key {
+            ns: inner.ns,
+            full: format!("{}:{{{tag}}}{rest}", self.root),
+        })
+    }
+
+    /// The glob matching every key of a namespace, optionally narrowed by an admin pattern
+    /// that may use `*` and `?` but not `[`, braces or whitespace.
+    pub fn pattern(&self, ns: &str, tail: Option<&str>) -> Result<String> {
+        validate_part(ns)?;
+        let tail = tail.unwrap_or("*");
+        if tail.is_empty() || tail.len() > 256 || tail.chars().any(|c| c.is_whitespace() || matches!(c, '[' | ']' | '{' | '}' | '\\')) {
+            return Err(CacheError::InvalidKey {
+                part: tail.to_string(),
+                reason: "patterns may use letters, digits, `:-_.@+=`, `*` and `?` only",
+            });
+        }
+        Ok(format!("{}:{ns}:{tail}", self.root))
+    }
+
+    /// The glob of every key of this keyspace.
+    pub fn all_pattern(&self) -> String {
+        format!("{}:*", self.root)
+    }
+
+    /// Key of a namespace's generation counter.
+    pub fn generation_key(&self, ns: &str) -> String {
+        format!("{}:{META_NS}:gen:{ns}", self.root)
+    }
+
+    /// Key of the keyspace-wide epoch (bumped to invalidate everything).
+    pub fn epoch_key(&self) -> String {
+        format!("{}:{META_NS}:epoch", self.root)
+    }
+
+    /// Key of the cross-instance load lock for `key`.
+    pub fn lock_key(&self, key: &Key) -> String {
+        format!("{}:{META_NS}:lock:{}", self.root, &key.full[self.root.len() + 1..])
+    }
+
+    /// Key of the hash that aggregates every instance's statistics.
+    pub fn stats_key(&self) -> String {
+        format!("{}:{META_NS}:stats", self.root)
+    }
+}
+
+/// Accepts ASCII letters, digits and `-_.@+=`, 1 to [`MAX_PART_LEN`] characters.
+pub fn validate_part(part: &str) -> Result<()> {
+    let reason = if part.is_empty() {
+        Some("must not be empty")
+    } else if part.len() > MAX_PART_LEN {
+        Some("is longer than 128 characters")
+    } else if !part.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b'+' | b'=')) {
+        Some("may contain only letters, digits and -_.@+=")
+    } else {
+        None
+    };
+    match reason {
+        None => Ok(()),
+        Some(reason) => Err(CacheError::InvalidKey {
+            part: part.chars().take(MAX_PART_LEN).collect(),
+            reason,
+        }),
+    }
+}
+
+/// A short stable hash of a filter set: pairs are sorted by name, absent values skipped, so the
+/// same filters in any order give the same key part. (FNV-1a 64, which is stable across builds
+/// and platforms, unlike `std`'s hasher.)
+pub fn filter_hash<'a, I, V>(filters: I) -> String
+where
+    I: IntoIterator<Item = (&'a str, Option<V>)>,
+    V: AsRef<str>,
+{
+    let mut pairs: Vec<(&str, String)> = filters
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v.as_ref().to_string())))
+        .collect();
+    pairs.sort();
+    let mut canonical = String::new();
+    for (k, v) in &pairs {
+        let _ = write!(canonical, "{}={}&", k.len(), k);
+        let _ = write!(canonical, "{}={}&", v.len(), v);
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in canonical.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// A coordinate rounded to 2 decimals as a key part (`-0.00` becomes `0.00`).
+pub fn round_coord(x: f64) -> String {
+    let r = (x * 100.0).round() / 100.0;
+    let r = if r == 0.0 { 0.0 } else { r };
+    format!("{r:.2}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_have_version_namespace_and_parts() {
+        let ks = Keyspace::new(None, "v1").unwrap();
+        assert_eq!(ks.key("products", &["p-1"]).unwrap().as_str(), "v1:products:p-1");
+        let ks = Keyspace::new(Some("tenant"), "v2").unwrap();
+        assert_eq!(ks.key("feeds", &["discover", "1"]).unwrap().as_str(), "tenant:v2:feeds:discover:1");
+        assert_eq!(ks.tagged_key("views", "pending", &["products"]).unwrap().as_str(), "tenant:v2:{views}:pending:products");
+    }
+
+    #[test]
+    fn glob_characters_whitespace_and_separators_are_refused() {
+        let ks = Keyspace::new(None, "v1").unwrap();
+        for bad in ["*", "a?", "a[b]", "a b", "a\tb", "", "a:b", "{x}", "é", &"x".repeat(129)] {
+            assert!(ks.key("products", &[bad]).is_err(), "{bad:?} accepted");
+        }
+        assert!(ks.key("bad ns", &["1"]).is_err());
+        assert!(ks.pattern("products", Some("p-*")).is_ok());
+        assert!(ks.pattern("products", Some("[a-z]*")).is_err());
+    }
+
+    #[test]
+    fn filter_hash_ignores_order_and_absent_values() {
+        let a = filter_hash([("category", Some("shoes")), ("sort", Some("newest")), ("min", None::<&str>)]);
+        let b = filter_hash([("sort", Some("newest")), ("category", Some("shoes"))]);
+        let c = filter_hash([("sort", Some("newest")), ("category", Some("hats"))]);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.len(), 16);
+        // Values that differ only in where a separator falls do not collide.
+        assert_ne!(filter_hash([("a", Some("b&c=d"))]), filter_hash([("a", Some("b")), ("c", Some("d"))]));
+    }
+
+    #[test]
+    fn coordinates_round_to_two_decimals() {
+        assert_eq!(round_coord(52.520_008), "52.52");
+        assert_eq!(round_coord(13.404_954), "13.40");
+        assert_eq!(round_coord(-0.001), "0.00");
+        assert_eq!(round_coord(-73.985_7), "-73.99");
+    }
+}

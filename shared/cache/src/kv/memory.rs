@@ -1,0 +1,428 @@
+//! The in-memory adapter: the embedded default for local runs and fast tests.
+//!
+//! Values live in a bounded moka cache (entry cap, per-entry TTL, TinyLFU eviction). Expiry
+//! is also checked against the injected [`Clock`] on every read, so tests can move time
+//! instead of sleeping. Counters, generations and the expiry index live in plain maps that are
+//! never evicted, like their TTL-less Redis counterparts.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use moka::future::Cache as Moka;
+use moka::Expiry;
+
+use super::{Counters, ExpiryIndex, KeyTtl, KvStore, ServerInfo};
+use crate::clock::{Clock, SystemClock};
+use crate::error::Result;
+
+#[derive(Clone)]
+struct Entry {
+    bytes: Arc<[u8]>,
+    /// Clock milliseconds at which the entry expires; None = never.
+    expires_at: Option<u64>,
+    ttl: Option<Duration>,
+}
+
+struct EntryExpiry;
+
+impl Expiry<String, Entry> for EntryExpiry {
+    fn expire_after_create(&self, _key: &String, value: &Entry, _now: Instant) -> Option<Duration> {
+        value.ttl
+    }
+
+    fn expire_after_update(&self, _key: &String, value: &Entry, _now: Instant, _left: Option<Duration>) -> Option<Duration> {
+        value.ttl
+    }
+}
+
+#[derive(Default)]
+struct Index {
+    by_id: HashMap<String, u64>,
+    by_time: BTreeSet<(u64, String)>,
+}
+
+impl Index {
+    fn insert(&mut self, id: &str, at: u64) {
+        if let Some(old) = self.by_id.insert(id.to_string(), at) {
+            self.by_time.remove(&(old, id.to_string()));
+        }
+        self.by_time.insert((at, id.to_string()));
+    }
+
+    fn remove(&mut self, id: &str) -> bool {
+        match self.by_id.remove(id) {
+            Some(at) => {
+                self.by_time.remove(&(at, id.to_string()));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    ints: HashMap<String, u64>,
+    hashes: HashMap<String, HashMap<String, i64>>,
+    indexes: HashMap<String, Index>,
+    hits: u64,
+    misses: u64,
+}
+
+/// Bounded in-process backend.
+pub struct MemoryBackend {
+    values: Moka<String, Entry>,
+    // A std Mutex: nothing awaits while it is held.
+    state: Mutex<State>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for MemoryBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBackend").field("entries", &self.values.entry_count()).finish()
+    }
+}
+
+impl MemoryBackend {
+    /// A backend holding at most `max_entries` values, on the real clock.
+    pub fn new(max_entries: u64) -> Self {
+        Self::with_clock(max_entries, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(max_entries: u64, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            values: Moka::builder().max_capacity(max_entries).expire_after(EntryExpiry).build(),
+            state: Mutex::new(State::default()),
+            clock,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that
+        // matters more than losing the cache, so recover from poisoning.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn live(&self, e: &Entry) -> bool {
+        e.expires_at.is_none_or(|at| at > self.clock.now_ms())
+    }
+
+    fn entry(&self, ttl: Option<Duration>, value: &[u8]) -> Entry {
+        Entry {
+            bytes: Arc::from(value),
+            expires_at: ttl.map(|t| self.clock.now_ms() + t.as_millis() as u64),
+            ttl,
+        }
+    }
+
+    async fn read(&self, key: &str) -> Option<Vec<u8>> {
+        let found = match self.values.get(key).await {
+            Some(e) if self.live(&e) => Some(e.bytes.to_vec()),
+            Some(_) => {
+                self.values.invalidate(key).await;
+                None
+            }
+            None => self.state().ints.get(key).map(|n| n.to_string().into_bytes()),
+        };
+        let mut st = self.state();
+        if found.is_some() {
+            st.hits += 1;
+        } else {
+            st.misses += 1;
+        }
+        found
+    }
+
+    fn all_keys(&self) -> Vec<String> {
+        let now = self.clock.now_ms();
+        let mut keys: Vec<String> = self
+            .values
+            .iter()
+            .filter(|(_, e)| e.expires_at.is_none_or(|at| at > now))
+            .map(|(k, _)| (*k).clone())
+            .collect();
+        let st = self.state();
+        keys.extend(st.ints.keys().cloned());
+        keys.extend(st.hashes.keys().cloned());
+        keys.extend(st.indexes.keys().cloned());
+        keys
+    }
+}
+
+/// Redis-style glob matching (`*`, `?`; the key module never lets `[` into a pattern).
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == b'?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[async_trait]
+impl KvStore for MemoryBackend {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.read(key).await)
+    }
+
+    async fn mget(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            out.push(self.read(k).await);
+        }
+        Ok(out)
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
+        self.values.insert(key.to_string(), self.entry(ttl, value)).await;
+        Ok(())
+    }
+
+    async fn mset_with_ttl(&self, entries: &[(String, Vec<u8>, Duration)]) -> Result<()> {
+        for (k, v, ttl) in entries {
+            self.values.insert(k.clone(), self.entry(Some(*ttl), v)).await;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, keys: &[String]) -> Result<u64> {
+        let mut n = 0;
+        for k in keys {
+            if let Some(e) = self.values.remove(k).await {
+                if self.live(&e) {
+                    n += 1;
+                }
+            }
+            let mut st = self.state();
+            let found = st.ints.remove(k).is_some() | st.hashes.remove(k).is_some() | st.indexes.remove(k).is_some();
+            n += found as u64;
+        }
+        Ok(n)
+    }
+
+    async fn scan(&self, pattern: &str, limit: usize) -> Result<Vec<String>> {
+        Ok(self.all_keys().into_iter().filter(|k| glob_match(pattern, k)).take(limit).collect())
+    }
+
+    async fn delete_by_pattern(&self, pattern: &str) -> Result<u64> {
+        let keys = self.scan(pattern, usize::MAX).await?;
+        self.delete(&keys).await
+    }
+
+    async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {
+        let fresh = self.entry(Some(ttl), value);
+        let now = self.clock.now_ms();
+        let result = self
+            .values
+            .entry(key.to_string())
+            .and_compute_with(|current| {
+                let op = match current {
+                    Some(e) if e.value().expires_at.is_none_or(|at| at > now) => moka::ops::compute::Op::Nop,
+                    _ => moka::ops::compute::Op::Put(fresh),
+                };
+                std::future::ready(op)
+            })
+            .await;
+        Ok(matches!(
+            result,
+            moka::ops::compute::CompResult::Inserted(_) | moka::ops::compute::CompResult::ReplacedWith(_)
+        ))
+    }
+
+    async fn delete_if_equals(&self, key: &str, value: &[u8]) -> Result<bool> {
+        let result = self
+            .values
+            .entry(key.to_string())
+            .and_compute_with(|current| {
+                let op = match current {
+                    Some(e) if &*e.value().bytes == value => moka::ops::compute::Op::Remove,
+                    _ => moka::ops::compute::Op::Nop,
+                };
+                std::future::ready(op)
+            })
+            .await;
+        Ok(matches!(result, moka::ops::compute::CompResult::Removed(_)))
+    }
+
+    async fn bump(&self, key: &str, floor: u64) -> Result<u64> {
+        let mut st = self.state();
+        let slot = st.ints.entry(key.to_string()).or_insert(0);
+        *slot = (*slot + 1).max(floor);
+        Ok(*slot)
+    }
+
+    async fn ttl(&self, key: &str) -> Result<KeyTtl> {
+        if let Some(e) = self.values.get(key).await {
+            let now = self.clock.now_ms();
+            return Ok(match e.expires_at {
+                None => KeyTtl::Persistent,
+                Some(at) if at > now => KeyTtl::Expires(Duration::from_millis(at - now)),
+                Some(_) => KeyTtl::Missing,
+            });
+        }
+        let st = self.state();
+        let persistent = st.ints.contains_key(key) || st.hashes.contains_key(key) || st.indexes.contains_key(key);
+        Ok(if persistent { KeyTtl::Persistent } else { KeyTtl::Missing })
+    }
+
+    async fn info(&self) -> Result<ServerInfo> {
+        self.values.run_pending_tasks().await;
+        let st = self.state();
+        let values = self.values.entry_count();
+        let bytes: u64 = self.values.iter().map(|(k, e)| (k.len() + e.bytes.len()) as u64).sum();
+        Ok(ServerInfo {
+            backend: "memory".into(),
+            version: concat!("livecache-memory ", env!("CARGO_PKG_VERSION")).into(),
+            nodes: 1,
+            used_memory: bytes,
+            used_memory_peak: bytes,
+            connected_clients: 0,
+            keys: values + (st.ints.len() + st.hashes.len() + st.indexes.len()) as u64,
+            keyspace_hits: st.hits,
+            keyspace_misses: st.misses,
+            evicted_keys: 0,
+        })
+    }
+}
+
+#[async_trait]
+impl Counters for MemoryBackend {
+    async fn incr(&self, key: &str, field: &str, by: i64) -> Result<i64> {
+        let mut st = self.state();
+        let v = st.hashes.entry(key.to_string()).or_default().entry(field.to_string()).or_insert(0);
+        *v += by;
+        Ok(*v)
+    }
+
+    async fn incr_many(&self, key: &str, deltas: &[(String, i64)]) -> Result<()> {
+        let mut st = self.state();
+        let h = st.hashes.entry(key.to_string()).or_default();
+        for (field, by) in deltas {
+            *h.entry(field.clone()).or_insert(0) += by;
+        }
+        Ok(())
+    }
+
+    async fn get(&self, key: &str, field: &str) -> Result<i64> {
+        Ok(self.state().hashes.get(key).and_then(|h| h.get(field)).copied().unwrap_or(0))
+    }
+
+    async fn get_all(&self, key: &str) -> Result<HashMap<String, i64>> {
+        Ok(self.state().hashes.get(key).cloned().unwrap_or_default())
+    }
+
+    async fn drain(&self, key: &str) -> Result<HashMap<String, i64>> {
+        Ok(self.state().hashes.remove(key).unwrap_or_default())
+    }
+
+    async fn move_to(&self, from: &str, to: &str) -> Result<bool> {
+        let mut st = self.state();
+        if st.hashes.contains_key(to) || !st.hashes.contains_key(from) {
+            return Ok(false);
+        }
+        let h = st.hashes.remove(from).unwrap_or_default();
+        st.hashes.insert(to.to_string(), h);
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl ExpiryIndex for MemoryBackend {
+    async fn schedule(&self, index: &str, id: &str, at_ms: u64) -> Result<()> {
+        self.state().indexes.entry(index.to_string()).or_default().insert(id, at_ms);
+        Ok(())
+    }
+
+    async fn due(&self, index: &str, now_ms: u64, limit: usize) -> Result<Vec<(String, u64)>> {
+        let st = self.state();
+        Ok(st
+            .indexes
+            .get(index)
+            .map(|i| i.by_time.iter().take_while(|(at, _)| *at <= now_ms).take(limit).map(|(at, id)| (id.clone(), *at)).collect())
+            .unwrap_or_default())
+    }
+
+    async fn due_within(&self, index: &str, now_ms: u64, window: Duration, limit: usize) -> Result<Vec<(String, u64)>> {
+        let end = now_ms + window.as_millis() as u64;
+        let st = self.state();
+        Ok(st
+            .indexes
+            .get(index)
+            .map(|i| {
+                i.by_time
+                    .range((now_ms, String::new())..)
+                    .take_while(|(at, _)| *at <= end)
+                    .take(limit)
+                    .map(|(at, id)| (id.clone(), *at))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn remove(&self, index: &str, ids: &[String]) -> Result<u64> {
+        let mut st = self.state();
+        let Some(i) = st.indexes.get_mut(index) else { return Ok(0) };
+        let n = ids.iter().filter(|id| i.remove(id)).count() as u64;
+        if i.by_id.is_empty() {
+            st.indexes.remove(index);
+        }
+        Ok(n)
+    }
+
+    async fn extend(&self, index: &str, id: &str, at_ms: u64) -> Result<bool> {
+        let mut st = self.state();
+        match st.indexes.get_mut(index) {
+            Some(i) if i.by_id.contains_key(id) => {
+                i.insert(id, at_ms);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn count(&self, index: &str) -> Result<u64> {
+        Ok(self.state().indexes.get(index).map(|i| i.by_id.len() as u64).unwrap_or(0))
+    }
+
+    async fn scheduled_at(&self, index: &str, id: &str) -> Result<Option<u64>> {
+        Ok(self.state().indexes.get(index).and_then(|i| i.by_id.get(id).copied()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn glob_matches_like_redis() {
+        assert!(glob_match("v1:feeds:*", "v1:feeds:discover:1"));
+        assert!(glob_match("v1:p?:x", "v1:pa:x"));
+        assert!(!glob_match("v1:feeds:*", "v1:products:1"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a*b*c", "aXXbYYc"));
+        assert!(!glob_match("a*b*c", "aXXbYY"));
+    }
+}

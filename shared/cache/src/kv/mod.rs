@@ -1,0 +1,131 @@
+//! Ports by capability, each implemented by [`RedisBackend`](redis::RedisBackend) and
+//! [`MemoryBackend`](memory::MemoryBackend), both proved by one contract suite
+//! (`tests/contract.rs`).
+//!
+//! * [`KvStore`]: values with TTL, batches, pattern deletion, locks, generations, server info.
+//! * [`Counters`]: hash counters with an atomic drain and a same-slot move for write-behind.
+//! * [`ExpiryIndex`]: ids ordered by a due time.
+//!
+//! Values are evictable cache data. Counters, generations and index entries are state: the
+//! memory adapter never evicts them, and in Redis they carry no TTL (so `volatile-*` eviction
+//! policies leave them alone).
+
+pub mod memory;
+pub mod redis;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+
+/// How long a key has left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyTtl {
+    Missing,
+    Persistent,
+    Expires(Duration),
+}
+
+/// Figures a backend reports about itself (summed over every node of a cluster).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ServerInfo {
+    pub backend: String,
+    pub version: String,
+    pub nodes: u32,
+    pub used_memory: u64,
+    pub used_memory_peak: u64,
+    pub connected_clients: u64,
+    pub keys: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub evicted_keys: u64,
+}
+
+#[async_trait]
+pub trait KvStore: Send + Sync + 'static {
+    /// `"redis"`, `"redis-cluster"` or `"memory"`.
+    fn backend(&self) -> &'static str;
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Values in the order of `keys`; works across cluster slots.
+    async fn mget(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>>;
+
+    /// Stores `value`; `ttl: None` keeps it until deleted.
+    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()>;
+
+    /// Stores many values, each with its own TTL, pipelined (grouped by slot on a cluster).
+    async fn mset_with_ttl(&self, entries: &[(String, Vec<u8>, Duration)]) -> Result<()>;
+
+    /// Deletes keys of any kind; returns how many existed.
+    async fn delete(&self, keys: &[String]) -> Result<u64>;
+
+    /// Up to `limit` keys matching a glob, from every node (SCAN, never KEYS).
+    async fn scan(&self, pattern: &str, limit: usize) -> Result<Vec<String>>;
+
+    /// Deletes every key matching a glob on every node (SCAN + UNLINK); returns how many.
+    async fn delete_by_pattern(&self, pattern: &str) -> Result<u64>;
+
+    /// SET NX PX: true when this call created the key.
+    async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool>;
+
+    /// Deletes `key` only if it still holds `value` (releasing a lock one owns).
+    async fn delete_if_equals(&self, key: &str, value: &[u8]) -> Result<bool>;
+
+    /// Sets a persistent integer to `max(current + 1, floor)` and returns it.
+    async fn bump(&self, key: &str, floor: u64) -> Result<u64>;
+
+    async fn ttl(&self, key: &str) -> Result<KeyTtl>;
+
+    async fn info(&self) -> Result<ServerInfo>;
+}
+
+#[async_trait]
+pub trait Counters: Send + Sync + 'static {
+    /// HINCRBY.
+    async fn incr(&self, key: &str, field: &str, by: i64) -> Result<i64>;
+
+    /// Several fields of one hash in one round trip.
+    async fn incr_many(&self, key: &str, deltas: &[(String, i64)]) -> Result<()>;
+
+    async fn get(&self, key: &str, field: &str) -> Result<i64>;
+
+    async fn get_all(&self, key: &str) -> Result<HashMap<String, i64>>;
+
+    /// Reads and deletes the hash in one atomic step: an increment racing with it lands
+    /// either in what is returned or in the hash afterwards, never nowhere.
+    async fn drain(&self, key: &str) -> Result<HashMap<String, i64>>;
+
+    /// Renames `from` to `to` if `from` exists and `to` does not (both in one slot). Returns
+    /// false when there was nothing to move or `to` is taken.
+    async fn move_to(&self, from: &str, to: &str) -> Result<bool>;
+}
+
+#[async_trait]
+pub trait ExpiryIndex: Send + Sync + 'static {
+    /// Adds or reschedules `id` at `at_ms`.
+    async fn schedule(&self, index: &str, id: &str, at_ms: u64) -> Result<()>;
+
+    /// Ids due at or before `now_ms`, earliest first, at most `limit`.
+    async fn due(&self, index: &str, now_ms: u64, limit: usize) -> Result<Vec<(String, u64)>>;
+
+    /// Ids due in `[now_ms, now_ms + window]`, earliest first, at most `limit`.
+    async fn due_within(&self, index: &str, now_ms: u64, window: Duration, limit: usize) -> Result<Vec<(String, u64)>>;
+
+    /// Removes ids; returns how many were present.
+    async fn remove(&self, index: &str, ids: &[String]) -> Result<u64>;
+
+    /// Moves an id that is present to `at_ms`; false if it is not in the index.
+    async fn extend(&self, index: &str, id: &str, at_ms: u64) -> Result<bool>;
+
+    async fn count(&self, index: &str) -> Result<u64>;
+
+    /// The due time of `id`, if scheduled.
+    async fn scheduled_at(&self, index: &str, id: &str) -> Result<Option<u64>>;
+}
+
+/// One backend seen through all three ports.
+pub trait Backend: KvStore + Counters + ExpiryIndex {}
+impl<T: KvStore + Counters + ExpiryIndex> Backend for T {}
