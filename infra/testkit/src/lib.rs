@@ -38,12 +38,7 @@ impl RedisServer {
         for _ in 0..20 {
             let port = free_port(cluster);
             let dir = scratch_dir(&format!("redis-{port}"));
-            let server = RedisServer {
-                port,
-                dir,
-                cluster,
-                watchdog: Mutex::new(None),
-            };
+            let server = RedisServer { port, dir, cluster, watchdog: Mutex::new(None) };
             match server.spawn() {
                 Ok(()) => return server,
                 Err(e) => last_err = e,
@@ -69,15 +64,8 @@ impl RedisServer {
         ];
         if self.cluster {
             args.extend(
-                [
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    "2000",
-                ]
-                .map(String::from),
+                ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"]
+                    .map(String::from),
             );
         }
         let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
@@ -138,19 +126,13 @@ impl RedisServer {
             .stderr(Stdio::null())
             .output()
             .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// Kills the server abruptly (SIGKILL), as a crashed node would die.
     pub fn kill(&self) {
         if let Some(info) = self.cli(&["INFO", "server"]) {
-            if let Some(pid) = info
-                .lines()
-                .find_map(|l| l.strip_prefix("process_id:"))
-                .map(|p| p.trim().to_string())
-            {
+            if let Some(pid) = info.lines().find_map(|l| l.strip_prefix("process_id:")).map(|p| p.trim().to_string()) {
                 let _ = Command::new("kill").args(["-9", &pid]).status();
             }
         }
@@ -206,11 +188,7 @@ impl RedisCluster {
             .stdin(Stdio::null())
             .output()
             .expect("running redis-cli --cluster create");
-        assert!(
-            out.status.success(),
-            "cluster create failed: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        assert!(out.status.success(), "cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
         let cluster = RedisCluster { nodes };
         let deadline = Instant::now() + START_TIMEOUT;
         while !cluster.is_ready() {
@@ -254,20 +232,12 @@ pub fn shared_cluster() -> &'static RedisCluster {
 pub fn unique_prefix(name: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().subsec_nanos();
-    format!(
-        "t{}-{}-{:x}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed),
-        nanos,
-        name
-    )
+    format!("t{}-{}-{:x}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), nanos, name)
 }
 
 /// A scratch directory under the workspace's `.tmp/` (or the system temp dir).
 pub fn scratch_dir(name: &str) -> PathBuf {
-    let base = std::env::var_os("CARGO_TARGET_TMPDIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
+    let base = std::env::var_os("CARGO_TARGET_TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
     let dir = base.join(format!("livecache-{}-{}", std::process::id(), name));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("creating scratch dir");

@@ -13,10 +13,7 @@ pub struct BreakerConfig {
 
 impl Default for BreakerConfig {
     fn default() -> Self {
-        Self {
-            threshold: 3,
-            cooldown: Duration::from_secs(2),
-        }
+        Self { threshold: 3, cooldown: Duration::from_secs(2) }
     }
 }
 
@@ -57,9 +54,7 @@ impl Breaker {
             return false;
         }
         // Half-open: exactly one probe at a time.
-        self.probing
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        self.probing.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
     pub fn record_success(&self) {
@@ -80,7 +75,11 @@ impl Breaker {
             let until = self.now() + self.cfg.cooldown.as_millis() as u64;
             if self.open_until.swap(until, Ordering::AcqRel) == 0 {
                 self.trips.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(failures = n, cooldown_ms = self.cfg.cooldown.as_millis() as u64, "cache backend failing; circuit opened");
+                tracing::warn!(
+                    failures = n,
+                    cooldown_ms = self.cfg.cooldown.as_millis() as u64,
+                    "cache backend failing; circuit opened"
+                );
             }
         }
     }

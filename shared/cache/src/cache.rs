@@ -27,7 +27,7 @@ use crate::stats::{Stats, StatsReport};
 use crate::tasks::{SpawnTasks, TaskRunner};
 
 /// Where a value came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// Fresh from the cache.
@@ -103,7 +103,10 @@ pub struct Cache {
 
 impl std::fmt::Debug for Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cache").field("backend", &self.inner.backend.backend()).field("root", &self.inner.keys.root()).finish()
+        f.debug_struct("Cache")
+            .field("backend", &self.inner.backend.backend())
+            .field("root", &self.inner.keys.root())
+            .finish()
     }
 }
 
@@ -223,7 +226,12 @@ impl Cache {
     /// runner) inside the SWR window; otherwise one load per key across callers and instances,
     /// stored with the policy's TTL. If the load fails or times out, a value still inside the
     /// fail-safe window stands in.
-    pub async fn get_or_load<T, E, F, Fut>(&self, key: &Key, policy: &Policy, loader: F) -> std::result::Result<Lookup<T>, LoadError<E>>
+    pub async fn get_or_load<T, E, F, Fut>(
+        &self,
+        key: &Key,
+        policy: &Policy,
+        loader: F,
+    ) -> std::result::Result<Lookup<T>, LoadError<E>>
     where
         T: Serialize + DeserializeOwned + Send + 'static,
         E: std::fmt::Display + Send + 'static,
@@ -236,7 +244,12 @@ impl Cache {
         out
     }
 
-    async fn get_or_load_inner<T, E, F, Fut>(&self, key: &Key, policy: &Policy, loader: F) -> std::result::Result<Lookup<T>, LoadError<E>>
+    async fn get_or_load_inner<T, E, F, Fut>(
+        &self,
+        key: &Key,
+        policy: &Policy,
+        loader: F,
+    ) -> std::result::Result<Lookup<T>, LoadError<E>>
     where
         T: Serialize + DeserializeOwned + Send + 'static,
         E: std::fmt::Display + Send + 'static,
@@ -292,7 +305,12 @@ impl Cache {
     /// into `keys` and returns one `Option` per index, in that order); what it returns is
     /// backfilled in one pipelined write. `None` values are cached only if the policy has a
     /// negative TTL.
-    pub async fn get_many_or_load<T, E, F, Fut>(&self, keys: &[Key], policy: &Policy, loader: F) -> std::result::Result<Batch<T>, LoadError<E>>
+    pub async fn get_many_or_load<T, E, F, Fut>(
+        &self,
+        keys: &[Key],
+        policy: &Policy,
+        loader: F,
+    ) -> std::result::Result<Batch<T>, LoadError<E>>
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce(Vec<usize>) -> Fut,
@@ -304,7 +322,12 @@ impl Cache {
         out
     }
 
-    async fn get_many_inner<T, E, F, Fut>(&self, keys: &[Key], policy: &Policy, loader: F) -> std::result::Result<Batch<T>, LoadError<E>>
+    async fn get_many_inner<T, E, F, Fut>(
+        &self,
+        keys: &[Key],
+        policy: &Policy,
+        loader: F,
+    ) -> std::result::Result<Batch<T>, LoadError<E>>
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce(Vec<usize>) -> Fut,
@@ -339,8 +362,16 @@ impl Cache {
         let loaded = match load {
             Ok(Ok(loaded)) if loaded.len() == missing.len() => Ok(loaded),
             Ok(Ok(loaded)) => {
-                tracing::error!(expected = missing.len(), got = loaded.len(), "batch loader returned the wrong number of values");
-                Err(LoadError::Coalesced(format!("batch loader returned {} values for {} keys", loaded.len(), missing.len())))
+                tracing::error!(
+                    expected = missing.len(),
+                    got = loaded.len(),
+                    "batch loader returned the wrong number of values"
+                );
+                Err(LoadError::Coalesced(format!(
+                    "batch loader returned {} values for {} keys",
+                    loaded.len(),
+                    missing.len()
+                )))
             }
             Ok(Err(e)) => Err(LoadError::Loader(e)),
             Err(_) => Err(LoadError::Timeout(policy.load_timeout)),
@@ -438,7 +469,12 @@ impl Cache {
 
     /// Deletes one key.
     pub async fn invalidate(&self, key: &Key) -> Result<u64> {
-        let n = self.inner.backend.delete(&[key.as_str().to_string()]).await.inspect_err(|e| self.backend_error("delete", e))?;
+        let n = self
+            .inner
+            .backend
+            .delete(&[key.as_str().to_string()])
+            .await
+            .inspect_err(|e| self.backend_error("delete", e))?;
         self.inner.stats.add(|c| &c.deletes, n);
         self.inner.stats.incr(|c| &c.invalidations);
         Ok(n)
@@ -462,7 +498,12 @@ impl Cache {
     /// returns how many.
     pub async fn invalidate_pattern(&self, ns: &str, tail: &str) -> Result<u64> {
         let pattern = self.inner.keys.pattern(ns, Some(tail))?;
-        let n = self.inner.backend.delete_by_pattern(&pattern).await.inspect_err(|e| self.backend_error("delete_by_pattern", e))?;
+        let n = self
+            .inner
+            .backend
+            .delete_by_pattern(&pattern)
+            .await
+            .inspect_err(|e| self.backend_error("delete_by_pattern", e))?;
         self.inner.stats.add(|c| &c.deletes, n);
         self.inner.stats.incr(|c| &c.invalidations);
         Ok(n)
@@ -617,7 +658,13 @@ impl Cache {
     }
 
     /// Joins the load of `key` in flight in this process, or leads it.
-    async fn load_coalesced<T, E, F, Fut>(&self, key: &Key, policy: &Policy, read: Read, loader: F) -> std::result::Result<Lookup<T>, LoadError<E>>
+    async fn load_coalesced<T, E, F, Fut>(
+        &self,
+        key: &Key,
+        policy: &Policy,
+        read: Read,
+        loader: F,
+    ) -> std::result::Result<Lookup<T>, LoadError<E>>
     where
         T: Serialize + DeserializeOwned + Send + 'static,
         E: std::fmt::Display + Send + 'static,
@@ -625,24 +672,30 @@ impl Cache {
         Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
     {
         loop {
-            let follow = {
+            // Decide the role with the map locked, then release it before any await.
+            let role = {
                 let mut flights = lock(&self.inner.flights);
                 match flights.get(key.as_str()) {
-                    Some(rx) => Some(rx.clone()),
+                    Some(rx) => Err(rx.clone()),
                     None => {
                         let (tx, rx) = watch::channel(None);
                         flights.insert(key.as_str().to_string(), rx);
-                        drop(flights);
-                        let _guard = FlightGuard { cache: self, key: key.as_str() };
-                        self.inner.stats.incr(|c| &c.misses);
-                        let result = self.lead_load(key, policy, read, loader).await;
-                        let shared: FlightResult = match &result {
-                            Ok((_, json, source)) => Ok((json.clone(), *source)),
-                            Err(e) => Err(e.to_string()),
-                        };
-                        let _ = tx.send(Some(shared));
-                        return result.map(|(value, _, source)| Lookup { value, source });
+                        Ok(tx)
                     }
+                }
+            };
+            let follow = match role {
+                Err(rx) => Some(rx),
+                Ok(tx) => {
+                    let _guard = FlightGuard { cache: self, key: key.as_str() };
+                    self.inner.stats.incr(|c| &c.misses);
+                    let result = self.lead_load(key, policy, read, loader).await;
+                    let shared: FlightResult = match &result {
+                        Ok((_, json, source)) => Ok((json.clone(), *source)),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let _ = tx.send(Some(shared));
+                    return result.map(|(value, _, source)| Lookup { value, source });
                 }
             };
             if let Some(mut rx) = follow {
@@ -655,7 +708,9 @@ impl Cache {
                 return match shared {
                     Some(Ok((json, source))) => {
                         let source = if source == Source::Loaded { Source::Coalesced } else { source };
-                        serde_json::from_slice(&json).map(|value| Lookup { value, source }).map_err(|e| LoadError::Codec(e.into()))
+                        serde_json::from_slice(&json)
+                            .map(|value| Lookup { value, source })
+                            .map_err(|e| LoadError::Codec(e.into()))
                     }
                     Some(Err(msg)) => Err(LoadError::Coalesced(msg)),
                     None => continue,
@@ -666,7 +721,13 @@ impl Cache {
 
     /// The leader's load: take the cross-instance lock (or wait briefly for its holder's
     /// value), run the loader under its timeout, store, and fall back to a stale value.
-    async fn lead_load<T, E, F, Fut>(&self, key: &Key, policy: &Policy, read: Read, loader: F) -> std::result::Result<(T, Arc<[u8]>, Source), LoadError<E>>
+    async fn lead_load<T, E, F, Fut>(
+        &self,
+        key: &Key,
+        policy: &Policy,
+        read: Read,
+        loader: F,
+    ) -> std::result::Result<(T, Arc<[u8]>, Source), LoadError<E>>
     where
         T: Serialize + DeserializeOwned + Send + 'static,
         E: std::fmt::Display + Send + 'static,
@@ -676,13 +737,15 @@ impl Cache {
         let lock_key = self.inner.keys.lock_key(key);
         let token = format!("{}:{:x}", self.inner.owner, rand::random::<u64>());
         // Without a reachable backend there is nobody to coordinate with: load.
-        let locked = read.stamp.is_none() || self.inner.backend.set_if_absent(&lock_key, token.as_bytes(), policy.lock_ttl).await.unwrap_or(true);
+        let locked = read.stamp.is_none()
+            || self.inner.backend.set_if_absent(&lock_key, token.as_bytes(), policy.lock_ttl).await.unwrap_or(true);
         if !locked {
             if let Some(found) = self.wait_for_holder::<T>(key, policy).await {
                 return Ok(found);
             }
             // The holder is slow: a value still inside the fail-safe window beats a second load.
-            if let Some(raw) = read.raw.as_ref().filter(|r| r.times.at(self.inner.clock.now_ms()) != Freshness::Expired) {
+            if let Some(raw) = read.raw.as_ref().filter(|r| r.times.at(self.inner.clock.now_ms()) != Freshness::Expired)
+            {
                 if let (Some(v), Some(json)) = (self.decode::<T>(key, raw), self.json_of(raw)) {
                     self.inner.stats.incr(|c| &c.fail_safe);
                     return Ok((v, json, Source::FailSafe));

@@ -29,11 +29,7 @@ pub struct Codec {
 
 impl Default for Codec {
     fn default() -> Self {
-        Self {
-            compress_over: 1024,
-            max_decoded: 8 * 1024 * 1024,
-            level: 1,
-        }
+        Self { compress_over: 1024, max_decoded: 8 * 1024 * 1024, level: 1 }
     }
 }
 
@@ -71,9 +67,7 @@ impl Codec {
             }
             TAG_ZLIB_JSON => {
                 let mut out = Vec::with_capacity((body.len() * 4).min(self.max_decoded));
-                ZlibDecoder::new(body)
-                    .take(self.max_decoded as u64 + 1)
-                    .read_to_end(&mut out)?;
+                ZlibDecoder::new(body).take(self.max_decoded as u64 + 1).read_to_end(&mut out)?;
                 if out.len() > self.max_decoded {
                     return Err(CodecError::TooLarge { limit: self.max_decoded });
                 }

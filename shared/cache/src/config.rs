@@ -25,10 +25,9 @@ pub enum BackendConfig {
 
 fn env_num(name: &str, default: u64) -> Result<u64> {
     match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .map_err(|_| CacheError::Config(format!("{name} must be a whole number, got {v:?}"))),
+        Ok(v) if !v.trim().is_empty() => {
+            v.trim().parse().map_err(|_| CacheError::Config(format!("{name} must be a whole number, got {v:?}")))
+        }
         _ => Ok(default),
     }
 }

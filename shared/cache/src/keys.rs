@@ -67,7 +67,8 @@ impl Keyspace {
     /// `{root}:{ns}:{parts…}`; every part is validated.
     pub fn key(&self, ns: &str, parts: &[&str]) -> Result<Key> {
         validate_part(ns)?;
-        let mut full = String::with_capacity(self.root.len() + ns.len() + 2 + parts.iter().map(|p| p.len() + 1).sum::<usize>());
+        let mut full =
+            String::with_capacity(self.root.len() + ns.len() + 2 + parts.iter().map(|p| p.len() + 1).sum::<usize>());
         full.push_str(&self.root);
         full.push(':');
         full.push_str(ns);
@@ -85,10 +86,7 @@ impl Keyspace {
         validate_part(tag)?;
         let inner = self.key(ns, parts)?;
         let rest = &inner.full[self.root.len()..];
-        Ok(Key {
-            ns: inner.ns,
-            full: format!("{}:{{{tag}}}{rest}", self.root),
-        })
+        Ok(Key { ns: inner.ns, full: format!("{}:{{{tag}}}{rest}", self.root) })
     }
 
     /// The glob matching every key of a namespace, optionally narrowed by an admin pattern
@@ -96,7 +94,10 @@ impl Keyspace {
     pub fn pattern(&self, ns: &str, tail: Option<&str>) -> Result<String> {
         validate_part(ns)?;
         let tail = tail.unwrap_or("*");
-        if tail.is_empty() || tail.len() > 256 || tail.chars().any(|c| c.is_whitespace() || matches!(c, '[' | ']' | '{' | '}' | '\\')) {
+        if tail.is_empty()
+            || tail.len() > 256
+            || tail.chars().any(|c| c.is_whitespace() || matches!(c, '[' | ']' | '{' | '}' | '\\'))
+        {
             return Err(CacheError::InvalidKey {
                 part: tail.to_string(),
                 reason: "patterns may use letters, digits, `:-_.@+=`, `*` and `?` only",
@@ -144,10 +145,7 @@ pub fn validate_part(part: &str) -> Result<()> {
     };
     match reason {
         None => Ok(()),
-        Some(reason) => Err(CacheError::InvalidKey {
-            part: part.chars().take(MAX_PART_LEN).collect(),
-            reason,
-        }),
+        Some(reason) => Err(CacheError::InvalidKey { part: part.chars().take(MAX_PART_LEN).collect(), reason }),
     }
 }
 
@@ -159,10 +157,8 @@ where
     I: IntoIterator<Item = (&'a str, Option<V>)>,
     V: AsRef<str>,
 {
-    let mut pairs: Vec<(&str, String)> = filters
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v.as_ref().to_string())))
-        .collect();
+    let mut pairs: Vec<(&str, String)> =
+        filters.into_iter().filter_map(|(k, v)| v.map(|v| (k, v.as_ref().to_string()))).collect();
     pairs.sort();
     let mut canonical = String::new();
     for (k, v) in &pairs {
@@ -194,7 +190,10 @@ mod tests {
         assert_eq!(ks.key("products", &["p-1"]).unwrap().as_str(), "v1:products:p-1");
         let ks = Keyspace::new(Some("tenant"), "v2").unwrap();
         assert_eq!(ks.key("feeds", &["discover", "1"]).unwrap().as_str(), "tenant:v2:feeds:discover:1");
-        assert_eq!(ks.tagged_key("views", "pending", &["products"]).unwrap().as_str(), "tenant:v2:{views}:pending:products");
+        assert_eq!(
+            ks.tagged_key("views", "pending", &["products"]).unwrap().as_str(),
+            "tenant:v2:{views}:pending:products"
+        );
     }
 
     #[test]

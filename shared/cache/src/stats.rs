@@ -46,7 +46,21 @@ macro_rules! counters {
     };
 }
 
-counters!(hits, misses, stale, fail_safe, coalesced, loads, load_errors, sets, deletes, invalidations, errors, decode_errors, refreshes);
+counters!(
+    hits,
+    misses,
+    stale,
+    fail_safe,
+    coalesced,
+    loads,
+    load_errors,
+    sets,
+    deletes,
+    invalidations,
+    errors,
+    decode_errors,
+    refreshes
+);
 
 #[derive(Debug)]
 pub struct Histogram {
@@ -56,10 +70,7 @@ pub struct Histogram {
 
 impl Default for Histogram {
     fn default() -> Self {
-        Self {
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            sum_us: AtomicU64::new(0),
-        }
+        Self { buckets: std::array::from_fn(|_| AtomicU64::new(0)), sum_us: AtomicU64::new(0) }
     }
 }
 
@@ -112,12 +123,7 @@ fn latency_of(buckets: &[u64], sum_us: u64) -> Latency {
         }
         bucket_bound(BUCKETS - 1)
     };
-    Latency {
-        count,
-        mean_us: sum_us as f64 / count as f64,
-        p50_us: pct(0.50),
-        p99_us: pct(0.99),
-    }
+    Latency { count, mean_us: sum_us as f64 / count as f64, p50_us: pct(0.50), p99_us: pct(0.99) }
 }
 
 /// What the stats endpoint shows: counters, hit rate and latency.
@@ -181,7 +187,8 @@ impl Stats {
             let last = self.flushed.lock().unwrap_or_else(|p| p.into_inner());
             (now.0.minus(&last.0), *last)
         };
-        let mut fields: Vec<(String, i64)> = delta.fields().into_iter().filter(|(_, n)| *n > 0).map(|(k, n)| (k.to_string(), n as i64)).collect();
+        let mut fields: Vec<(String, i64)> =
+            delta.fields().into_iter().filter(|(_, n)| *n > 0).map(|(k, n)| (k.to_string(), n as i64)).collect();
         for (i, (n, b)) in now.1.iter().zip(before.1.iter()).enumerate() {
             if n > b {
                 fields.push((format!("lat_b{i}"), (n - b) as i64));
@@ -200,8 +207,9 @@ impl Stats {
 
     /// Every instance's figures, as flushed into `key`.
     pub async fn aggregate(counters: &dyn Counters, key: &str) -> Result<StatsReport> {
-        let m = counters.get_all(key).await?;
-        let buckets: Vec<u64> = (0..BUCKETS).map(|i| m.get(&format!("lat_b{i}")).copied().unwrap_or(0).max(0) as u64).collect();
+        let m = counters.fields(key).await?;
+        let buckets: Vec<u64> =
+            (0..BUCKETS).map(|i| m.get(&format!("lat_b{i}")).copied().unwrap_or(0).max(0) as u64).collect();
         let sum = m.get("lat_sum_us").copied().unwrap_or(0).max(0) as u64;
         Ok(StatsReport::new(CountsSnapshot::from_map(&m), &buckets, sum))
     }

@@ -32,7 +32,13 @@ impl Expiry<String, Entry> for EntryExpiry {
         value.ttl
     }
 
-    fn expire_after_update(&self, _key: &String, value: &Entry, _now: Instant, _left: Option<Duration>) -> Option<Duration> {
+    fn expire_after_update(
+        &self,
+        _key: &String,
+        value: &Entry,
+        _now: Instant,
+        _left: Option<Duration>,
+    ) -> Option<Duration> {
         value.ttl
     }
 }
@@ -110,11 +116,7 @@ impl MemoryBackend {
     }
 
     fn entry(&self, ttl: Option<Duration>, value: &[u8]) -> Entry {
-        Entry {
-            bytes: Arc::from(value),
-            expires_at: ttl.map(|t| self.clock.now_ms() + t.as_millis() as u64),
-            ttl,
-        }
+        Entry { bytes: Arc::from(value), expires_at: ttl.map(|t| self.clock.now_ms() + t.as_millis() as u64), ttl }
     }
 
     async fn read(&self, key: &str) -> Option<Vec<u8>> {
@@ -326,11 +328,11 @@ impl Counters for MemoryBackend {
         Ok(())
     }
 
-    async fn get(&self, key: &str, field: &str) -> Result<i64> {
+    async fn field(&self, key: &str, field: &str) -> Result<i64> {
         Ok(self.state().hashes.get(key).and_then(|h| h.get(field)).copied().unwrap_or(0))
     }
 
-    async fn get_all(&self, key: &str) -> Result<HashMap<String, i64>> {
+    async fn fields(&self, key: &str) -> Result<HashMap<String, i64>> {
         Ok(self.state().hashes.get(key).cloned().unwrap_or_default())
     }
 
@@ -361,7 +363,14 @@ impl ExpiryIndex for MemoryBackend {
         Ok(st
             .indexes
             .get(index)
-            .map(|i| i.by_time.iter().take_while(|(at, _)| *at <= now_ms).take(limit).map(|(at, id)| (id.clone(), *at)).collect())
+            .map(|i| {
+                i.by_time
+                    .iter()
+                    .take_while(|(at, _)| *at <= now_ms)
+                    .take(limit)
+                    .map(|(at, id)| (id.clone(), *at))
+                    .collect()
+            })
             .unwrap_or_default())
     }
 

@@ -90,9 +90,11 @@ pub trait Counters: Send + Sync + 'static {
     /// Several fields of one hash in one round trip.
     async fn incr_many(&self, key: &str, deltas: &[(String, i64)]) -> Result<()>;
 
-    async fn get(&self, key: &str, field: &str) -> Result<i64>;
+    /// One field (0 when absent).
+    async fn field(&self, key: &str, field: &str) -> Result<i64>;
 
-    async fn get_all(&self, key: &str) -> Result<HashMap<String, i64>>;
+    /// Every field of the hash.
+    async fn fields(&self, key: &str) -> Result<HashMap<String, i64>>;
 
     /// Reads and deletes the hash in one atomic step: an increment racing with it lands
     /// either in what is returned or in the hash afterwards, never nowhere.

@@ -49,7 +49,11 @@ impl RedisConfig {
             for kv in query.split('&').filter(|s| !s.is_empty()) {
                 match kv.split_once('=') {
                     Some(("cluster", v)) => cluster |= matches!(v, "true" | "1" | "yes"),
-                    _ => return Err(CacheError::Config(format!("REDIS_URL: unknown option {kv:?} (only cluster=true is known)"))),
+                    _ => {
+                        return Err(CacheError::Config(format!(
+                            "REDIS_URL: unknown option {kv:?} (only cluster=true is known)"
+                        )))
+                    }
                 }
             }
             if !(base.starts_with("redis://") || base.starts_with("rediss://")) {
@@ -85,7 +89,12 @@ impl ConnectionLike for Conn {
         }
     }
 
-    fn req_packed_commands<'a>(&'a mut self, pipeline: &'a Pipeline, offset: usize, count: usize) -> RedisFuture<'a, Vec<Value>> {
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
@@ -145,7 +154,11 @@ impl Scripts {
 }
 
 fn is_transport_error(e: &redis::RedisError) -> bool {
-    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_unrecoverable_error()
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_unrecoverable_error()
 }
 
 impl RedisBackend {
@@ -165,12 +178,7 @@ impl RedisBackend {
         for node in &cfg.nodes {
             redis::Client::open(node.as_str()).map_err(|e| CacheError::Config(format!("REDIS_URL: {e}")))?;
         }
-        Ok(Self {
-            breaker: Breaker::new(cfg.breaker),
-            cfg,
-            conn: OnceCell::new(),
-            scripts: Scripts::new(),
-        })
+        Ok(Self { breaker: Breaker::new(cfg.breaker), cfg, conn: OnceCell::new(), scripts: Scripts::new() })
     }
 
     pub fn is_cluster(&self) -> bool {
@@ -212,7 +220,9 @@ impl RedisBackend {
                 match tokio::time::timeout(self.cfg.connect_timeout, self.open()).await {
                     Ok(Ok(c)) => Ok(c),
                     Ok(Err(e)) => Err(CacheError::Unavailable(format!("connect: {e}"))),
-                    Err(_) => Err(CacheError::Unavailable(format!("connect timed out after {:?}", self.cfg.connect_timeout))),
+                    Err(_) => {
+                        Err(CacheError::Unavailable(format!("connect timed out after {:?}", self.cfg.connect_timeout)))
+                    }
                 }
             })
             .await?;
@@ -283,7 +293,8 @@ impl RedisBackend {
         match node {
             None => self.query(cmd).await,
             Some((host, port)) => {
-                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host: host.clone(), port: *port });
+                let routing =
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host: host.clone(), port: *port });
                 self.run(|c| async move {
                     match c {
                         Conn::Cluster(mut c) => c.route_command(cmd, routing).await,
@@ -304,7 +315,12 @@ impl RedisBackend {
     }
 
     /// One SCAN step on one node: the next cursor and the matching keys.
-    async fn scan_step(&self, node: Option<&(String, u16)>, cursor: &str, pattern: &str) -> Result<(String, Vec<String>)> {
+    async fn scan_step(
+        &self,
+        node: Option<&(String, u16)>,
+        cursor: &str,
+        pattern: &str,
+    ) -> Result<(String, Vec<String>)> {
         let cmd = redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000).to_owned();
         let v = self.on_node(node, cmd).await?;
         Ok(redis::from_redis_value(v).map_err(redis::RedisError::from)?)
@@ -453,7 +469,9 @@ impl KvStore for RedisBackend {
 
     async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {
         let reply: Option<String> = self
-            .query(redis::cmd("SET").arg(key).arg(value).arg("NX").arg("PX").arg(ttl.as_millis().max(1) as u64).to_owned())
+            .query(
+                redis::cmd("SET").arg(key).arg(value).arg("NX").arg("PX").arg(ttl.as_millis().max(1) as u64).to_owned(),
+            )
             .await?;
         Ok(reply.is_some())
     }
@@ -482,10 +500,7 @@ impl KvStore for RedisBackend {
     }
 
     async fn info(&self) -> Result<ServerInfo> {
-        let mut info = ServerInfo {
-            backend: self.backend().into(),
-            ..ServerInfo::default()
-        };
+        let mut info = ServerInfo { backend: self.backend().into(), ..ServerInfo::default() };
         for node in self.nodes().await? {
             let v = self.on_node(node.as_ref(), redis::cmd("INFO").to_owned()).await?;
             let text: String = redis::from_redis_value(v).map_err(redis::RedisError::from)?;
@@ -522,12 +537,12 @@ impl Counters for RedisBackend {
         self.run(|mut c| async move { p.query_async::<()>(&mut c).await }).await
     }
 
-    async fn get(&self, key: &str, field: &str) -> Result<i64> {
+    async fn field(&self, key: &str, field: &str) -> Result<i64> {
         let v: Option<i64> = self.query(redis::cmd("HGET").arg(key).arg(field).to_owned()).await?;
         Ok(v.unwrap_or(0))
     }
 
-    async fn get_all(&self, key: &str) -> Result<HashMap<String, i64>> {
+    async fn fields(&self, key: &str) -> Result<HashMap<String, i64>> {
         let flat: Vec<String> = self.query(redis::cmd("HGETALL").arg(key).to_owned()).await?;
         Ok(pairs_to_map(flat))
     }
@@ -562,7 +577,17 @@ impl ExpiryIndex for RedisBackend {
 
     async fn due(&self, index: &str, now_ms: u64, limit: usize) -> Result<Vec<(String, u64)>> {
         let v: Vec<(String, f64)> = self
-            .query(redis::cmd("ZRANGEBYSCORE").arg(index).arg("-inf").arg(now_ms).arg("WITHSCORES").arg("LIMIT").arg(0).arg(limit).to_owned())
+            .query(
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(index)
+                    .arg("-inf")
+                    .arg(now_ms)
+                    .arg("WITHSCORES")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit)
+                    .to_owned(),
+            )
             .await?;
         Ok(v.into_iter().map(|(id, s)| (id, s as u64)).collect())
     }
@@ -570,7 +595,17 @@ impl ExpiryIndex for RedisBackend {
     async fn due_within(&self, index: &str, now_ms: u64, window: Duration, limit: usize) -> Result<Vec<(String, u64)>> {
         let end = now_ms + window.as_millis() as u64;
         let v: Vec<(String, f64)> = self
-            .query(redis::cmd("ZRANGEBYSCORE").arg(index).arg(now_ms).arg(end).arg("WITHSCORES").arg("LIMIT").arg(0).arg(limit).to_owned())
+            .query(
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(index)
+                    .arg(now_ms)
+                    .arg(end)
+                    .arg("WITHSCORES")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit)
+                    .to_owned(),
+            )
             .await?;
         Ok(v.into_iter().map(|(id, s)| (id, s as u64)).collect())
     }

@@ -1,0 +1,722 @@
+//! THE contract suite: every port and policy, run against the in-memory backend, a real
+//! single-node redis-server and a real 3-master Redis cluster (both started by the tests on
+//! free ports). An adapter is correct when it passes all of it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use livecache_cache::codec::TAG_ZLIB_JSON;
+use livecache_cache::entry;
+use livecache_cache::{
+    Backend, Cache, Clock, Codec, Counters, DeferredTasks, ExpiryIndex, KeyTtl, Keyspace, KvStore, LoadError,
+    ManualClock, MemoryBackend, Policy, RedisBackend, RedisConfig, Source,
+};
+use livecache_testkit::{shared_cluster, shared_redis, unique_prefix};
+use serde::{Deserialize, Serialize};
+
+struct Fixture {
+    backend: Arc<dyn Backend>,
+    clock: Arc<ManualClock>,
+    keys: Keyspace,
+    tasks: Arc<DeferredTasks>,
+    /// Whether the backend keeps its own (real) time.
+    real_time: bool,
+    cluster: bool,
+}
+
+impl Fixture {
+    async fn memory(name: &str) -> Self {
+        let clock = Arc::new(ManualClock::new());
+        let backend = Arc::new(MemoryBackend::with_clock(100_000, clock.clone()));
+        Self::new(name, backend, clock, false, false)
+    }
+
+    async fn redis(name: &str) -> Self {
+        let cfg = RedisConfig::from_url(&shared_redis().url()).unwrap();
+        let backend = Arc::new(RedisBackend::connect(cfg).await.unwrap());
+        Self::new(name, backend, Arc::new(ManualClock::new()), true, false)
+    }
+
+    async fn cluster(name: &str) -> Self {
+        let cfg = RedisConfig::from_url(&shared_cluster().urls().join(",")).unwrap();
+        let backend = Arc::new(RedisBackend::connect(cfg).await.unwrap());
+        Self::new(name, backend, Arc::new(ManualClock::new()), true, true)
+    }
+
+    fn new(name: &str, backend: Arc<dyn Backend>, clock: Arc<ManualClock>, real_time: bool, cluster: bool) -> Self {
+        let keys = Keyspace::new(Some(&unique_prefix(name)), "v1").unwrap();
+        Self { backend, clock, keys, tasks: Arc::new(DeferredTasks::new()), real_time, cluster }
+    }
+
+    fn cache(&self) -> Cache {
+        self.cache_with(Codec::default())
+    }
+
+    fn cache_with(&self, codec: Codec) -> Cache {
+        Cache::builder(self.backend.clone())
+            .keyspace(self.keys.clone())
+            .clock(self.clock.clone())
+            .tasks(self.tasks.clone())
+            .codec(codec)
+            .build()
+    }
+
+    fn k(&self, name: &str) -> String {
+        format!("{}:raw:{name}", self.keys.root())
+    }
+
+    /// Lets `d` pass: on the manual clock, and for real servers in real time too.
+    async fn elapse(&self, d: Duration) {
+        self.clock.advance(d);
+        if self.real_time {
+            tokio::time::sleep(d).await;
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Item {
+    id: String,
+    title: String,
+    price: u32,
+}
+
+fn item(id: &str, price: u32) -> Item {
+    Item { id: id.into(), title: format!("title of {id}"), price }
+}
+
+fn policy() -> Policy {
+    Policy::ttl(Duration::from_secs(60)).jitter(0.0)
+}
+
+/// A loader that counts its calls.
+#[derive(Clone, Default)]
+struct Calls(Arc<AtomicUsize>);
+
+impl Calls {
+    fn loader<T: Send + 'static>(
+        &self,
+        value: T,
+    ) -> impl FnOnce() -> std::future::Ready<Result<T, String>> + Send + 'static {
+        let calls = self.0.clone();
+        move || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            std::future::ready(Ok(value))
+        }
+    }
+
+    fn failing<T: Send + 'static>(&self) -> impl FnOnce() -> std::future::Ready<Result<T, String>> + Send + 'static {
+        let calls = self.0.clone();
+        move || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            std::future::ready(Err("source of truth is down".to_string()))
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+// ---------------------------------------------------------------- key/value port
+
+async fn kv_round_trips_values_and_reports_misses(f: Fixture) {
+    let kv: &dyn KvStore = &*f.backend;
+    let (a, b, c) = (f.k("a"), f.k("b"), f.k("c"));
+    kv.set(&a, b"alpha", None).await.unwrap();
+    kv.set(&b, &[0u8, 255, 1], Some(Duration::from_secs(60))).await.unwrap();
+    assert_eq!(kv.get(&a).await.unwrap().as_deref(), Some(&b"alpha"[..]));
+    assert_eq!(kv.get(&c).await.unwrap(), None);
+    let got = kv.mget(&[a.clone(), c.clone(), b.clone()]).await.unwrap();
+    assert_eq!(got, vec![Some(b"alpha".to_vec()), None, Some(vec![0, 255, 1])]);
+    assert_eq!(kv.delete(&[a.clone(), c.clone()]).await.unwrap(), 1);
+    assert_eq!(kv.get(&a).await.unwrap(), None);
+}
+
+async fn kv_values_expire_after_their_ttl(f: Fixture) {
+    let kv: &dyn KvStore = &*f.backend;
+    let (short, long, forever) = (f.k("short"), f.k("long"), f.k("forever"));
+    kv.set(&short, b"1", Some(Duration::from_millis(150))).await.unwrap();
+    kv.set(&long, b"2", Some(Duration::from_secs(600))).await.unwrap();
+    kv.set(&forever, b"3", None).await.unwrap();
+    assert!(matches!(kv.ttl(&short).await.unwrap(), KeyTtl::Expires(d) if d <= Duration::from_millis(150)));
+    assert_eq!(kv.ttl(&forever).await.unwrap(), KeyTtl::Persistent);
+    assert_eq!(kv.ttl(&f.k("none")).await.unwrap(), KeyTtl::Missing);
+    f.elapse(Duration::from_millis(400)).await;
+    assert_eq!(kv.get(&short).await.unwrap(), None, "expired");
+    assert_eq!(kv.get(&long).await.unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(kv.get(&forever).await.unwrap().as_deref(), Some(&b"3"[..]));
+}
+
+async fn kv_batches_cross_slots(f: Fixture) {
+    let kv: &dyn KvStore = &*f.backend;
+    let keys: Vec<String> = (0..100).map(|i| f.k(&format!("batch-{i}"))).collect();
+    let slots: std::collections::HashSet<u16> =
+        keys.iter().map(|k| livecache_cache::slot::slot(k.as_bytes())).collect();
+    assert!(slots.len() > 50, "the keys spread over many slots");
+    let entries: Vec<(String, Vec<u8>, Duration)> = keys
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 0)
+        .map(|(i, k)| (k.clone(), format!("v{i}").into_bytes(), Duration::from_secs(60)))
+        .collect();
+    kv.mset_with_ttl(&entries).await.unwrap();
+    let got = kv.mget(&keys).await.unwrap();
+    assert_eq!(got.len(), 100);
+    for (i, v) in got.iter().enumerate() {
+        let want = (i % 2 == 0).then(|| format!("v{i}").into_bytes());
+        assert_eq!(v, &want, "key {i} in request order");
+    }
+    assert!(matches!(kv.ttl(&keys[0]).await.unwrap(), KeyTtl::Expires(_)));
+    assert_eq!(kv.delete(&keys).await.unwrap(), 50);
+}
+
+async fn kv_pattern_delete_reaches_every_node(f: Fixture) {
+    let kv: &dyn KvStore = &*f.backend;
+    let doomed: Vec<(String, Vec<u8>, Duration)> =
+        (0..300).map(|i| (f.k(&format!("doomed:{i}")), b"x".to_vec(), Duration::from_secs(60))).collect();
+    kv.mset_with_ttl(&doomed).await.unwrap();
+    for i in 0..10 {
+        kv.set(&f.k(&format!("kept:{i}")), b"y", None).await.unwrap();
+    }
+    let pattern = format!("{}:raw:doomed:*", f.keys.root());
+    assert_eq!(kv.scan(&pattern, 10_000).await.unwrap().len(), 300);
+    assert_eq!(kv.scan(&pattern, 7).await.unwrap().len(), 7, "scan honours its limit");
+    assert_eq!(kv.delete_by_pattern(&pattern).await.unwrap(), 300);
+    assert!(kv.scan(&pattern, 10_000).await.unwrap().is_empty());
+    assert_eq!(kv.scan(&format!("{}:raw:kept:*", f.keys.root()), 100).await.unwrap().len(), 10);
+    if f.cluster {
+        // 300 keys over 3 masters: each held some, and each was emptied.
+        for node in shared_cluster().nodes() {
+            let left = node.cli(&["--scan", "--pattern", &pattern]).unwrap_or_default();
+            assert!(left.trim().is_empty(), "node {} still holds {left}", node.port());
+        }
+    }
+}
+
+async fn kv_set_if_absent_is_a_lock(f: Fixture) {
+    let kv: &dyn KvStore = &*f.backend;
+    let lock = f.k("lock");
+    assert!(kv.set_if_absent(&lock, b"me", Duration::from_secs(5)).await.unwrap());
+    assert!(!kv.set_if_absent(&lock, b"you", Duration::from_secs(5)).await.unwrap());
+    assert!(!kv.delete_if_equals(&lock, b"you").await.unwrap(), "only the owner releases");
+    assert!(kv.delete_if_equals(&lock, b"me").await.unwrap());
+    assert!(kv.set_if_absent(&lock, b"you", Duration::from_millis(100)).await.unwrap());
+    f.elapse(Duration::from_millis(300)).await;
+    assert!(kv.set_if_absent(&lock, b"me", Duration::from_secs(5)).await.unwrap(), "an expired lock is free");
+}
+
+async fn kv_bump_moves_forward_past_a_floor(f: Fixture) {
+    let kv: &dyn KvStore = &*f.backend;
+    let g = f.k("gen");
+    assert_eq!(kv.bump(&g, 0).await.unwrap(), 1);
+    assert_eq!(kv.bump(&g, 0).await.unwrap(), 2);
+    assert_eq!(kv.bump(&g, 1_700_000_000_000).await.unwrap(), 1_700_000_000_000);
+    assert_eq!(kv.bump(&g, 5).await.unwrap(), 1_700_000_000_001);
+    assert_eq!(kv.get(&g).await.unwrap().as_deref(), Some(&b"1700000000001"[..]));
+    assert_eq!(kv.ttl(&g).await.unwrap(), KeyTtl::Persistent);
+}
+
+async fn kv_info_reports_server_figures(f: Fixture) {
+    let kv: &dyn KvStore = &*f.backend;
+    kv.set(&f.k("info"), b"x", None).await.unwrap();
+    let _ = kv.get(&f.k("info")).await.unwrap();
+    let info = kv.info().await.unwrap();
+    assert!(!info.version.is_empty());
+    assert!(info.keys >= 1);
+    assert!(info.keyspace_hits >= 1);
+    assert_eq!(info.nodes, if f.cluster { 3 } else { 1 });
+}
+
+// ---------------------------------------------------------------- counters port
+
+async fn counters_increment_read_and_drain(f: Fixture) {
+    let c: &dyn Counters = &*f.backend;
+    let h = f.k("views");
+    assert_eq!(c.incr(&h, "p1", 1).await.unwrap(), 1);
+    assert_eq!(c.incr(&h, "p1", 2).await.unwrap(), 3);
+    c.incr_many(&h, &[("p2".into(), 5), ("p1".into(), 1)]).await.unwrap();
+    assert_eq!(c.field(&h, "p1").await.unwrap(), 4);
+    assert_eq!(c.field(&h, "nope").await.unwrap(), 0);
+    assert_eq!(c.fields(&h).await.unwrap(), HashMap::from([("p1".into(), 4), ("p2".into(), 5)]));
+    assert_eq!(c.drain(&h).await.unwrap(), HashMap::from([("p1".into(), 4), ("p2".into(), 5)]));
+    assert!(c.fields(&h).await.unwrap().is_empty());
+    assert!(c.drain(&h).await.unwrap().is_empty());
+}
+
+async fn counters_drain_racing_with_increments_loses_nothing(f: Fixture) {
+    let h = f.k("race");
+    let writers = 8;
+    let per_writer = 400;
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let backend = f.backend.clone();
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_writer {
+                backend.incr(&h, &format!("p{}", (w + i) % 7), 1).await.unwrap();
+            }
+        }));
+    }
+    let drainer = {
+        let backend = f.backend.clone();
+        let h = h.clone();
+        tokio::spawn(async move {
+            let mut total = 0i64;
+            for _ in 0..50 {
+                total += backend.drain(&h).await.unwrap().values().sum::<i64>();
+                tokio::task::yield_now().await;
+            }
+            total
+        })
+    };
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut total = drainer.await.unwrap();
+    total += f.backend.drain(&h).await.unwrap().values().sum::<i64>();
+    assert_eq!(total, (writers * per_writer) as i64, "every increment drained exactly once");
+}
+
+async fn counters_move_aside_within_one_slot(f: Fixture) {
+    let pending = f.keys.tagged_key("views", "pending", &["products"]).unwrap().to_string();
+    let batch = f.keys.tagged_key("views", "batch", &["b1"]).unwrap().to_string();
+    assert!(!f.backend.move_to(&pending, &batch).await.unwrap(), "nothing to move");
+    f.backend.incr(&pending, "p1", 3).await.unwrap();
+    assert!(f.backend.move_to(&pending, &batch).await.unwrap());
+    assert!(f.backend.fields(&pending).await.unwrap().is_empty());
+    f.backend.incr(&pending, "p1", 1).await.unwrap();
+    assert!(!f.backend.move_to(&pending, &batch).await.unwrap(), "an unfinished batch is never overwritten");
+    assert_eq!(f.backend.fields(&batch).await.unwrap(), HashMap::from([("p1".into(), 3)]));
+    assert_eq!(f.backend.field(&pending, "p1").await.unwrap(), 1);
+}
+
+// ---------------------------------------------------------------- expiry index port
+
+async fn expiry_index_orders_by_due_time(f: Fixture) {
+    let idx: &dyn ExpiryIndex = &*f.backend;
+    let i = f.k("offers-expiry");
+    let t0 = 1_700_000_000_000u64;
+    for (id, at) in [("o1", t0 + 10), ("o2", t0 + 5), ("o3", t0 + 60_000), ("o4", t0 + 20)] {
+        idx.schedule(&i, id, at).await.unwrap();
+    }
+    assert_eq!(idx.count(&i).await.unwrap(), 4);
+    let due = idx.due(&i, t0 + 15, 10).await.unwrap();
+    assert_eq!(due, vec![("o2".to_string(), t0 + 5), ("o1".to_string(), t0 + 10)]);
+    assert_eq!(idx.due(&i, t0 + 100, 2).await.unwrap().len(), 2, "limit");
+    let soon = idx.due_within(&i, t0 + 10, Duration::from_millis(10), 10).await.unwrap();
+    assert_eq!(soon, vec![("o1".to_string(), t0 + 10), ("o4".to_string(), t0 + 20)]);
+    assert!(idx.extend(&i, "o2", t0 + 90_000).await.unwrap());
+    assert!(!idx.extend(&i, "ghost", t0).await.unwrap(), "extend never creates");
+    assert_eq!(idx.scheduled_at(&i, "o2").await.unwrap(), Some(t0 + 90_000));
+    assert_eq!(idx.scheduled_at(&i, "ghost").await.unwrap(), None);
+    assert_eq!(idx.due(&i, t0 + 15, 10).await.unwrap(), vec![("o1".to_string(), t0 + 10)]);
+    assert_eq!(idx.remove(&i, &["o1".into(), "ghost".into()]).await.unwrap(), 1);
+    assert_eq!(idx.count(&i).await.unwrap(), 3);
+}
+
+// ---------------------------------------------------------------- policies
+
+async fn read_through_loads_once_then_hits(f: Fixture) {
+    let cache = f.cache();
+    let key = cache.key("products", &["p-1"]).unwrap();
+    let calls = Calls::default();
+    let first = cache.get_or_load(&key, &policy(), calls.loader(item("p-1", 10))).await.unwrap();
+    assert_eq!((first.source, first.cached()), (Source::Loaded, false));
+    let second = cache.get_or_load(&key, &policy(), calls.loader(item("p-1", 99))).await.unwrap();
+    assert_eq!(second.value, item("p-1", 10));
+    assert_eq!((second.source, second.cached()), (Source::Hit, true));
+    assert_eq!(calls.count(), 1);
+    let r = cache.report();
+    assert_eq!((r.counts.hits, r.counts.misses, r.counts.loads, r.counts.sets), (1, 1, 1, 1));
+}
+
+async fn values_expire_on_the_controlled_clock(f: Fixture) {
+    let cache = f.cache();
+    let key = cache.key("products", &["p-2"]).unwrap();
+    let calls = Calls::default();
+    cache.get_or_load(&key, &policy(), calls.loader(item("p-2", 1))).await.unwrap();
+    f.clock.advance(Duration::from_secs(59));
+    assert_eq!(cache.get_or_load(&key, &policy(), calls.loader(item("p-2", 2))).await.unwrap().source, Source::Hit);
+    f.clock.advance(Duration::from_secs(2));
+    let after = cache.get_or_load(&key, &policy(), calls.loader(item("p-2", 2))).await.unwrap();
+    assert_eq!((after.source, after.value.price), (Source::Loaded, 2));
+    assert_eq!(calls.count(), 2);
+}
+
+async fn stale_value_is_served_while_refresh_runs(f: Fixture) {
+    let cache = f.cache();
+    let swr = Policy::ttl(Duration::from_secs(10)).jitter(0.0).stale_while_revalidate(Duration::from_secs(60));
+    let key = cache.key("products", &["p-3"]).unwrap();
+    let calls = Calls::default();
+    cache.get_or_load(&key, &swr, calls.loader(item("p-3", 1))).await.unwrap();
+    f.clock.advance(Duration::from_secs(11));
+    let stale = cache.get_or_load(&key, &swr, calls.loader(item("p-3", 2))).await.unwrap();
+    assert_eq!((stale.source, stale.value.price), (Source::Stale, 1), "stale served at once");
+    // A second stale read while the refresh is pending does not queue another.
+    let again = cache.get_or_load(&key, &swr, calls.loader(item("p-3", 3))).await.unwrap();
+    assert_eq!(again.source, Source::Stale);
+    assert_eq!(f.tasks.pending(), 1, "one refresh handed to the task runner");
+    assert_eq!(calls.count(), 1, "nothing loaded inline");
+    assert_eq!(f.tasks.run_all().await, 1);
+    assert_eq!(calls.count(), 2);
+    let fresh = cache.get_or_load(&key, &swr, calls.loader(item("p-3", 4))).await.unwrap();
+    assert_eq!((fresh.source, fresh.value.price), (Source::Hit, 2), "the refresh landed");
+    f.clock.advance(Duration::from_secs(10 + 61));
+    let gone = cache.get_or_load(&key, &swr, calls.loader(item("p-3", 5))).await.unwrap();
+    assert_eq!(gone.source, Source::Loaded, "past the hard TTL the value is gone");
+    assert_eq!(cache.report().counts.refreshes, 1);
+}
+
+async fn concurrent_misses_load_once(f: Fixture) {
+    let cache = f.cache();
+    let key = cache.key("feeds", &["hot"]).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (cache, key, calls) = (cache.clone(), key.clone(), calls.clone());
+        tasks.push(tokio::spawn(async move {
+            cache
+                .get_or_load(&key, &policy(), move || async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Ok::<_, String>(item("hot", 7))
+                })
+                .await
+                .unwrap()
+        }));
+    }
+    let mut sources = HashMap::new();
+    for t in tasks {
+        let got = t.await.unwrap();
+        assert_eq!(got.value, item("hot", 7));
+        *sources.entry(got.source).or_insert(0) += 1;
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "50 concurrent misses, one load: {sources:?}");
+    assert_eq!(sources.get(&Source::Loaded), Some(&1));
+}
+
+async fn instances_share_one_load_through_the_lock(f: Fixture) {
+    let a = f.cache();
+    let b = f.cache(); // a second instance: its own single-flight map, the same backend
+    let p = policy().lock(Duration::from_secs(5), Duration::from_secs(3));
+    let key = a.key("feeds", &["cross"]).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let load = |calls: Arc<AtomicUsize>| {
+        move || async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok::<_, String>(item("cross", 1))
+        }
+    };
+    let (ra, rb) =
+        tokio::join!(a.get_or_load(&key, &p, load(calls.clone())), b.get_or_load(&key, &p, load(calls.clone())));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.value, rb.value);
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "one load across instances");
+    let mut sources = [ra.source, rb.source];
+    sources.sort_by_key(|s| format!("{s:?}"));
+    assert_eq!(sources, [Source::Coalesced, Source::Loaded]);
+}
+
+async fn failing_loader_falls_back_to_stale_value(f: Fixture) {
+    let cache = f.cache();
+    let p = Policy::ttl(Duration::from_secs(10)).jitter(0.0).fail_safe(Duration::from_secs(300));
+    let key = cache.key("products", &["p-4"]).unwrap();
+    let calls = Calls::default();
+    cache.get_or_load(&key, &p, calls.loader(item("p-4", 1))).await.unwrap();
+    f.clock.advance(Duration::from_secs(60));
+    let got = cache.get_or_load(&key, &p, calls.failing::<Item>()).await.unwrap();
+    assert_eq!((got.source, got.value.price, got.is_stale()), (Source::FailSafe, 1, true));
+    // The loader recovers: a fresh value replaces the stale one.
+    let got = cache.get_or_load(&key, &p, calls.loader(item("p-4", 2))).await.unwrap();
+    assert_eq!((got.source, got.value.price), (Source::Loaded, 2));
+    // Past the fail-safe window nothing stands in.
+    f.clock.advance(Duration::from_secs(10 + 301));
+    let err = cache.get_or_load(&key, &p, calls.failing::<Item>()).await.unwrap_err();
+    assert!(matches!(err, LoadError::Loader(_)), "{err:?}");
+    assert_eq!(cache.report().counts.fail_safe, 1);
+}
+
+async fn slow_loader_times_out(f: Fixture) {
+    let cache = f.cache();
+    let p = policy().load_timeout(Duration::from_millis(50));
+    let key = cache.key("products", &["slow"]).unwrap();
+    let err = cache
+        .get_or_load(&key, &p, || async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok::<_, String>(item("slow", 1))
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LoadError::Timeout(_)), "{err:?}");
+}
+
+async fn large_values_are_compressed_and_capped(f: Fixture) {
+    let cache = f.cache();
+    let big: Vec<Item> = (0..100).map(|i| item(&format!("p-{i}"), i)).collect();
+    let key = cache.key("feeds", &["big"]).unwrap();
+    cache.set(&key, &big, &policy()).await.unwrap();
+    let raw = KvStore::get(&*f.backend, key.as_str()).await.unwrap().unwrap();
+    let e = entry::read(&raw).unwrap();
+    assert_eq!(e.tag, TAG_ZLIB_JSON);
+    let json_len = serde_json::to_vec(&big).unwrap().len();
+    assert!(raw.len() < json_len / 3, "{} bytes stored for {json_len} bytes of JSON", raw.len());
+    let back = cache.get::<Vec<Item>>(&key).await.unwrap();
+    assert_eq!(back.value, big);
+    // A reader whose cap is below the decompressed size treats the value as a miss.
+    let capped = f.cache_with(Codec { max_decoded: 1024, ..Codec::default() });
+    assert!(capped.get::<Vec<Item>>(&key).await.is_none());
+    let calls = Calls::default();
+    let reloaded = capped.get_or_load(&key, &policy(), calls.loader(vec![item("small", 1)])).await.unwrap();
+    assert_eq!(reloaded.source, Source::Loaded);
+    assert_eq!(capped.report().counts.decode_errors, 2);
+}
+
+async fn corrupt_values_are_misses_not_errors(f: Fixture) {
+    let cache = f.cache();
+    let key = cache.key("products", &["corrupt"]).unwrap();
+    f.backend.set(key.as_str(), b"\x00garbage that is not an entry", None).await.unwrap();
+    let calls = Calls::default();
+    let got = cache.get_or_load(&key, &policy(), calls.loader(item("corrupt", 1))).await.unwrap();
+    assert_eq!(got.source, Source::Loaded);
+    // A well-framed entry whose body is not JSON of the right type is a miss too.
+    let stamp = cache.current_stamp("products").await.unwrap();
+    let now = f.clock.now_ms();
+    let times = entry::Times { fresh_until: now + 60_000, stale_until: now + 60_000, keep_until: now + 60_000 };
+    f.backend.set(key.as_str(), &entry::write(stamp, times, 0x01, b"{\"nope\":"), None).await.unwrap();
+    let got = cache.get_or_load(&key, &policy(), calls.loader(item("corrupt", 2))).await.unwrap();
+    assert_eq!((got.source, got.value.price), (Source::Loaded, 2));
+}
+
+async fn namespace_invalidation_is_o1_and_scoped(f: Fixture) {
+    let cache = f.cache();
+    let calls = Calls::default();
+    let feed1 = cache.key("feeds", &["1"]).unwrap();
+    let feed2 = cache.key("feeds", &["2"]).unwrap();
+    let prod = cache.key("products", &["1"]).unwrap();
+    for k in [&feed1, &feed2, &prod] {
+        cache.get_or_load(k, &policy(), calls.loader(item("x", 1))).await.unwrap();
+    }
+    let g1 = cache.invalidate_namespace("feeds").await.unwrap();
+    let g2 = cache.invalidate_namespace("feeds").await.unwrap();
+    assert!(g2 > g1);
+    assert_eq!(cache.get_or_load(&feed1, &policy(), calls.loader(item("x", 2))).await.unwrap().source, Source::Loaded);
+    assert!(cache.get::<Item>(&feed2).await.is_none());
+    assert_eq!(cache.get_or_load(&prod, &policy(), calls.loader(item("x", 3))).await.unwrap().source, Source::Hit);
+}
+
+async fn a_load_racing_an_invalidation_never_resurrects_old_data(f: Fixture) {
+    let cache = f.cache();
+    let key = cache.key("feeds", &["race"]).unwrap();
+    let c2 = cache.clone();
+    // The invalidation lands while the (old) load is in flight.
+    let got = cache
+        .get_or_load(&key, &policy(), move || async move {
+            c2.invalidate_namespace("feeds").await.unwrap();
+            Ok::<_, String>(item("old", 1))
+        })
+        .await
+        .unwrap();
+    assert_eq!(got.source, Source::Loaded);
+    assert!(cache.get::<Item>(&key).await.is_none(), "the value loaded before the invalidation is not served after it");
+}
+
+async fn version_bump_invalidates_everything(f: Fixture) {
+    let cache = f.cache();
+    let calls = Calls::default();
+    let a = cache.key("feeds", &["1"]).unwrap();
+    let b = cache.key("products", &["1"]).unwrap();
+    cache.get_or_load(&a, &policy(), calls.loader(item("a", 1))).await.unwrap();
+    cache.get_or_load(&b, &policy(), calls.loader(item("b", 1))).await.unwrap();
+    let e1 = cache.bump_version().await.unwrap();
+    assert!(e1 > 0);
+    assert!(cache.get::<Item>(&a).await.is_none());
+    assert!(cache.get::<Item>(&b).await.is_none());
+    assert!(cache.bump_version().await.unwrap() > e1);
+}
+
+async fn pattern_and_key_invalidation_delete(f: Fixture) {
+    let cache = f.cache();
+    for page in 1..=30 {
+        cache
+            .set(&cache.key("feeds", &["discover", &page.to_string()]).unwrap(), &item("x", page), &policy())
+            .await
+            .unwrap();
+    }
+    cache.set(&cache.key("feeds", &["community", "1"]).unwrap(), &item("c", 1), &policy()).await.unwrap();
+    assert_eq!(cache.count("feeds", 1000).await.unwrap(), 31);
+    assert_eq!(cache.invalidate_pattern("feeds", "discover:*").await.unwrap(), 30);
+    assert_eq!(cache.count("feeds", 1000).await.unwrap(), 1);
+    assert_eq!(cache.invalidate(&cache.key("feeds", &["community", "1"]).unwrap()).await.unwrap(), 1);
+    assert!(cache.invalidate_pattern("feeds", "[a-z]*").await.is_err(), "character classes are refused");
+}
+
+async fn unknown_ids_are_cached_briefly_as_missing(f: Fixture) {
+    let cache = f.cache();
+    let p = policy().negative(Duration::from_secs(30));
+    let key = cache.key("products", &["ghost"]).unwrap();
+    let calls = Calls::default();
+    let first = cache.get_or_load(&key, &p, calls.loader(None::<Item>)).await.unwrap();
+    assert_eq!((first.value, first.source), (None, Source::Loaded));
+    let second = cache.get_or_load(&key, &p, calls.loader(Some(item("ghost", 1)))).await.unwrap();
+    assert_eq!((second.value, second.source), (None, Source::Hit));
+    f.clock.advance(Duration::from_secs(31));
+    let third = cache.get_or_load(&key, &p, calls.loader(Some(item("ghost", 1)))).await.unwrap();
+    assert_eq!(third.value, Some(item("ghost", 1)));
+    assert_eq!(calls.count(), 2);
+}
+
+async fn batch_reads_hit_once_load_misses_once_and_keep_order(f: Fixture) {
+    let cache = f.cache();
+    let ids: Vec<String> = (0..100).map(|i| format!("u{i}")).collect();
+    let keys: Vec<_> = ids.iter().map(|id| cache.key("users", &[id]).unwrap()).collect();
+    for i in (0..100).step_by(5) {
+        cache.set(&keys[i], &item(&ids[i], i as u32), &policy()).await.unwrap();
+    }
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let asked2 = asked.clone();
+    let ids2 = ids.clone();
+    let batch = cache
+        .get_many_or_load(&keys, &policy(), move |missing: Vec<usize>| async move {
+            asked2.lock().unwrap().push(missing.clone());
+            // The source knows every id but the multiples of 7.
+            Ok::<_, String>(missing.iter().map(|&i| (i % 7 != 0).then(|| item(&ids2[i], 1000 + i as u32))).collect())
+        })
+        .await
+        .unwrap();
+    assert_eq!((batch.hits, batch.misses), (20, 80));
+    assert_eq!(asked.lock().unwrap().len(), 1, "one batched load");
+    assert_eq!(asked.lock().unwrap()[0].len(), 80);
+    for (i, v) in batch.values.iter().enumerate() {
+        let want = if i % 5 == 0 {
+            Some(item(&ids[i], i as u32))
+        } else if i % 7 == 0 {
+            None
+        } else {
+            Some(item(&ids[i], 1000 + i as u32))
+        };
+        assert_eq!(v, &want, "position {i}");
+    }
+    let again = cache
+        .get_many_or_load(&keys, &policy(), |missing: Vec<usize>| async move {
+            Ok::<_, String>(missing.iter().map(|_| None::<Item>).collect())
+        })
+        .await
+        .unwrap();
+    // Multiples of 7 that are not multiples of 5 were unknown and not cached: 12 of them.
+    assert_eq!(again.misses, 12, "only the unknown ids miss again");
+}
+
+async fn batch_falls_back_to_stale_values_when_the_source_fails(f: Fixture) {
+    let cache = f.cache();
+    let p = Policy::ttl(Duration::from_secs(10)).jitter(0.0).fail_safe(Duration::from_secs(600));
+    let keys: Vec<_> = (0..3).map(|i| cache.key("users", &[&format!("s{i}")]).unwrap()).collect();
+    for (i, k) in keys.iter().enumerate() {
+        cache.set(k, &item("s", i as u32), &p).await.unwrap();
+    }
+    f.clock.advance(Duration::from_secs(20));
+    let batch = cache
+        .get_many_or_load(&keys, &p, |_m: Vec<usize>| async { Err::<Vec<Option<Item>>, _>("db down") })
+        .await
+        .unwrap();
+    assert_eq!(batch.fail_safe, 3);
+    assert_eq!(batch.values[2], Some(item("s", 2)));
+}
+
+async fn warming_loads_only_what_is_missing(f: Fixture) {
+    let cache = f.cache();
+    let keys: Vec<_> = (1..=10).map(|p| cache.key("feeds", &["discover", &p.to_string()]).unwrap()).collect();
+    for k in &keys[..3] {
+        cache.set(k, &item("pre", 0), &policy()).await.unwrap();
+    }
+    let loads = Arc::new(AtomicUsize::new(0));
+    let items = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let loads = loads.clone();
+            (k.clone(), async move {
+                loads.fetch_add(1, Ordering::SeqCst);
+                if i == 9 {
+                    Err("page 10 failed".to_string())
+                } else {
+                    Ok(item("warm", i as u32))
+                }
+            })
+        })
+        .collect();
+    let report = cache.warm(items, &policy()).await;
+    assert_eq!((report.requested, report.warmed, report.already_cached, report.failed), (10, 6, 3, 1));
+    assert_eq!(loads.load(Ordering::SeqCst), 7);
+    assert_eq!(cache.get::<Item>(&keys[4]).await.unwrap().value, item("warm", 4));
+}
+
+async fn stats_aggregate_across_instances(f: Fixture) {
+    let a = f.cache();
+    let b = f.cache();
+    let calls = Calls::default();
+    let key = a.key("products", &["s"]).unwrap();
+    a.get_or_load(&key, &policy(), calls.loader(item("s", 1))).await.unwrap();
+    b.get_or_load(&key, &policy(), calls.loader(item("s", 1))).await.unwrap();
+    b.get_or_load(&key, &policy(), calls.loader(item("s", 1))).await.unwrap();
+    a.flush_stats().await.unwrap();
+    b.flush_stats().await.unwrap();
+    b.flush_stats().await.unwrap(); // a second flush adds nothing new
+    let all = a.aggregate_stats().await.unwrap();
+    assert_eq!((all.counts.hits, all.counts.misses, all.counts.loads), (2, 1, 1));
+    assert!((all.hit_rate - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(all.latency.count, 3);
+    assert!(all.latency.p99_us >= all.latency.p50_us);
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Fixture::memory(stringify!($name)).await).await }) *
+        }
+        mod redis_single_node {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Fixture::redis(stringify!($name)).await).await }) *
+        }
+        mod redis_cluster {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Fixture::cluster(stringify!($name)).await).await }) *
+        }
+    };
+}
+
+contract!(
+    kv_round_trips_values_and_reports_misses,
+    kv_values_expire_after_their_ttl,
+    kv_batches_cross_slots,
+    kv_pattern_delete_reaches_every_node,
+    kv_set_if_absent_is_a_lock,
+    kv_bump_moves_forward_past_a_floor,
+    kv_info_reports_server_figures,
+    counters_increment_read_and_drain,
+    counters_drain_racing_with_increments_loses_nothing,
+    counters_move_aside_within_one_slot,
+    expiry_index_orders_by_due_time,
+    read_through_loads_once_then_hits,
+    values_expire_on_the_controlled_clock,
+    stale_value_is_served_while_refresh_runs,
+    concurrent_misses_load_once,
+    instances_share_one_load_through_the_lock,
+    failing_loader_falls_back_to_stale_value,
+    slow_loader_times_out,
+    large_values_are_compressed_and_capped,
+    corrupt_values_are_misses_not_errors,
+    namespace_invalidation_is_o1_and_scoped,
+    a_load_racing_an_invalidation_never_resurrects_old_data,
+    version_bump_invalidates_everything,
+    pattern_and_key_invalidation_delete,
+    unknown_ids_are_cached_briefly_as_missing,
+    batch_reads_hit_once_load_misses_once_and_keep_order,
+    batch_falls_back_to_stale_values_when_the_source_fails,
+    warming_loads_only_what_is_missing,
+    stats_aggregate_across_instances,
+);

@@ -1,0 +1,129 @@
+//! Faults against a real redis-server that these tests own: killed, frozen, absent at start.
+//!
+//! The bound: with `command_timeout` = 100 ms and a loader of ~1 ms, no `get_or_load` takes
+//! longer than 100 ms + loader + scheduling slack (asserted as < 400 ms), and once the circuit
+//! opens (3 failures) calls skip Redis entirely (asserted < 50 ms each).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use livecache_cache::breaker::BreakerConfig;
+use livecache_cache::{Cache, Keyspace, Policy, RedisBackend, RedisConfig, Source};
+use livecache_testkit::{free_port, unique_prefix, RedisServer};
+
+fn config(url: &str) -> RedisConfig {
+    let mut cfg = RedisConfig::from_url(url).unwrap();
+    cfg.connect_timeout = Duration::from_millis(100);
+    cfg.command_timeout = Duration::from_millis(100);
+    cfg.breaker = BreakerConfig { threshold: 3, cooldown: Duration::from_millis(300) };
+    cfg
+}
+
+fn cache_on(backend: Arc<RedisBackend>) -> Cache {
+    Cache::builder(backend).keyspace(Keyspace::new(Some(&unique_prefix("faults")), "v1").unwrap()).build()
+}
+
+fn policy() -> Policy {
+    Policy::ttl(Duration::from_secs(60)).jitter(0.0)
+}
+
+async fn lookup(cache: &Cache, id: &str) -> (Source, Duration) {
+    let key = cache.key("products", &[id]).unwrap();
+    let started = Instant::now();
+    let id = id.to_string();
+    let got = cache
+        .get_or_load(&key, &policy(), move || async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            Ok::<_, String>(format!("value of {id}"))
+        })
+        .await
+        .expect("the loader answers whatever Redis does");
+    (got.source, started.elapsed())
+}
+
+/// Polls until a lookup is served from Redis again.
+async fn wait_for_hit(cache: &Cache, id: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (source, _) = lookup(cache, id).await;
+        if source == Source::Hit {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "cache never recovered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_redis_degrades_to_the_loader_with_bounded_latency_and_recovers() {
+    let server = RedisServer::start();
+    let backend = Arc::new(RedisBackend::connect(config(&server.url())).await.unwrap());
+    let cache = cache_on(backend.clone());
+    assert_eq!(lookup(&cache, "a").await.0, Source::Loaded);
+    assert_eq!(lookup(&cache, "a").await.0, Source::Hit);
+
+    server.kill();
+    let mut worst = Duration::ZERO;
+    for i in 0..50 {
+        let (source, took) = lookup(&cache, &format!("down-{i}")).await;
+        assert_eq!(source, Source::Loaded);
+        worst = worst.max(took);
+    }
+    assert!(worst < Duration::from_millis(400), "worst lookup with Redis dead took {worst:?}");
+    assert!(backend.circuit_open(), "repeated failures open the circuit");
+    let (_, took) = lookup(&cache, "while-open").await;
+    assert!(took < Duration::from_millis(50), "an open circuit costs nothing: {took:?}");
+
+    server.restart();
+    let recovered_in = wait_for_hit_after_store(&cache).await;
+    assert!(!backend.circuit_open());
+    eprintln!("worst lookup while down: {worst:?}; recovered {recovered_in:?} after restart");
+}
+
+/// After a restart the server is empty: store once, then expect a hit.
+async fn wait_for_hit_after_store(cache: &Cache) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (source, _) = lookup(cache, "after").await;
+        if source == Source::Hit {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "cache never recovered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_redis_costs_at_most_the_command_timeout() {
+    let server = RedisServer::start();
+    let backend = Arc::new(RedisBackend::connect(config(&server.url())).await.unwrap());
+    let cache = cache_on(backend.clone());
+    assert_eq!(lookup(&cache, "f").await.0, Source::Loaded);
+    let pid = server
+        .cli(&["INFO", "server"])
+        .and_then(|i| i.lines().find_map(|l| l.strip_prefix("process_id:")).map(|p| p.trim().to_string()))
+        .unwrap();
+    // SIGSTOP: the socket stays open but nothing answers, as with a network partition.
+    std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    let mut worst = Duration::ZERO;
+    for i in 0..20 {
+        let (source, took) = lookup(&cache, &format!("frozen-{i}")).await;
+        assert_eq!(source, Source::Loaded);
+        worst = worst.max(took);
+    }
+    std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    assert!(worst < Duration::from_millis(400), "worst lookup with Redis frozen took {worst:?}");
+    let recovered = wait_for_hit(&cache, "f").await;
+    eprintln!("worst lookup while frozen: {worst:?}; recovered in {recovered:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absent_redis_at_start_up_does_not_fail_init_and_is_picked_up_later() {
+    let port = free_port(false);
+    let started = Instant::now();
+    let backend = Arc::new(RedisBackend::connect(config(&format!("redis://127.0.0.1:{port}"))).await.unwrap());
+    assert!(started.elapsed() < Duration::from_millis(500), "init is bounded by the connect timeout");
+    let cache = cache_on(backend);
+    assert_eq!(lookup(&cache, "x").await.0, Source::Loaded);
+    assert!(cache.report().counts.errors >= 1);
+}
