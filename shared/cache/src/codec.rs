@@ -2,11 +2,11 @@
 //! knows which, and capped on the way back in so a corrupt or hostile value cannot blow up
 //! memory.
 
-use std::io::{Read, Write};
+use std::cell::RefCell;
+use std::io::Write;
 
-use flate2::read::ZlibDecoder;
 use flate2::write::ZlibEncoder;
-use flate2::Compression;
+use flate2::{Compression, Decompress, FlushDecompress, Status};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -65,14 +65,7 @@ impl Codec {
                 }
                 Ok(std::borrow::Cow::Borrowed(body))
             }
-            TAG_ZLIB_JSON => {
-                let mut out = Vec::with_capacity((body.len() * 4).min(self.max_decoded));
-                ZlibDecoder::new(body).take(self.max_decoded as u64 + 1).read_to_end(&mut out)?;
-                if out.len() > self.max_decoded {
-                    return Err(CodecError::TooLarge { limit: self.max_decoded });
-                }
-                Ok(std::borrow::Cow::Owned(out))
-            }
+            TAG_ZLIB_JSON => inflate_capped(body, self.max_decoded).map(std::borrow::Cow::Owned),
             other => Err(CodecError::UnknownFormat(other)),
         }
     }
@@ -82,6 +75,37 @@ impl Codec {
         let json = self.unpack_json(tag, body)?;
         Ok(serde_json::from_slice(&json)?)
     }
+}
+
+thread_local! {
+    // Building an inflater allocates and initialises its window; for values of a few KiB that
+    // costs more than inflating them, so each thread keeps one and resets it.
+    static INFLATER: RefCell<Decompress> = RefCell::new(Decompress::new(true));
+}
+
+/// Inflates a zlib stream, refusing to produce more than `cap` bytes.
+fn inflate_capped(body: &[u8], cap: usize) -> Result<Vec<u8>, CodecError> {
+    INFLATER.with(|cell| {
+        let mut inflater = cell.borrow_mut();
+        inflater.reset(true);
+        let mut out: Vec<u8> = Vec::with_capacity((body.len() * 4).clamp(256, cap.saturating_add(1)));
+        loop {
+            let consumed = inflater.total_in() as usize;
+            let status = inflater
+                .decompress_vec(&body[consumed..], &mut out, FlushDecompress::Finish)
+                .map_err(|e| CodecError::Zlib(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+            if out.len() > cap {
+                return Err(CodecError::TooLarge { limit: cap });
+            }
+            match status {
+                Status::StreamEnd => return Ok(out),
+                _ if out.len() < out.capacity() && inflater.total_in() as usize == body.len() => {
+                    return Err(CodecError::Zlib(std::io::ErrorKind::UnexpectedEof.into()));
+                }
+                _ => out.reserve((out.capacity()).min(cap + 1 - out.len()).max(256)),
+            }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -108,6 +132,21 @@ mod tests {
         let (tag, body) = Codec::default().pack_json(bomb);
         assert_eq!(tag, TAG_ZLIB_JSON);
         assert!(matches!(codec.unpack_json(tag, &body), Err(CodecError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn truncated_streams_are_errors_and_the_inflater_recovers() {
+        let codec = Codec::default();
+        let big: Vec<String> = (0..500).map(|i| format!("item-{i}")).collect();
+        let (tag, body) = codec.encode(&big).unwrap();
+        assert!(codec.decode::<Vec<String>>(tag, &body[..body.len() / 2]).is_err());
+        assert_eq!(codec.decode::<Vec<String>>(tag, &body).unwrap(), big, "the shared inflater was reset");
+        // Output exactly at the cap is accepted; one byte over is not.
+        let json = serde_json::to_vec(&big).unwrap();
+        let at_cap = Codec { max_decoded: json.len(), ..Codec::default() };
+        assert!(at_cap.decode::<Vec<String>>(tag, &body).is_ok());
+        let below = Codec { max_decoded: json.len() - 1, ..Codec::default() };
+        assert!(matches!(below.unpack_json(tag, &body), Err(CodecError::TooLarge { .. })));
     }
 
     #[test]
