@@ -13,3 +13,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+
+# moto's server (DynamoDB and EventBridge emulator) in a project-local venv.
+if [ ! -x .venv/bin/moto_server ]; then
+  echo "installing moto[server] into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check 'moto[server]>=5.1,<6'
+fi

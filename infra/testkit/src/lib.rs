@@ -2,7 +2,8 @@
 //!
 //! * [`RedisServer`]: one `redis-server` on a free loopback port, with no persistence.
 //! * [`RedisCluster`]: N masters with cluster mode on, joined with `redis-cli --cluster create`.
-//! * [`shared_redis`] / [`shared_cluster`]: one of each per test binary, for tests that only
+//! * [`MotoServer`]: moto's server (DynamoDB, EventBridge, SQS emulator) from the project venv.
+//! * [`shared_redis`] / [`shared_cluster`] / [`shared_moto`]: one of each per test binary, for tests that only
 //!   need isolation by key prefix (see [`unique_prefix`]). Tests that kill a server start their own.
 //!
 //! Every server runs under a small shell watchdog that stops it once the test process is gone,
@@ -68,24 +69,7 @@ impl RedisServer {
                     .map(String::from),
             );
         }
-        let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
-        // The watchdog: runs redis-server in the background and stops it when the test
-        // process (our pid) or the server itself goes away.
-        let script = format!(
-            "redis-server {args} & R=$!; trap 'kill $R 2>/dev/null; exit 0' TERM INT; \
-             while kill -0 {parent} 2>/dev/null && kill -0 $R 2>/dev/null; do sleep 0.3; done; \
-             kill $R 2>/dev/null; wait $R 2>/dev/null",
-            args = quoted.join(" "),
-            parent = std::process::id()
-        );
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("spawning redis-server (is it installed?): {e}"))?;
+        let child = spawn_watched("redis-server", &args)?;
         *self.watchdog.lock().unwrap() = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
@@ -273,6 +257,82 @@ pub fn wait_for_port(addr: &str, timeout: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(25));
     }
     false
+}
+
+/// Starts `program args…` under a shell watchdog that stops it when this process (or the
+/// program itself) goes away, so no server outlives the tests that started it.
+pub fn spawn_watched(program: &str, args: &[String]) -> Result<Child, String> {
+    let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+    let script = format!(
+        "{program} {args} & R=$!; trap 'kill $R 2>/dev/null; exit 0' TERM INT; \
+         while kill -0 {parent} 2>/dev/null && kill -0 $R 2>/dev/null; do sleep 0.3; done; \
+         kill $R 2>/dev/null; wait $R 2>/dev/null",
+        program = shell_quote(program),
+        args = quoted.join(" "),
+        parent = std::process::id()
+    );
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("spawning {program}: {e}"))
+}
+
+/// moto's server: DynamoDB, EventBridge and SQS on one loopback port.
+#[derive(Debug)]
+pub struct MotoServer {
+    port: u16,
+    watchdog: Mutex<Option<Child>>,
+}
+
+impl MotoServer {
+    /// Starts `moto_server` from the workspace's `.venv` (installed by `infra/setup.sh`) or
+    /// from `$MOTO_SERVER`.
+    pub fn start() -> Self {
+        let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+            root.join(".venv/bin/moto_server").display().to_string()
+        });
+        assert!(
+            Path::new(&program).is_file() || on_path(&program),
+            "{program} not found: run infra/setup.sh (it installs moto[server] into .venv)"
+        );
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port(false);
+            let child = spawn_watched(&program, &["-H".into(), "127.0.0.1".into(), "-p".into(), port.to_string()])
+                .unwrap_or_else(|e| panic!("{e}"));
+            let server = MotoServer { port, watchdog: Mutex::new(Some(child)) };
+            if wait_for_port(&format!("127.0.0.1:{port}"), Duration::from_secs(30)) {
+                return server;
+            }
+            last = format!("moto_server did not listen on {port}");
+        }
+        panic!("{last}");
+    }
+
+    /// `http://127.0.0.1:<port>`
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.watchdog.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One moto server shared by every test of this test binary.
+pub fn shared_moto() -> &'static MotoServer {
+    static SERVER: OnceLock<MotoServer> = OnceLock::new();
+    SERVER.get_or_init(MotoServer::start)
 }
 
 fn shell_quote(s: &str) -> String {

@@ -1,0 +1,513 @@
+//! The DynamoDB adapter (`aws-sdk-dynamodb`). Tables and indexes: [`crate::tables`].
+//!
+//! * Batch reads: BatchGetItem in chunks of ≤ 100 distinct keys; UnprocessedKeys retried with
+//!   exponential backoff; results put back in request order.
+//! * Writes that depend on state are conditional (stream transitions, offer expiry and
+//!   extension, offer creation), so a wrong transition is a named error, never a silent write.
+//! * View counts: each chunk of ≤ 99 `ADD`s goes in one TransactWriteItems with a conditional
+//!   put of the chunk's marker, so re-applying a chunk (a retry after a crash) is recognised.
+//! * Feeds: candidates come from the `by_category`, `by_seller` and geohash indexes; ranking is
+//!   shared with the memory store ([`super::rank_discover`], [`super::rank_community`]).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, Put, PutRequest, ReturnValue, TransactWriteItem, Update, WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+use futures::{StreamExt, TryStreamExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{
+    rank_community, rank_discover, ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, FeedSort, Store,
+    ViewChunk,
+};
+use crate::error::{Result, StoreError};
+use crate::geo;
+use crate::models::{Category, JobRun, Offer, OfferStatus, Product, Stream, StreamStatus, User};
+use crate::tables::TableNames;
+use crate::time::{self, Timestamp};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// How long view-sync chunk markers are kept (they only need to outlive any retry).
+const MARKER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long settled offers are kept after they expire.
+const OFFER_TTL_AFTER_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
+const BATCH_GET_MAX: usize = 100;
+const BATCH_WRITE_MAX: usize = 25;
+const MAX_ATTEMPTS: u32 = 8;
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    tables: TableNames,
+}
+
+fn backend<E: std::fmt::Debug>(e: E) -> StoreError {
+    StoreError::Backend(format!("{e:?}").chars().take(600).collect())
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn to_item<T: Serialize>(v: &T) -> Result<Item> {
+    serde_dynamo::to_item(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_item<T: DeserializeOwned>(item: Item) -> Result<T> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn epoch_secs(t: &Timestamp, plus: Duration) -> i64 {
+    t.timestamp() + plus.as_secs() as i64
+}
+
+async fn backoff(attempt: u32) {
+    let ms = (20u64 << attempt.min(6)).min(2_000);
+    tokio::time::sleep(Duration::from_millis(ms / 2 + rand::random::<u64>() % (ms / 2 + 1))).await;
+}
+
+fn is_conditional_failure<E, R>(e: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    e.as_service_error().and_then(|se| se.code()) == Some("ConditionalCheckFailedException")
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, tables: TableNames) -> Self {
+        Self { client, tables }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn tables(&self) -> &TableNames {
+        &self.tables
+    }
+
+    fn product_item(p: &Product) -> Result<Item> {
+        let mut item = to_item(p)?;
+        item.insert("gh5".into(), s(geo::geohash(p.lat, p.lon, 5)));
+        item.insert("gh4".into(), s(geo::geohash(p.lat, p.lon, 4)));
+        Ok(item)
+    }
+
+    fn offer_item(o: &Offer) -> Result<Item> {
+        let mut item = to_item(o)?;
+        item.insert("ttl".into(), n(epoch_secs(&o.expires_at, OFFER_TTL_AFTER_EXPIRY)));
+        Ok(item)
+    }
+
+    async fn get<T: DeserializeOwned>(&self, table: &str, id: &str) -> Result<Option<T>> {
+        let out = self.client.get_item().table_name(table).key("id", s(id)).consistent_read(true).send().await.map_err(backend)?;
+        out.item.map(from_item).transpose()
+    }
+
+    /// BatchGetItem over distinct ids in chunks of 100, retrying UnprocessedKeys with backoff.
+    async fn batch_get<T: DeserializeOwned>(&self, table: &str, ids: &[String]) -> Result<Vec<Option<T>>> {
+        let mut distinct: Vec<&String> = Vec::new();
+        let mut seen = HashSet::new();
+        for id in ids {
+            if seen.insert(id) {
+                distinct.push(id);
+            }
+        }
+        let mut found: HashMap<String, Item> = HashMap::with_capacity(distinct.len());
+        for chunk in distinct.chunks(BATCH_GET_MAX) {
+            let keys: Vec<Item> = chunk.iter().map(|id| HashMap::from([("id".to_string(), s(id.as_str()))])).collect();
+            let mut pending = Some(KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(backend)?);
+            let mut attempt = 0;
+            while let Some(request) = pending.take() {
+                let out = self.client.batch_get_item().request_items(table, request).send().await.map_err(backend)?;
+                for item in out.responses.and_then(|mut r| r.remove(table)).unwrap_or_default() {
+                    if let Some(AttributeValue::S(id)) = item.get("id") {
+                        found.insert(id.clone(), item);
+                    }
+                }
+                pending = out.unprocessed_keys.and_then(|mut u| u.remove(table)).filter(|k| !k.keys.is_empty());
+                if pending.is_some() {
+                    attempt += 1;
+                    if attempt >= MAX_ATTEMPTS {
+                        return Err(StoreError::Backend(format!("BatchGetItem on {table}: keys still unprocessed after {attempt} attempts")));
+                    }
+                    backoff(attempt).await;
+                }
+            }
+        }
+        ids.iter().map(|id| found.get(id).cloned().map(from_item).transpose()).collect()
+    }
+
+    /// BatchWriteItem in chunks of 25, retrying UnprocessedItems with backoff.
+    async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<()> {
+        for chunk in items.chunks(BATCH_WRITE_MAX) {
+            let mut pending: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|item| {
+                    Ok(WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item.clone())).build().map_err(backend)?).build())
+                })
+                .collect::<Result<_>>()?;
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                let out = self.client.batch_write_item().request_items(table, pending).send().await.map_err(backend)?;
+                pending = out.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
+                if !pending.is_empty() {
+                    attempt += 1;
+                    if attempt >= MAX_ATTEMPTS {
+                        return Err(StoreError::Backend(format!("BatchWriteItem on {table}: items still unprocessed after {attempt} attempts")));
+                    }
+                    backoff(attempt).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Items of one index partition, newest first, up to `limit` (all when None).
+    async fn query_index(&self, table: &str, index: &str, attr: &str, value: &str, limit: Option<usize>) -> Result<Vec<Item>> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(table)
+                .index_name(index)
+                .key_condition_expression("#k = :v")
+                .expression_attribute_names("#k", attr)
+                .expression_attribute_values(":v", s(value))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take());
+            if let Some(limit) = limit {
+                q = q.limit((limit - out.len()).min(1000) as i32);
+            }
+            let page = q.send().await.map_err(backend)?;
+            out.extend(page.items.unwrap_or_default());
+            start = page.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() || limit.is_some_and(|l| out.len() >= l) {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn live_sellers(&self) -> Result<HashSet<String>> {
+        Ok(self.live_streams().await?.into_iter().map(|s| s.seller_id).collect())
+    }
+
+    fn products_of(items: Vec<Item>) -> Result<Vec<Product>> {
+        items.into_iter().map(from_item).collect()
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    fn backend(&self) -> &'static str {
+        "dynamodb"
+    }
+
+    async fn get_product(&self, id: &str) -> Result<Option<Product>> {
+        self.get(&self.tables.products, id).await
+    }
+
+    async fn get_products(&self, ids: &[String]) -> Result<Vec<Option<Product>>> {
+        self.batch_get(&self.tables.products, ids).await
+    }
+
+    async fn get_user(&self, id: &str) -> Result<Option<User>> {
+        self.get(&self.tables.users, id).await
+    }
+
+    async fn get_users(&self, ids: &[String]) -> Result<Vec<Option<User>>> {
+        self.batch_get(&self.tables.users, ids).await
+    }
+
+    async fn get_stream(&self, id: &str) -> Result<Option<Stream>> {
+        self.get(&self.tables.streams, id).await
+    }
+
+    async fn get_offer(&self, id: &str) -> Result<Option<Offer>> {
+        self.get(&self.tables.offers, id).await
+    }
+
+    async fn put_products(&self, items: &[Product]) -> Result<()> {
+        let items = items.iter().map(Self::product_item).collect::<Result<Vec<_>>>()?;
+        self.batch_put(&self.tables.products, items).await
+    }
+
+    async fn put_users(&self, items: &[User]) -> Result<()> {
+        let items = items.iter().map(to_item).collect::<Result<Vec<_>>>()?;
+        self.batch_put(&self.tables.users, items).await
+    }
+
+    async fn put_streams(&self, items: &[Stream]) -> Result<()> {
+        let items = items.iter().map(to_item).collect::<Result<Vec<_>>>()?;
+        self.batch_put(&self.tables.streams, items).await
+    }
+
+    async fn put_offers(&self, items: &[Offer]) -> Result<()> {
+        let items = items.iter().map(Self::offer_item).collect::<Result<Vec<_>>>()?;
+        self.batch_put(&self.tables.offers, items).await
+    }
+
+    async fn discover(&self, q: &DiscoverQuery) -> Result<FeedPage> {
+        let need = q.page.end() + 1;
+        let live = self.live_sellers().await?;
+        let table = &self.tables.products;
+        // Products of live sellers rank first under live_first: fetch them by seller.
+        let mut candidates: HashMap<String, Product> = HashMap::new();
+        if q.sort == FeedSort::LiveFirst {
+            let per_seller: Vec<Vec<Item>> = futures::stream::iter(live.iter().cloned())
+                .map(|seller| async move { self.query_index(table, "by_seller", "seller_id", &seller, Some(need)).await })
+                .buffer_unordered(8)
+                .try_collect()
+                .await?;
+            for p in Self::products_of(per_seller.into_iter().flatten().collect())? {
+                if q.category.is_none_or(|c| p.category == c) {
+                    candidates.insert(p.id.clone(), p);
+                }
+            }
+        }
+        // The newest of each category; over-fetch by the live items already held so that the
+        // newest non-live products are all there.
+        let categories: Vec<Category> = q.category.map(|c| vec![c]).unwrap_or_else(|| Category::ALL.to_vec());
+        let live_in = |c: Category| candidates.values().filter(|p| p.category == c).count();
+        let limits: Vec<(Category, usize)> = categories.iter().map(|c| (*c, need + live_in(*c))).collect();
+        let per_category: Vec<Vec<Item>> = futures::stream::iter(limits)
+            .map(|(c, limit)| self.query_index(table, "by_category", "category", c.as_str(), Some(limit)))
+            .buffer_unordered(8)
+            .try_collect()
+            .await?;
+        for p in Self::products_of(per_category.into_iter().flatten().collect())? {
+            candidates.insert(p.id.clone(), p);
+        }
+        Ok(rank_discover(candidates.into_values().collect(), &live, q))
+    }
+
+    async fn community(&self, q: &CommunityQuery) -> Result<FeedPage> {
+        let precision = geo::precision_for(q.radius_km);
+        let (index, attr) = if precision == 5 { ("by_gh5", "gh5") } else { ("by_gh4", "gh4") };
+        let cells = geo::cells_covering(q.lat, q.lon, q.radius_km, precision);
+        let table = &self.tables.products;
+        let per_cell: Vec<Vec<Item>> = futures::stream::iter(cells)
+            .map(|cell| async move { self.query_index(table, index, attr, &cell, None).await })
+            .buffer_unordered(8)
+            .try_collect()
+            .await?;
+        let candidates = Self::products_of(per_cell.into_iter().flatten().collect())?;
+        let live = self.live_sellers().await?;
+        Ok(rank_community(candidates, &live, q))
+    }
+
+    async fn live_streams(&self) -> Result<Vec<Stream>> {
+        let items = self.query_index(&self.tables.streams, "by_status", "status", StreamStatus::Live.as_str(), None).await?;
+        let mut live: Vec<Stream> = items.into_iter().map(from_item).collect::<Result<_>>()?;
+        live.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(a.id.cmp(&b.id)));
+        Ok(live)
+    }
+
+    async fn transition_stream(&self, id: &str, to: StreamStatus, at: Timestamp) -> Result<Stream> {
+        let (from, stamp) = match to {
+            StreamStatus::Live => (StreamStatus::Scheduled, "started_at"),
+            StreamStatus::Ended => (StreamStatus::Live, "ended_at"),
+            StreamStatus::Scheduled => {
+                let current = self.get_stream(id).await?.ok_or_else(|| StoreError::NotFound { kind: "stream", id: id.into() })?;
+                return Err(StoreError::InvalidTransition { id: id.into(), from: current.status, to });
+            }
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.streams)
+            .key("id", s(id))
+            .update_expression("SET #s = :to, #t = :at")
+            .condition_expression("#s = :from")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_names("#t", stamp)
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":from", s(from.as_str()))
+            .expression_attribute_values(":at", s(time::format(&at)))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => from_item(out.attributes.unwrap_or_default()),
+            Err(e) if is_conditional_failure(&e) => match self.get_stream(id).await? {
+                None => Err(StoreError::NotFound { kind: "stream", id: id.into() }),
+                Some(current) => Err(StoreError::InvalidTransition { id: id.into(), from: current.status, to }),
+            },
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn create_offer(&self, offer: &Offer) -> Result<()> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.offers)
+            .set_item(Some(Self::offer_item(offer)?))
+            .condition_expression("attribute_not_exists(id)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Err(StoreError::AlreadyExists { kind: "offer", id: offer.id.clone() }),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn expire_offer(&self, id: &str) -> Result<ExpireOutcome> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.offers)
+            .key("id", s(id))
+            .update_expression("SET #s = :expired")
+            .condition_expression("#s = :pending")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":expired", s(OfferStatus::Expired.as_str()))
+            .expression_attribute_values(":pending", s(OfferStatus::Pending.as_str()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(ExpireOutcome::Expired(from_item(out.attributes.unwrap_or_default())?)),
+            Err(e) if is_conditional_failure(&e) => Ok(match self.get_offer(id).await? {
+                None => ExpireOutcome::Missing,
+                Some(o) => ExpireOutcome::NotPending(o.status),
+            }),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn extend_offer(&self, id: &str, expires_at: Timestamp) -> Result<Offer> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.offers)
+            .key("id", s(id))
+            .update_expression("SET expires_at = :e, #ttl = :ttl")
+            .condition_expression("#s = :pending")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":e", s(time::format(&expires_at)))
+            .expression_attribute_values(":ttl", n(epoch_secs(&expires_at, OFFER_TTL_AFTER_EXPIRY)))
+            .expression_attribute_values(":pending", s(OfferStatus::Pending.as_str()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => from_item(out.attributes.unwrap_or_default()),
+            Err(e) if is_conditional_failure(&e) => match self.get_offer(id).await? {
+                None => Err(StoreError::NotFound { kind: "offer", id: id.into() }),
+                Some(o) => Err(StoreError::Conflict(format!("offer {id} is {}; only a PENDING offer can be extended", o.status))),
+            },
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn apply_view_chunk(&self, chunk: &ViewChunk) -> Result<ChunkOutcome> {
+        let mut products = chunk.products.clone();
+        let mut streams = chunk.streams.clone();
+        let mut skipped = 0usize;
+        let now = time::now();
+        for attempt in 0..MAX_ATTEMPTS {
+            let marker = Put::builder()
+                .table_name(&self.tables.jobs)
+                .item("pk", s(format!("viewsync#{}", chunk.id)))
+                .item("applied_at", s(time::format(&now)))
+                .item("ttl", n(epoch_secs(&now, MARKER_TTL)))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(backend)?;
+            let mut items = vec![TransactWriteItem::builder().put(marker).build()];
+            for (table, deltas) in [(&self.tables.products, &products), (&self.tables.streams, &streams)] {
+                for (id, by) in deltas {
+                    let update = Update::builder()
+                        .table_name(table)
+                        .key("id", s(id.as_str()))
+                        .update_expression("ADD view_count :n")
+                        .condition_expression("attribute_exists(id)")
+                        .expression_attribute_values(":n", n(by))
+                        .build()
+                        .map_err(backend)?;
+                    items.push(TransactWriteItem::builder().update(update).build());
+                }
+            }
+            match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+                Ok(_) => {
+                    return Ok(ChunkOutcome {
+                        applied: true,
+                        products: products.len(),
+                        streams: streams.len(),
+                        views: products.iter().chain(streams.iter()).map(|(_, n)| n).sum(),
+                        skipped_missing: skipped,
+                    })
+                }
+                Err(e) => {
+                    let reasons: Vec<Option<String>> = match e.as_service_error() {
+                        Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) => {
+                            c.cancellation_reasons().iter().map(|r| r.code().map(str::to_string)).collect()
+                        }
+                        _ => {
+                            tracing::warn!(chunk = %chunk.id, attempt, error = ?e, "view chunk write failed; retrying");
+                            backoff(attempt).await;
+                            continue;
+                        }
+                    };
+                    let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref()) == Some("ConditionalCheckFailed");
+                    if failed(0) {
+                        // The marker exists: this chunk was applied by an earlier attempt.
+                        return Ok(ChunkOutcome::default());
+                    }
+                    let missing_products: HashSet<usize> = (0..products.len()).filter(|i| failed(1 + i)).collect();
+                    let missing_streams: HashSet<usize> = (0..streams.len()).filter(|i| failed(1 + products.len() + i)).collect();
+                    if missing_products.is_empty() && missing_streams.is_empty() {
+                        // Conflicts or throttling: try the same transaction again.
+                        backoff(attempt).await;
+                        continue;
+                    }
+                    skipped += missing_products.len() + missing_streams.len();
+                    tracing::warn!(chunk = %chunk.id, dropped = skipped, "views for deleted items dropped");
+                    products = products.into_iter().enumerate().filter(|(i, _)| !missing_products.contains(i)).map(|(_, p)| p).collect();
+                    streams = streams.into_iter().enumerate().filter(|(i, _)| !missing_streams.contains(i)).map(|(_, p)| p).collect();
+                }
+            }
+        }
+        Err(StoreError::Backend(format!("view chunk {} not applied after {MAX_ATTEMPTS} attempts", chunk.id)))
+    }
+
+    async fn record_job_run(&self, run: &JobRun) -> Result<()> {
+        let mut item = to_item(run)?;
+        item.insert("pk".into(), s(format!("job#{}", run.job)));
+        self.client.put_item().table_name(&self.tables.jobs).set_item(Some(item)).send().await.map_err(backend)?;
+        Ok(())
+    }
+
+    async fn job_runs(&self, jobs: &[&str]) -> Result<Vec<JobRun>> {
+        // Point reads of the known jobs: the table also holds many chunk markers, never scan it.
+        let keys: Vec<Item> = jobs.iter().map(|j| HashMap::from([("pk".to_string(), s(format!("job#{j}")))])).collect();
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request = KeysAndAttributes::builder().set_keys(Some(keys)).build().map_err(backend)?;
+        let out = self.client.batch_get_item().request_items(&self.tables.jobs, request).send().await.map_err(backend)?;
+        let mut runs = Vec::new();
+        for mut item in out.responses.and_then(|mut r| r.remove(&self.tables.jobs)).unwrap_or_default() {
+            item.remove("pk");
+            runs.push(from_item::<JobRun>(item)?);
+        }
+        runs.sort_by(|a, b| a.job.cmp(&b.job));
+        Ok(runs)
+    }
+}

@@ -1,0 +1,207 @@
+//! The in-memory store: the embedded default for local runs and fast tests.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use super::{
+    rank_community, rank_discover, ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, Store, ViewChunk,
+};
+use crate::error::{Result, StoreError};
+use crate::models::{JobRun, Offer, OfferStatus, Product, Stream, StreamStatus, User};
+use crate::time::Timestamp;
+
+#[derive(Default)]
+struct State {
+    products: HashMap<String, Product>,
+    users: HashMap<String, User>,
+    streams: HashMap<String, Stream>,
+    offers: HashMap<String, Offer>,
+    markers: HashSet<String>,
+    jobs: HashMap<String, JobRun>,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    // A std Mutex: nothing awaits while it is held.
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.state();
+        f.debug_struct("MemoryStore").field("products", &st.products.len()).field("offers", &st.offers.len()).finish()
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn live_sellers(st: &State) -> HashSet<String> {
+        st.streams.values().filter(|s| s.status == StreamStatus::Live).map(|s| s.seller_id.clone()).collect()
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn get_product(&self, id: &str) -> Result<Option<Product>> {
+        Ok(self.state().products.get(id).cloned())
+    }
+
+    async fn get_products(&self, ids: &[String]) -> Result<Vec<Option<Product>>> {
+        let st = self.state();
+        Ok(ids.iter().map(|id| st.products.get(id).cloned()).collect())
+    }
+
+    async fn get_user(&self, id: &str) -> Result<Option<User>> {
+        Ok(self.state().users.get(id).cloned())
+    }
+
+    async fn get_users(&self, ids: &[String]) -> Result<Vec<Option<User>>> {
+        let st = self.state();
+        Ok(ids.iter().map(|id| st.users.get(id).cloned()).collect())
+    }
+
+    async fn get_stream(&self, id: &str) -> Result<Option<Stream>> {
+        Ok(self.state().streams.get(id).cloned())
+    }
+
+    async fn get_offer(&self, id: &str) -> Result<Option<Offer>> {
+        Ok(self.state().offers.get(id).cloned())
+    }
+
+    async fn put_products(&self, items: &[Product]) -> Result<()> {
+        let mut st = self.state();
+        st.products.extend(items.iter().map(|p| (p.id.clone(), p.clone())));
+        Ok(())
+    }
+
+    async fn put_users(&self, items: &[User]) -> Result<()> {
+        let mut st = self.state();
+        st.users.extend(items.iter().map(|u| (u.id.clone(), u.clone())));
+        Ok(())
+    }
+
+    async fn put_streams(&self, items: &[Stream]) -> Result<()> {
+        let mut st = self.state();
+        st.streams.extend(items.iter().map(|s| (s.id.clone(), s.clone())));
+        Ok(())
+    }
+
+    async fn put_offers(&self, items: &[Offer]) -> Result<()> {
+        let mut st = self.state();
+        st.offers.extend(items.iter().map(|o| (o.id.clone(), o.clone())));
+        Ok(())
+    }
+
+    async fn discover(&self, q: &DiscoverQuery) -> Result<FeedPage> {
+        let st = self.state();
+        Ok(rank_discover(st.products.values().cloned().collect(), &Self::live_sellers(&st), q))
+    }
+
+    async fn community(&self, q: &CommunityQuery) -> Result<FeedPage> {
+        let st = self.state();
+        Ok(rank_community(st.products.values().cloned().collect(), &Self::live_sellers(&st), q))
+    }
+
+    async fn live_streams(&self) -> Result<Vec<Stream>> {
+        let mut live: Vec<Stream> = self.state().streams.values().filter(|s| s.status == StreamStatus::Live).cloned().collect();
+        live.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(a.id.cmp(&b.id)));
+        Ok(live)
+    }
+
+    async fn transition_stream(&self, id: &str, to: StreamStatus, at: Timestamp) -> Result<Stream> {
+        let mut st = self.state();
+        let s = st.streams.get_mut(id).ok_or_else(|| StoreError::NotFound { kind: "stream", id: id.into() })?;
+        match (s.status, to) {
+            (StreamStatus::Scheduled, StreamStatus::Live) => s.started_at = Some(at),
+            (StreamStatus::Live, StreamStatus::Ended) => s.ended_at = Some(at),
+            (from, to) => return Err(StoreError::InvalidTransition { id: id.into(), from, to }),
+        }
+        s.status = to;
+        Ok(s.clone())
+    }
+
+    async fn create_offer(&self, offer: &Offer) -> Result<()> {
+        let mut st = self.state();
+        if st.offers.contains_key(&offer.id) {
+            return Err(StoreError::AlreadyExists { kind: "offer", id: offer.id.clone() });
+        }
+        st.offers.insert(offer.id.clone(), offer.clone());
+        Ok(())
+    }
+
+    async fn expire_offer(&self, id: &str) -> Result<ExpireOutcome> {
+        let mut st = self.state();
+        Ok(match st.offers.get_mut(id) {
+            None => ExpireOutcome::Missing,
+            Some(o) if o.status != OfferStatus::Pending => ExpireOutcome::NotPending(o.status),
+            Some(o) => {
+                o.status = OfferStatus::Expired;
+                ExpireOutcome::Expired(o.clone())
+            }
+        })
+    }
+
+    async fn extend_offer(&self, id: &str, expires_at: Timestamp) -> Result<Offer> {
+        let mut st = self.state();
+        let o = st.offers.get_mut(id).ok_or_else(|| StoreError::NotFound { kind: "offer", id: id.into() })?;
+        if o.status != OfferStatus::Pending {
+            return Err(StoreError::Conflict(format!("offer {id} is {}; only a PENDING offer can be extended", o.status)));
+        }
+        o.expires_at = expires_at;
+        Ok(o.clone())
+    }
+
+    async fn apply_view_chunk(&self, chunk: &ViewChunk) -> Result<ChunkOutcome> {
+        let mut st = self.state();
+        if !st.markers.insert(chunk.id.clone()) {
+            return Ok(ChunkOutcome::default());
+        }
+        let mut out = ChunkOutcome { applied: true, ..ChunkOutcome::default() };
+        for (id, n) in &chunk.products {
+            match st.products.get_mut(id) {
+                Some(p) => {
+                    p.view_count += n;
+                    out.products += 1;
+                    out.views += n;
+                }
+                None => out.skipped_missing += 1,
+            }
+        }
+        for (id, n) in &chunk.streams {
+            match st.streams.get_mut(id) {
+                Some(s) => {
+                    s.view_count += n;
+                    out.streams += 1;
+                    out.views += n;
+                }
+                None => out.skipped_missing += 1,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn record_job_run(&self, run: &JobRun) -> Result<()> {
+        self.state().jobs.insert(run.job.clone(), run.clone());
+        Ok(())
+    }
+
+    async fn job_runs(&self, jobs: &[&str]) -> Result<Vec<JobRun>> {
+        let st = self.state();
+        let mut runs: Vec<JobRun> = jobs.iter().filter_map(|j| st.jobs.get(*j).cloned()).collect();
+        runs.sort_by(|a, b| a.job.cmp(&b.job));
+        Ok(runs)
+    }
+}

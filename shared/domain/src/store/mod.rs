@@ -1,0 +1,247 @@
+//! The Store port: the marketplace's source of truth. [`DynamoStore`](dynamo::DynamoStore) and
+//! [`MemoryStore`](memory::MemoryStore) pass one contract suite (`tests/store_contract.rs`).
+//!
+//! Feed ranking (filters, order, pages) is done by the functions here for both adapters: the
+//! adapters only differ in how they find candidates.
+
+pub mod dynamo;
+pub mod memory;
+
+use std::collections::{BTreeMap, HashSet};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::geo;
+use crate::models::{Category, Condition, FeedItem, JobRun, Offer, OfferStatus, Product, Stream, StreamStatus, User};
+use crate::time::Timestamp;
+
+/// Most view-count updates in one chunk: with the chunk's marker that makes 100 actions, the
+/// TransactWriteItems limit.
+pub const VIEW_CHUNK_MAX: usize = 99;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedSort {
+    /// Products of sellers who are live now first, then newest.
+    #[default]
+    LiveFirst,
+    Newest,
+}
+
+impl std::str::FromStr for FeedSort {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "live_first" => Ok(Self::LiveFirst),
+            "newest" => Ok(Self::Newest),
+            other => Err(format!("unknown sort {other:?}; expected live_first or newest")),
+        }
+    }
+}
+
+impl FeedSort {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::LiveFirst => "live_first",
+            Self::Newest => "newest",
+        }
+    }
+}
+
+/// One page: `page` counts from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub page: u32,
+    pub per_page: u32,
+}
+
+impl PageRequest {
+    pub fn offset(&self) -> usize {
+        (self.page.max(1) as usize - 1) * self.per_page as usize
+    }
+
+    /// How many ranked items it takes to answer this page.
+    pub fn end(&self) -> usize {
+        self.offset() + self.per_page as usize
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiscoverQuery {
+    pub page: PageRequest,
+    pub category: Option<Category>,
+    pub sort: FeedSort,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommunityQuery {
+    pub page: PageRequest,
+    pub lat: f64,
+    pub lon: f64,
+    pub radius_km: f64,
+    pub category: Option<Category>,
+    pub min_price: Option<f64>,
+    pub max_price: Option<f64>,
+    pub condition: Option<Condition>,
+}
+
+/// A page of a feed and whether more follow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedPage {
+    pub items: Vec<FeedItem>,
+    pub has_more: bool,
+}
+
+/// What marking an offer expired did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExpireOutcome {
+    Expired(Offer),
+    /// Settled already (accepted, expired, …): nothing written.
+    NotPending(OfferStatus),
+    Missing,
+}
+
+/// A chunk of view-count increments, applied exactly once under its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewChunk {
+    /// `{batch}#{index}`: the same batch always splits into the same chunks.
+    pub id: String,
+    pub products: Vec<(String, i64)>,
+    pub streams: Vec<(String, i64)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct ChunkOutcome {
+    /// False when the chunk's marker showed it applied before (a retry after a crash).
+    pub applied: bool,
+    pub products: usize,
+    pub streams: usize,
+    pub views: i64,
+    /// Increments for items that no longer exist (dropped).
+    pub skipped_missing: usize,
+}
+
+/// Splits a batch into chunks of at most [`VIEW_CHUNK_MAX`] updates, deterministically (sorted),
+/// so that a retried batch produces the same chunk ids and contents. Zero deltas are dropped.
+pub fn view_chunks(batch_id: &str, products: &BTreeMap<String, i64>, streams: &BTreeMap<String, i64>) -> Vec<ViewChunk> {
+    let all: Vec<(bool, &String, i64)> = products
+        .iter()
+        .map(|(id, n)| (true, id, *n))
+        .chain(streams.iter().map(|(id, n)| (false, id, *n)))
+        .filter(|(_, _, n)| *n != 0)
+        .collect();
+    all.chunks(VIEW_CHUNK_MAX)
+        .enumerate()
+        .map(|(i, part)| ViewChunk {
+            id: format!("{batch_id}#{i}"),
+            products: part.iter().filter(|(p, _, _)| *p).map(|(_, id, n)| ((*id).clone(), *n)).collect(),
+            streams: part.iter().filter(|(p, _, _)| !*p).map(|(_, id, n)| ((*id).clone(), *n)).collect(),
+        })
+        .collect()
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"dynamodb"` or `"memory"`.
+    fn backend(&self) -> &'static str;
+
+    async fn get_product(&self, id: &str) -> Result<Option<Product>>;
+    /// One entry per id, in order (`None` for unknown ids); duplicates allowed.
+    async fn get_products(&self, ids: &[String]) -> Result<Vec<Option<Product>>>;
+    async fn get_user(&self, id: &str) -> Result<Option<User>>;
+    async fn get_users(&self, ids: &[String]) -> Result<Vec<Option<User>>>;
+    async fn get_stream(&self, id: &str) -> Result<Option<Stream>>;
+    async fn get_offer(&self, id: &str) -> Result<Option<Offer>>;
+
+    async fn put_products(&self, items: &[Product]) -> Result<()>;
+    async fn put_users(&self, items: &[User]) -> Result<()>;
+    async fn put_streams(&self, items: &[Stream]) -> Result<()>;
+    async fn put_offers(&self, items: &[Offer]) -> Result<()>;
+
+    async fn discover(&self, q: &DiscoverQuery) -> Result<FeedPage>;
+    async fn community(&self, q: &CommunityQuery) -> Result<FeedPage>;
+
+    /// Streams that are LIVE, most recently started first.
+    async fn live_streams(&self) -> Result<Vec<Stream>>;
+    /// SCHEDULED → LIVE (sets `started_at`) or LIVE → ENDED (sets `ended_at`), as a conditional
+    /// write: any other transition is [`StoreError::InvalidTransition`](crate::StoreError)
+    /// and writes nothing.
+    async fn transition_stream(&self, id: &str, to: StreamStatus, at: Timestamp) -> Result<Stream>;
+
+    /// Fails with `AlreadyExists` if the id is taken.
+    async fn create_offer(&self, offer: &Offer) -> Result<()>;
+    /// Marks the offer EXPIRED only if it is still PENDING (conditional; repeating it is harmless).
+    async fn expire_offer(&self, id: &str) -> Result<ExpireOutcome>;
+    /// Moves a PENDING offer's expiry; `Conflict` if it is settled, `NotFound` if unknown.
+    async fn extend_offer(&self, id: &str, expires_at: Timestamp) -> Result<Offer>;
+
+    /// Adds a chunk's increments (ADD) together with a marker for the chunk in one transaction:
+    /// a chunk applied before is recognised and skipped.
+    async fn apply_view_chunk(&self, chunk: &ViewChunk) -> Result<ChunkOutcome>;
+
+    async fn record_job_run(&self, run: &JobRun) -> Result<()>;
+    /// The last run of each of `jobs` that has run.
+    async fn job_runs(&self, jobs: &[&str]) -> Result<Vec<JobRun>>;
+}
+
+/// Ranks candidate products into a discover page. `candidates` must hold, for the sort asked,
+/// at least the first `q.page.end() + 1` products of the ranking (both adapters over-fetch).
+pub fn rank_discover(candidates: Vec<Product>, live_sellers: &HashSet<String>, q: &DiscoverQuery) -> FeedPage {
+    let mut items: Vec<Product> = candidates.into_iter().filter(|p| q.category.is_none_or(|c| p.category == c)).collect();
+    items.sort_by(|a, b| {
+        let live = |p: &Product| live_sellers.contains(&p.seller_id);
+        let first = match q.sort {
+            FeedSort::LiveFirst => live(b).cmp(&live(a)),
+            FeedSort::Newest => std::cmp::Ordering::Equal,
+        };
+        first.then(b.created_at.cmp(&a.created_at)).then(a.id.cmp(&b.id))
+    });
+    page_of(items.into_iter().map(|p| FeedItem::from_product(&p, live_sellers.contains(&p.seller_id), None)), q.page)
+}
+
+/// Ranks candidates into a community page: within the radius and filters, nearest first, then
+/// newest.
+pub fn rank_community(candidates: Vec<Product>, live_sellers: &HashSet<String>, q: &CommunityQuery) -> FeedPage {
+    let mut items: Vec<(f64, Product)> = candidates
+        .into_iter()
+        .filter(|p| q.category.is_none_or(|c| p.category == c))
+        .filter(|p| q.condition.is_none_or(|c| p.condition == c))
+        .filter(|p| q.min_price.is_none_or(|m| p.price >= m))
+        .filter(|p| q.max_price.is_none_or(|m| p.price <= m))
+        .map(|p| (geo::distance_km(q.lat, q.lon, p.lat, p.lon), p))
+        .filter(|(d, _)| *d <= q.radius_km)
+        .collect();
+    items.sort_by(|(da, a), (db, b)| da.total_cmp(db).then(b.created_at.cmp(&a.created_at)).then(a.id.cmp(&b.id)));
+    page_of(
+        items.into_iter().map(|(d, p)| FeedItem::from_product(&p, live_sellers.contains(&p.seller_id), Some(d))),
+        q.page,
+    )
+}
+
+fn page_of(ranked: impl Iterator<Item = FeedItem>, page: PageRequest) -> FeedPage {
+    let mut items: Vec<FeedItem> = ranked.skip(page.offset()).take(page.per_page as usize + 1).collect();
+    let has_more = items.len() > page.per_page as usize;
+    items.truncate(page.per_page as usize);
+    FeedPage { items, has_more }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_deterministic_and_bounded() {
+        let products: BTreeMap<String, i64> = (0..150).map(|i| (format!("p{i:03}"), 1)).collect();
+        let streams: BTreeMap<String, i64> = (0..60).map(|i| (format!("s{i:03}"), 2)).chain([("zero".into(), 0)]).collect();
+        let a = view_chunks("b1", &products, &streams);
+        let b = view_chunks("b1", &products, &streams);
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 3);
+        assert!(a.iter().all(|c| c.products.len() + c.streams.len() <= VIEW_CHUNK_MAX));
+        assert_eq!(a.iter().map(|c| c.products.len()).sum::<usize>(), 150);
+        assert_eq!(a.iter().map(|c| c.streams.len()).sum::<usize>(), 60);
+        assert_eq!(a[2].id, "b1#2");
+    }
+}

@@ -1,0 +1,255 @@
+//! THE Store contract: run against the memory store and against DynamoDB in moto's server
+//! (started by the tests; tables created per test with unique names and dropped after).
+//!
+//! Emulator differences met here: moto ignores ClientRequestToken idempotency (so
+//! exactly-once rests on the chunk marker, never on the token), does not delete items whose
+//! TTL passed, and does not enforce BatchWriteItem's 25-item limit (the adapter chunks anyway).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use livecache_domain::seed::{self, DemoData, SeedSize};
+use livecache_domain::store::{rank_community, rank_discover};
+use livecache_domain::tables::{self, TableNames};
+use livecache_domain::{
+    time, Category, CommunityQuery, Condition, DiscoverQuery, DynamoStore, ExpireOutcome, FeedSort, JobRun, MemoryStore,
+    OfferStatus, PageRequest, Store, StoreError, StreamStatus, ViewChunk,
+};
+use livecache_testkit::{shared_moto, unique_prefix};
+
+struct Fixture {
+    store: Arc<dyn Store>,
+    data: DemoData,
+    cleanup: Option<(aws_sdk_dynamodb::Client, TableNames)>,
+}
+
+impl Fixture {
+    async fn memory() -> Self {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        Self::seeded(store, None).await
+    }
+
+    async fn dynamo(name: &str) -> Self {
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(shared_moto().endpoint())
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .load()
+            .await;
+        let client = aws_sdk_dynamodb::Client::new(&conf);
+        let names = TableNames::prefixed(&unique_prefix(name).replace(['{', '}'], ""));
+        tables::create_all(&client, &names).await.unwrap();
+        let store: Arc<dyn Store> = Arc::new(DynamoStore::new(client.clone(), names.clone()));
+        Self::seeded(store, Some((client, names))).await
+    }
+
+    async fn seeded(store: Arc<dyn Store>, cleanup: Option<(aws_sdk_dynamodb::Client, TableNames)>) -> Self {
+        let data = seed::generate(SeedSize::SMALL, time::now());
+        seed::seed(&*store, &data).await.unwrap();
+        Self { store, data, cleanup }
+    }
+
+    async fn done(self) {
+        if let Some((client, names)) = self.cleanup {
+            tables::drop_all(&client, &names).await.unwrap();
+        }
+    }
+
+    fn live_sellers(&self) -> HashSet<String> {
+        self.data.streams.iter().filter(|s| s.status == StreamStatus::Live).map(|s| s.seller_id.clone()).collect()
+    }
+}
+
+fn ids<T>(items: &[Option<T>], id: impl Fn(&T) -> &str) -> Vec<Option<String>> {
+    items.iter().map(|o| o.as_ref().map(|v| id(v).to_string())).collect()
+}
+
+async fn batch_reads_keep_order_and_report_missing(f: Fixture) {
+    let p = f.store.get_product("prod-00007").await.unwrap().unwrap();
+    assert_eq!(p, f.data.products[7]);
+    assert!(f.store.get_product("prod-99999").await.unwrap().is_none());
+    // 250 ids (three BatchGetItem chunks) with unknown and repeated ids.
+    let mut wanted: Vec<String> = (0..240).rev().map(seed::product_id).collect();
+    wanted.insert(3, "nope-1".into());
+    wanted.push("prod-00005".into());
+    wanted.extend((0..9).map(|i| format!("ghost-{i}")));
+    let got = f.store.get_products(&wanted).await.unwrap();
+    assert_eq!(got.len(), wanted.len());
+    let expected: Vec<Option<String>> =
+        wanted.iter().map(|id| (id.starts_with("prod-")).then(|| id.clone())).collect();
+    assert_eq!(ids(&got, |p| &p.id), expected);
+    let users = f.store.get_users(&["user-0003".into(), "user-9999".into(), "user-0001".into()]).await.unwrap();
+    assert_eq!(ids(&users, |u| &u.id), vec![Some("user-0003".into()), None, Some("user-0001".into())]);
+    assert_eq!(f.store.get_user("user-0003").await.unwrap().unwrap(), f.data.users[3]);
+    f.done().await;
+}
+
+async fn discover_pages_rank_like_the_reference(f: Fixture) {
+    let live = f.live_sellers();
+    for sort in [FeedSort::Newest, FeedSort::LiveFirst] {
+        for category in [None, Some(Category::Fashion), Some(Category::Toys)] {
+            for page in 1..=3 {
+                let q = DiscoverQuery { page: PageRequest { page, per_page: 20 }, category, sort };
+                let want = rank_discover(f.data.products.clone(), &live, &q);
+                let got = f.store.discover(&q).await.unwrap();
+                assert_eq!(got, want, "{sort:?} {category:?} page {page}");
+            }
+        }
+    }
+    let first = f.store.discover(&DiscoverQuery { page: PageRequest { page: 1, per_page: 50 }, category: None, sort: FeedSort::LiveFirst }).await.unwrap();
+    assert!(first.has_more);
+    assert!(first.items[0].seller_live, "live sellers first");
+    let n_live = first.items.iter().take_while(|i| i.seller_live).count();
+    assert!(first.items[n_live..].iter().all(|i| !i.seller_live));
+    assert!(first.items[n_live..].windows(2).all(|w| w[0].created_at >= w[1].created_at), "then newest");
+    let beyond = f.store.discover(&DiscoverQuery { page: PageRequest { page: 100, per_page: 20 }, category: None, sort: FeedSort::Newest }).await.unwrap();
+    assert!(beyond.items.is_empty() && !beyond.has_more);
+    f.done().await;
+}
+
+async fn community_finds_everything_within_the_radius(f: Fixture) {
+    let live = f.live_sellers();
+    let (_, lat, lon) = seed::CITIES[0];
+    let queries = [
+        CommunityQuery { page: PageRequest { page: 1, per_page: 100 }, lat, lon, radius_km: 5.0, category: None, min_price: None, max_price: None, condition: None },
+        CommunityQuery { page: PageRequest { page: 1, per_page: 20 }, lat, lon, radius_km: 9.0, category: Some(Category::Fashion), min_price: Some(20.0), max_price: Some(400.0), condition: None },
+        CommunityQuery { page: PageRequest { page: 2, per_page: 5 }, lat: lat + 0.05, lon: lon - 0.05, radius_km: 25.0, category: None, min_price: None, max_price: None, condition: Some(Condition::Good) },
+        CommunityQuery { page: PageRequest { page: 1, per_page: 10 }, lat: 0.0, lon: 0.0, radius_km: 50.0, category: None, min_price: None, max_price: None, condition: None },
+    ];
+    for q in &queries {
+        let want = rank_community(f.data.products.clone(), &live, q);
+        let got = f.store.community(q).await.unwrap();
+        assert_eq!(got, want, "{q:?}");
+        assert!(got.items.iter().all(|i| i.distance_km.unwrap() <= q.radius_km));
+    }
+    let near = f.store.community(&queries[0]).await.unwrap();
+    assert!(!near.items.is_empty(), "Berlin has products within 5 km");
+    assert!(near.items.windows(2).all(|w| w[0].distance_km <= w[1].distance_km), "nearest first");
+    assert!(f.store.community(&queries[3]).await.unwrap().items.is_empty(), "nothing in the Gulf of Guinea");
+    f.done().await;
+}
+
+async fn stream_transitions_are_conditional(f: Fixture) {
+    let live_before = f.store.live_streams().await.unwrap();
+    assert_eq!(live_before.len(), 5);
+    assert!(live_before.windows(2).all(|w| w[0].started_at >= w[1].started_at));
+    let scheduled = f.data.streams.iter().find(|s| s.status == StreamStatus::Scheduled).unwrap();
+    let at = time::now();
+    let s = f.store.transition_stream(&scheduled.id, StreamStatus::Live, at).await.unwrap();
+    assert_eq!((s.status, s.started_at), (StreamStatus::Live, Some(at)));
+    assert_eq!(f.store.live_streams().await.unwrap().len(), 6);
+    let err = f.store.transition_stream(&scheduled.id, StreamStatus::Live, at).await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidTransition { from: StreamStatus::Live, to: StreamStatus::Live, .. }), "{err:?}");
+    let ended = f.store.transition_stream(&scheduled.id, StreamStatus::Ended, at).await.unwrap();
+    assert_eq!((ended.status, ended.ended_at), (StreamStatus::Ended, Some(at)));
+    let err = f.store.transition_stream(&scheduled.id, StreamStatus::Live, at).await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidTransition { from: StreamStatus::Ended, .. }), "{err:?}");
+    let err = f.store.transition_stream(&scheduled.id, StreamStatus::Scheduled, at).await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidTransition { .. }), "{err:?}");
+    let err = f.store.transition_stream("stream-999", StreamStatus::Live, at).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert_eq!(f.store.get_stream(&scheduled.id).await.unwrap().unwrap().status, StreamStatus::Ended);
+    f.done().await;
+}
+
+async fn offers_expire_only_while_pending(f: Fixture) {
+    let mut offer = f.data.offers[20].clone();
+    offer.id = "offer-new".into();
+    f.store.create_offer(&offer).await.unwrap();
+    assert!(matches!(f.store.create_offer(&offer).await.unwrap_err(), StoreError::AlreadyExists { .. }));
+    assert_eq!(f.store.get_offer("offer-new").await.unwrap().unwrap(), offer);
+    let later = time::from_millis(offer.expires_at.timestamp_millis() + 600_000);
+    assert_eq!(f.store.extend_offer("offer-new", later).await.unwrap().expires_at, later);
+    match f.store.expire_offer("offer-new").await.unwrap() {
+        ExpireOutcome::Expired(o) => assert_eq!((o.status, o.expires_at), (OfferStatus::Expired, later)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(f.store.expire_offer("offer-new").await.unwrap(), ExpireOutcome::NotPending(OfferStatus::Expired));
+    assert_eq!(f.store.expire_offer("offer-missing").await.unwrap(), ExpireOutcome::Missing);
+    assert!(matches!(f.store.extend_offer("offer-new", later).await.unwrap_err(), StoreError::Conflict(_)));
+    assert!(matches!(f.store.extend_offer("offer-missing", later).await.unwrap_err(), StoreError::NotFound { .. }));
+    f.done().await;
+}
+
+async fn a_view_chunk_applies_exactly_once(f: Fixture) {
+    let before_p = f.store.get_product("prod-00001").await.unwrap().unwrap().view_count;
+    let before_s = f.store.get_stream("stream-001").await.unwrap().unwrap().view_count;
+    let products = BTreeMap::from([("prod-00001".to_string(), 5), ("prod-00002".to_string(), 1), ("prod-gone".to_string(), 9)]);
+    let streams = BTreeMap::from([("stream-001".to_string(), 3)]);
+    let chunks = livecache_domain::view_chunks("batch-1", &products, &streams);
+    assert_eq!(chunks.len(), 1);
+    let first = f.store.apply_view_chunk(&chunks[0]).await.unwrap();
+    assert!(first.applied);
+    assert_eq!((first.products, first.streams, first.views, first.skipped_missing), (2, 1, 9, 1));
+    // A crash after the write and before the Redis delete: the same chunk comes again.
+    let again = f.store.apply_view_chunk(&chunks[0]).await.unwrap();
+    assert!(!again.applied, "recognised as applied");
+    assert_eq!(f.store.get_product("prod-00001").await.unwrap().unwrap().view_count, before_p + 5);
+    assert_eq!(f.store.get_stream("stream-001").await.unwrap().unwrap().view_count, before_s + 3);
+    assert!(f.store.get_product("prod-gone").await.unwrap().is_none(), "no item created for a deleted product");
+    // A different chunk id applies.
+    let next = ViewChunk { id: "batch-2#0".into(), products: vec![("prod-00001".into(), 1)], streams: vec![] };
+    assert!(f.store.apply_view_chunk(&next).await.unwrap().applied);
+    assert_eq!(f.store.get_product("prod-00001").await.unwrap().unwrap().view_count, before_p + 6);
+    f.done().await;
+}
+
+async fn a_full_chunk_fits_one_transaction(f: Fixture) {
+    let products: BTreeMap<String, i64> = (0..150).map(|i| (seed::product_id(i), 2)).collect();
+    let chunks = livecache_domain::view_chunks("big", &products, &BTreeMap::new());
+    assert_eq!(chunks.len(), 2);
+    for c in &chunks {
+        assert!(f.store.apply_view_chunk(c).await.unwrap().applied);
+    }
+    let got = f.store.get_products(&(0..150).map(seed::product_id).collect::<Vec<_>>()).await.unwrap();
+    for (i, p) in got.iter().enumerate() {
+        assert_eq!(p.as_ref().unwrap().view_count, f.data.products[i].view_count + 2);
+    }
+    f.done().await;
+}
+
+async fn job_runs_keep_the_last_run_of_each_job(f: Fixture) {
+    let run = |job: &str, outcome: &str, n: u64| JobRun {
+        job: job.into(),
+        started_at: time::now(),
+        finished_at: time::now(),
+        duration_ms: n,
+        outcome: outcome.into(),
+        figures: serde_json::json!({ "processed": n }),
+        error: None,
+    };
+    f.store.record_job_run(&run("view-sync", "ok", 1)).await.unwrap();
+    f.store.record_job_run(&run("view-sync", "ok", 2)).await.unwrap();
+    f.store.record_job_run(&run("offer-expiry", "error", 3)).await.unwrap();
+    let runs = f.store.job_runs(&["cache-cleanup", "offer-expiry", "view-sync"]).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!((runs[0].job.as_str(), runs[0].outcome.as_str()), ("offer-expiry", "error"));
+    assert_eq!((runs[1].job.as_str(), runs[1].duration_ms), ("view-sync", 2));
+    assert_eq!(runs[1].figures["processed"], 2);
+    f.done().await;
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test]
+            async fn $name() { super::$name(super::Fixture::memory().await).await }) *
+        }
+        mod dynamodb {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Fixture::dynamo(stringify!($name)).await).await }) *
+        }
+    };
+}
+
+contract!(
+    batch_reads_keep_order_and_report_missing,
+    discover_pages_rank_like_the_reference,
+    community_finds_everything_within_the_radius,
+    stream_transitions_are_conditional,
+    offers_expire_only_while_pending,
+    a_view_chunk_applies_exactly_once,
+    a_full_chunk_fits_one_transaction,
+    job_runs_keep_the_last_run_of_each_job,
+);
