@@ -42,9 +42,12 @@ impl DataConfig {
                 return Err(StoreError::Config(format!("DATA_BACKEND = {other:?}: expected memory or dynamodb")));
             }
         };
-        let event_bus = std::env::var("EVENT_BUS_NAME").ok().filter(|v| !v.trim().is_empty()).unwrap_or("livecache".into());
+        let event_bus =
+            std::env::var("EVENT_BUS_NAME").ok().filter(|v| !v.trim().is_empty()).unwrap_or("livecache".into());
         if event_bus.len() > 256 || !event_bus.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-:".contains(&b)) {
-            return Err(StoreError::Config(format!("EVENT_BUS_NAME = {event_bus:?} is not a valid event bus name or ARN")));
+            return Err(StoreError::Config(format!(
+                "EVENT_BUS_NAME = {event_bus:?} is not a valid event bus name or ARN"
+            )));
         }
         Ok(Self { backend, tables: TableNames::from_env()?, event_bus })
     }

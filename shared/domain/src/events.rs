@@ -106,8 +106,11 @@ pub struct Envelope {
     #[serde(rename = "detail-type")]
     pub detail_type: String,
     pub source: String,
+    /// Always sent by EventBridge; absent from what moto delivers, so not required on reading.
+    #[serde(default)]
     pub account: String,
     pub time: String,
+    #[serde(default)]
     pub region: String,
     #[serde(default)]
     pub resources: Vec<String>,

@@ -26,6 +26,7 @@ pub use models::*;
 pub use store::dynamo::DynamoStore;
 pub use store::memory::MemoryStore;
 pub use store::{
-    view_chunks, ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, FeedSort, PageRequest, Store, ViewChunk,
+    view_chunks, ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, FeedSort, PageRequest, Store,
+    ViewChunk,
 };
 pub use tables::TableNames;

@@ -33,8 +33,10 @@ pub struct SeedSize {
 }
 
 impl SeedSize {
-    pub const DEMO: SeedSize = SeedSize { products: 5000, users: 500, streams: 100, live_streams: 20, offers: 1000, due_offers: 100 };
-    pub const SMALL: SeedSize = SeedSize { products: 300, users: 50, streams: 20, live_streams: 5, offers: 60, due_offers: 10 };
+    pub const DEMO: SeedSize =
+        SeedSize { products: 5000, users: 500, streams: 100, live_streams: 20, offers: 1000, due_offers: 100 };
+    pub const SMALL: SeedSize =
+        SeedSize { products: 300, users: 50, streams: 20, live_streams: 5, offers: 60, due_offers: 10 };
 }
 
 #[derive(Debug, Clone)]
@@ -61,7 +63,8 @@ pub fn offer_id(i: usize) -> String {
     format!("offer-{i:05}")
 }
 
-const ADJECTIVES: [&str; 10] = ["Vintage", "Handmade", "Rare", "Classic", "Compact", "Signed", "Retro", "Limited", "Mint", "Custom"];
+const ADJECTIVES: [&str; 10] =
+    ["Vintage", "Handmade", "Rare", "Classic", "Compact", "Signed", "Retro", "Limited", "Mint", "Custom"];
 const NOUNS: [(&str, Category); 16] = [
     ("denim jacket", Category::Fashion),
     ("sneakers", Category::Fashion),
@@ -136,7 +139,9 @@ pub fn generate(size: SeedSize, now: Timestamp) -> DemoData {
                 category,
                 lat: lat + rng.random_range(-0.08..0.08),
                 lon: lon + rng.random_range(-0.12..0.12),
-                images: (0..rng.random_range(1..4)).map(|k| format!("https://img.livecache.dev/p/{i:05}/{k}.jpg")).collect(),
+                images: (0..rng.random_range(1..4))
+                    .map(|k| format!("https://img.livecache.dev/p/{i:05}/{k}.jpg"))
+                    .collect(),
                 created_at: time::from_millis(now_ms - rng.random_range(0..30 * 86_400_000i64)),
                 view_count: rng.random_range(0..2000),
                 stream_id: live_stream.map(|s| s.id.clone()),

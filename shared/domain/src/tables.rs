@@ -172,23 +172,35 @@ pub async fn create_all(client: &Client, names: &TableNames) -> Result<()> {
                 }
             }
         }
-        let mut req = client
-            .create_table()
-            .table_name(name)
-            .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(KeySchemaElement::builder().attribute_name(def.hash).key_type(KeyType::Hash).build().map_err(sdk)?);
+        let mut req = client.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest).key_schema(
+            KeySchemaElement::builder().attribute_name(def.hash).key_type(KeyType::Hash).build().map_err(sdk)?,
+        );
         for a in attrs {
             req = req.attribute_definitions(
-                AttributeDefinition::builder().attribute_name(a).attribute_type(ScalarAttributeType::S).build().map_err(sdk)?,
+                AttributeDefinition::builder()
+                    .attribute_name(a)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(sdk)?,
             );
         }
         for ix in def.indexes {
             req = req.global_secondary_indexes(
                 GlobalSecondaryIndex::builder()
                     .index_name(ix.name)
-                    .key_schema(KeySchemaElement::builder().attribute_name(ix.hash).key_type(KeyType::Hash).build().map_err(sdk)?)
                     .key_schema(
-                        KeySchemaElement::builder().attribute_name(ix.range).key_type(KeyType::Range).build().map_err(sdk)?,
+                        KeySchemaElement::builder()
+                            .attribute_name(ix.hash)
+                            .key_type(KeyType::Hash)
+                            .build()
+                            .map_err(sdk)?,
+                    )
+                    .key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name(ix.range)
+                            .key_type(KeyType::Range)
+                            .build()
+                            .map_err(sdk)?,
                     )
                     .projection(Projection::builder().projection_type(ProjectionType::All).build())
                     .build()

@@ -51,8 +51,10 @@ pub mod rfc3339_ms_opt {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
         let s = Option::<String>::deserialize(d)?;
-        s.map(|s| DateTime::parse_from_rfc3339(&s).map(|t| truncate(t.with_timezone(&Utc))).map_err(serde::de::Error::custom))
-            .transpose()
+        s.map(|s| {
+            DateTime::parse_from_rfc3339(&s).map(|t| truncate(t.with_timezone(&Utc))).map_err(serde::de::Error::custom)
+        })
+        .transpose()
     }
 }
 

@@ -13,8 +13,8 @@ use livecache_domain::seed::{self, DemoData, SeedSize};
 use livecache_domain::store::{rank_community, rank_discover};
 use livecache_domain::tables::{self, TableNames};
 use livecache_domain::{
-    time, Category, CommunityQuery, Condition, DiscoverQuery, DynamoStore, ExpireOutcome, FeedSort, JobRun, MemoryStore,
-    OfferStatus, PageRequest, Store, StoreError, StreamStatus, ViewChunk,
+    time, Category, CommunityQuery, Condition, DiscoverQuery, DynamoStore, ExpireOutcome, FeedSort, JobRun,
+    MemoryStore, OfferStatus, PageRequest, Store, StoreError, StreamStatus, ViewChunk,
 };
 use livecache_testkit::{shared_moto, unique_prefix};
 
@@ -76,8 +76,7 @@ async fn batch_reads_keep_order_and_report_missing(f: Fixture) {
     wanted.extend((0..9).map(|i| format!("ghost-{i}")));
     let got = f.store.get_products(&wanted).await.unwrap();
     assert_eq!(got.len(), wanted.len());
-    let expected: Vec<Option<String>> =
-        wanted.iter().map(|id| (id.starts_with("prod-")).then(|| id.clone())).collect();
+    let expected: Vec<Option<String>> = wanted.iter().map(|id| (id.starts_with("prod-")).then(|| id.clone())).collect();
     assert_eq!(ids(&got, |p| &p.id), expected);
     let users = f.store.get_users(&["user-0003".into(), "user-9999".into(), "user-0001".into()]).await.unwrap();
     assert_eq!(ids(&users, |u| &u.id), vec![Some("user-0003".into()), None, Some("user-0001".into())]);
@@ -97,13 +96,29 @@ async fn discover_pages_rank_like_the_reference(f: Fixture) {
             }
         }
     }
-    let first = f.store.discover(&DiscoverQuery { page: PageRequest { page: 1, per_page: 50 }, category: None, sort: FeedSort::LiveFirst }).await.unwrap();
+    let first = f
+        .store
+        .discover(&DiscoverQuery {
+            page: PageRequest { page: 1, per_page: 50 },
+            category: None,
+            sort: FeedSort::LiveFirst,
+        })
+        .await
+        .unwrap();
     assert!(first.has_more);
     assert!(first.items[0].seller_live, "live sellers first");
     let n_live = first.items.iter().take_while(|i| i.seller_live).count();
     assert!(first.items[n_live..].iter().all(|i| !i.seller_live));
     assert!(first.items[n_live..].windows(2).all(|w| w[0].created_at >= w[1].created_at), "then newest");
-    let beyond = f.store.discover(&DiscoverQuery { page: PageRequest { page: 100, per_page: 20 }, category: None, sort: FeedSort::Newest }).await.unwrap();
+    let beyond = f
+        .store
+        .discover(&DiscoverQuery {
+            page: PageRequest { page: 100, per_page: 20 },
+            category: None,
+            sort: FeedSort::Newest,
+        })
+        .await
+        .unwrap();
     assert!(beyond.items.is_empty() && !beyond.has_more);
     f.done().await;
 }
@@ -112,10 +127,46 @@ async fn community_finds_everything_within_the_radius(f: Fixture) {
     let live = f.live_sellers();
     let (_, lat, lon) = seed::CITIES[0];
     let queries = [
-        CommunityQuery { page: PageRequest { page: 1, per_page: 100 }, lat, lon, radius_km: 5.0, category: None, min_price: None, max_price: None, condition: None },
-        CommunityQuery { page: PageRequest { page: 1, per_page: 20 }, lat, lon, radius_km: 9.0, category: Some(Category::Fashion), min_price: Some(20.0), max_price: Some(400.0), condition: None },
-        CommunityQuery { page: PageRequest { page: 2, per_page: 5 }, lat: lat + 0.05, lon: lon - 0.05, radius_km: 25.0, category: None, min_price: None, max_price: None, condition: Some(Condition::Good) },
-        CommunityQuery { page: PageRequest { page: 1, per_page: 10 }, lat: 0.0, lon: 0.0, radius_km: 50.0, category: None, min_price: None, max_price: None, condition: None },
+        CommunityQuery {
+            page: PageRequest { page: 1, per_page: 100 },
+            lat,
+            lon,
+            radius_km: 5.0,
+            category: None,
+            min_price: None,
+            max_price: None,
+            condition: None,
+        },
+        CommunityQuery {
+            page: PageRequest { page: 1, per_page: 20 },
+            lat,
+            lon,
+            radius_km: 9.0,
+            category: Some(Category::Fashion),
+            min_price: Some(20.0),
+            max_price: Some(400.0),
+            condition: None,
+        },
+        CommunityQuery {
+            page: PageRequest { page: 2, per_page: 5 },
+            lat: lat + 0.05,
+            lon: lon - 0.05,
+            radius_km: 25.0,
+            category: None,
+            min_price: None,
+            max_price: None,
+            condition: Some(Condition::Good),
+        },
+        CommunityQuery {
+            page: PageRequest { page: 1, per_page: 10 },
+            lat: 0.0,
+            lon: 0.0,
+            radius_km: 50.0,
+            category: None,
+            min_price: None,
+            max_price: None,
+            condition: None,
+        },
     ];
     for q in &queries {
         let want = rank_community(f.data.products.clone(), &live, q);
@@ -140,7 +191,10 @@ async fn stream_transitions_are_conditional(f: Fixture) {
     assert_eq!((s.status, s.started_at), (StreamStatus::Live, Some(at)));
     assert_eq!(f.store.live_streams().await.unwrap().len(), 6);
     let err = f.store.transition_stream(&scheduled.id, StreamStatus::Live, at).await.unwrap_err();
-    assert!(matches!(err, StoreError::InvalidTransition { from: StreamStatus::Live, to: StreamStatus::Live, .. }), "{err:?}");
+    assert!(
+        matches!(err, StoreError::InvalidTransition { from: StreamStatus::Live, to: StreamStatus::Live, .. }),
+        "{err:?}"
+    );
     let ended = f.store.transition_stream(&scheduled.id, StreamStatus::Ended, at).await.unwrap();
     assert_eq!((ended.status, ended.ended_at), (StreamStatus::Ended, Some(at)));
     let err = f.store.transition_stream(&scheduled.id, StreamStatus::Live, at).await.unwrap_err();
@@ -175,7 +229,8 @@ async fn offers_expire_only_while_pending(f: Fixture) {
 async fn a_view_chunk_applies_exactly_once(f: Fixture) {
     let before_p = f.store.get_product("prod-00001").await.unwrap().unwrap().view_count;
     let before_s = f.store.get_stream("stream-001").await.unwrap().unwrap().view_count;
-    let products = BTreeMap::from([("prod-00001".to_string(), 5), ("prod-00002".to_string(), 1), ("prod-gone".to_string(), 9)]);
+    let products =
+        BTreeMap::from([("prod-00001".to_string(), 5), ("prod-00002".to_string(), 1), ("prod-gone".to_string(), 9)]);
     let streams = BTreeMap::from([("stream-001".to_string(), 3)]);
     let chunks = livecache_domain::view_chunks("batch-1", &products, &streams);
     assert_eq!(chunks.len(), 1);

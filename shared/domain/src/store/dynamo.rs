@@ -23,8 +23,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{
-    rank_community, rank_discover, ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, FeedSort, Store,
-    ViewChunk,
+    rank_community, rank_discover, ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, FeedSort,
+    Store, ViewChunk,
 };
 use crate::error::{Result, StoreError};
 use crate::geo;
@@ -111,7 +111,15 @@ impl DynamoStore {
     }
 
     async fn get<T: DeserializeOwned>(&self, table: &str, id: &str) -> Result<Option<T>> {
-        let out = self.client.get_item().table_name(table).key("id", s(id)).consistent_read(true).send().await.map_err(backend)?;
+        let out = self
+            .client
+            .get_item()
+            .table_name(table)
+            .key("id", s(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
         out.item.map(from_item).transpose()
     }
 
@@ -127,7 +135,8 @@ impl DynamoStore {
         let mut found: HashMap<String, Item> = HashMap::with_capacity(distinct.len());
         for chunk in distinct.chunks(BATCH_GET_MAX) {
             let keys: Vec<Item> = chunk.iter().map(|id| HashMap::from([("id".to_string(), s(id.as_str()))])).collect();
-            let mut pending = Some(KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(backend)?);
+            let mut pending =
+                Some(KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(backend)?);
             let mut attempt = 0;
             while let Some(request) = pending.take() {
                 let out = self.client.batch_get_item().request_items(table, request).send().await.map_err(backend)?;
@@ -140,7 +149,9 @@ impl DynamoStore {
                 if pending.is_some() {
                     attempt += 1;
                     if attempt >= MAX_ATTEMPTS {
-                        return Err(StoreError::Backend(format!("BatchGetItem on {table}: keys still unprocessed after {attempt} attempts")));
+                        return Err(StoreError::Backend(format!(
+                            "BatchGetItem on {table}: keys still unprocessed after {attempt} attempts"
+                        )));
                     }
                     backoff(attempt).await;
                 }
@@ -155,7 +166,9 @@ impl DynamoStore {
             let mut pending: Vec<WriteRequest> = chunk
                 .iter()
                 .map(|item| {
-                    Ok(WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item.clone())).build().map_err(backend)?).build())
+                    Ok(WriteRequest::builder()
+                        .put_request(PutRequest::builder().set_item(Some(item.clone())).build().map_err(backend)?)
+                        .build())
                 })
                 .collect::<Result<_>>()?;
             let mut attempt = 0;
@@ -165,7 +178,9 @@ impl DynamoStore {
                 if !pending.is_empty() {
                     attempt += 1;
                     if attempt >= MAX_ATTEMPTS {
-                        return Err(StoreError::Backend(format!("BatchWriteItem on {table}: items still unprocessed after {attempt} attempts")));
+                        return Err(StoreError::Backend(format!(
+                            "BatchWriteItem on {table}: items still unprocessed after {attempt} attempts"
+                        )));
                     }
                     backoff(attempt).await;
                 }
@@ -175,7 +190,14 @@ impl DynamoStore {
     }
 
     /// Items of one index partition, newest first, up to `limit` (all when None).
-    async fn query_index(&self, table: &str, index: &str, attr: &str, value: &str, limit: Option<usize>) -> Result<Vec<Item>> {
+    async fn query_index(
+        &self,
+        table: &str,
+        index: &str,
+        attr: &str,
+        value: &str,
+        limit: Option<usize>,
+    ) -> Result<Vec<Item>> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -267,11 +289,14 @@ impl Store for DynamoStore {
         // Products of live sellers rank first under live_first: fetch them by seller.
         let mut candidates: HashMap<String, Product> = HashMap::new();
         if q.sort == FeedSort::LiveFirst {
-            let per_seller: Vec<Vec<Item>> = futures::stream::iter(live.iter().cloned())
-                .map(|seller| async move { self.query_index(table, "by_seller", "seller_id", &seller, Some(need)).await })
-                .buffer_unordered(8)
-                .try_collect()
-                .await?;
+            let per_seller: Vec<Vec<Item>> =
+                futures::stream::iter(live.iter().cloned())
+                    .map(|seller| async move {
+                        self.query_index(table, "by_seller", "seller_id", &seller, Some(need)).await
+                    })
+                    .buffer_unordered(8)
+                    .try_collect()
+                    .await?;
             for p in Self::products_of(per_seller.into_iter().flatten().collect())? {
                 if q.category.is_none_or(|c| p.category == c) {
                     candidates.insert(p.id.clone(), p);
@@ -310,7 +335,8 @@ impl Store for DynamoStore {
     }
 
     async fn live_streams(&self) -> Result<Vec<Stream>> {
-        let items = self.query_index(&self.tables.streams, "by_status", "status", StreamStatus::Live.as_str(), None).await?;
+        let items =
+            self.query_index(&self.tables.streams, "by_status", "status", StreamStatus::Live.as_str(), None).await?;
         let mut live: Vec<Stream> = items.into_iter().map(from_item).collect::<Result<_>>()?;
         live.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(a.id.cmp(&b.id)));
         Ok(live)
@@ -321,7 +347,8 @@ impl Store for DynamoStore {
             StreamStatus::Live => (StreamStatus::Scheduled, "started_at"),
             StreamStatus::Ended => (StreamStatus::Live, "ended_at"),
             StreamStatus::Scheduled => {
-                let current = self.get_stream(id).await?.ok_or_else(|| StoreError::NotFound { kind: "stream", id: id.into() })?;
+                let current =
+                    self.get_stream(id).await?.ok_or_else(|| StoreError::NotFound { kind: "stream", id: id.into() })?;
                 return Err(StoreError::InvalidTransition { id: id.into(), from: current.status, to });
             }
         };
@@ -361,7 +388,9 @@ impl Store for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Err(StoreError::AlreadyExists { kind: "offer", id: offer.id.clone() }),
+            Err(e) if is_conditional_failure(&e) => {
+                Err(StoreError::AlreadyExists { kind: "offer", id: offer.id.clone() })
+            }
             Err(e) => Err(backend(e)),
         }
     }
@@ -410,7 +439,10 @@ impl Store for DynamoStore {
             Ok(out) => from_item(out.attributes.unwrap_or_default()),
             Err(e) if is_conditional_failure(&e) => match self.get_offer(id).await? {
                 None => Err(StoreError::NotFound { kind: "offer", id: id.into() }),
-                Some(o) => Err(StoreError::Conflict(format!("offer {id} is {}; only a PENDING offer can be extended", o.status))),
+                Some(o) => Err(StoreError::Conflict(format!(
+                    "offer {id} is {}; only a PENDING offer can be extended",
+                    o.status
+                ))),
             },
             Err(e) => Err(backend(e)),
         }
@@ -471,7 +503,8 @@ impl Store for DynamoStore {
                         return Ok(ChunkOutcome::default());
                     }
                     let missing_products: HashSet<usize> = (0..products.len()).filter(|i| failed(1 + i)).collect();
-                    let missing_streams: HashSet<usize> = (0..streams.len()).filter(|i| failed(1 + products.len() + i)).collect();
+                    let missing_streams: HashSet<usize> =
+                        (0..streams.len()).filter(|i| failed(1 + products.len() + i)).collect();
                     if missing_products.is_empty() && missing_streams.is_empty() {
                         // Conflicts or throttling: try the same transaction again.
                         backoff(attempt).await;
@@ -479,8 +512,18 @@ impl Store for DynamoStore {
                     }
                     skipped += missing_products.len() + missing_streams.len();
                     tracing::warn!(chunk = %chunk.id, dropped = skipped, "views for deleted items dropped");
-                    products = products.into_iter().enumerate().filter(|(i, _)| !missing_products.contains(i)).map(|(_, p)| p).collect();
-                    streams = streams.into_iter().enumerate().filter(|(i, _)| !missing_streams.contains(i)).map(|(_, p)| p).collect();
+                    products = products
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(i, _)| !missing_products.contains(i))
+                        .map(|(_, p)| p)
+                        .collect();
+                    streams = streams
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(i, _)| !missing_streams.contains(i))
+                        .map(|(_, p)| p)
+                        .collect();
                 }
             }
         }
@@ -501,7 +544,8 @@ impl Store for DynamoStore {
             return Ok(Vec::new());
         }
         let request = KeysAndAttributes::builder().set_keys(Some(keys)).build().map_err(backend)?;
-        let out = self.client.batch_get_item().request_items(&self.tables.jobs, request).send().await.map_err(backend)?;
+        let out =
+            self.client.batch_get_item().request_items(&self.tables.jobs, request).send().await.map_err(backend)?;
         let mut runs = Vec::new();
         for mut item in out.responses.and_then(|mut r| r.remove(&self.tables.jobs)).unwrap_or_default() {
             item.remove("pk");

@@ -6,7 +6,8 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    rank_community, rank_discover, ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, Store, ViewChunk,
+    rank_community, rank_discover, ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, Store,
+    ViewChunk,
 };
 use crate::error::{Result, StoreError};
 use crate::models::{JobRun, Offer, OfferStatus, Product, Stream, StreamStatus, User};
@@ -116,7 +117,8 @@ impl Store for MemoryStore {
     }
 
     async fn live_streams(&self) -> Result<Vec<Stream>> {
-        let mut live: Vec<Stream> = self.state().streams.values().filter(|s| s.status == StreamStatus::Live).cloned().collect();
+        let mut live: Vec<Stream> =
+            self.state().streams.values().filter(|s| s.status == StreamStatus::Live).cloned().collect();
         live.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(a.id.cmp(&b.id)));
         Ok(live)
     }
@@ -158,7 +160,10 @@ impl Store for MemoryStore {
         let mut st = self.state();
         let o = st.offers.get_mut(id).ok_or_else(|| StoreError::NotFound { kind: "offer", id: id.into() })?;
         if o.status != OfferStatus::Pending {
-            return Err(StoreError::Conflict(format!("offer {id} is {}; only a PENDING offer can be extended", o.status)));
+            return Err(StoreError::Conflict(format!(
+                "offer {id} is {}; only a PENDING offer can be extended",
+                o.status
+            )));
         }
         o.expires_at = expires_at;
         Ok(o.clone())

@@ -125,7 +125,11 @@ pub struct ChunkOutcome {
 
 /// Splits a batch into chunks of at most [`VIEW_CHUNK_MAX`] updates, deterministically (sorted),
 /// so that a retried batch produces the same chunk ids and contents. Zero deltas are dropped.
-pub fn view_chunks(batch_id: &str, products: &BTreeMap<String, i64>, streams: &BTreeMap<String, i64>) -> Vec<ViewChunk> {
+pub fn view_chunks(
+    batch_id: &str,
+    products: &BTreeMap<String, i64>,
+    streams: &BTreeMap<String, i64>,
+) -> Vec<ViewChunk> {
     let all: Vec<(bool, &String, i64)> = products
         .iter()
         .map(|(id, n)| (true, id, *n))
@@ -189,7 +193,8 @@ pub trait Store: Send + Sync + 'static {
 /// Ranks candidate products into a discover page. `candidates` must hold, for the sort asked,
 /// at least the first `q.page.end() + 1` products of the ranking (both adapters over-fetch).
 pub fn rank_discover(candidates: Vec<Product>, live_sellers: &HashSet<String>, q: &DiscoverQuery) -> FeedPage {
-    let mut items: Vec<Product> = candidates.into_iter().filter(|p| q.category.is_none_or(|c| p.category == c)).collect();
+    let mut items: Vec<Product> =
+        candidates.into_iter().filter(|p| q.category.is_none_or(|c| p.category == c)).collect();
     items.sort_by(|a, b| {
         let live = |p: &Product| live_sellers.contains(&p.seller_id);
         let first = match q.sort {
@@ -234,7 +239,8 @@ mod tests {
     #[test]
     fn chunks_are_deterministic_and_bounded() {
         let products: BTreeMap<String, i64> = (0..150).map(|i| (format!("p{i:03}"), 1)).collect();
-        let streams: BTreeMap<String, i64> = (0..60).map(|i| (format!("s{i:03}"), 2)).chain([("zero".into(), 0)]).collect();
+        let streams: BTreeMap<String, i64> =
+            (0..60).map(|i| (format!("s{i:03}"), 2)).chain([("zero".into(), 0)]).collect();
         let a = view_chunks("b1", &products, &streams);
         let b = view_chunks("b1", &products, &streams);
         assert_eq!(a, b);
