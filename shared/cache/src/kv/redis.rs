@@ -314,6 +314,21 @@ impl RedisBackend {
         }
     }
 
+    /// Members of a sorted set with scores in `[min, max]`, lowest first, at most `limit`.
+    async fn by_score(&self, index: &str, min: String, max: String, limit: usize) -> Result<Vec<(String, u64)>> {
+        let cmd = redis::cmd("ZRANGEBYSCORE")
+            .arg(index)
+            .arg(min)
+            .arg(max)
+            .arg("WITHSCORES")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .to_owned();
+        let v: Vec<(String, f64)> = self.query(cmd).await?;
+        Ok(v.into_iter().map(|(id, s)| (id, s as u64)).collect())
+    }
+
     /// One SCAN step on one node: the next cursor and the matching keys.
     async fn scan_step(
         &self,
@@ -576,38 +591,12 @@ impl ExpiryIndex for RedisBackend {
     }
 
     async fn due(&self, index: &str, now_ms: u64, limit: usize) -> Result<Vec<(String, u64)>> {
-        let v: Vec<(String, f64)> = self
-            .query(
-                redis::cmd("ZRANGEBYSCORE")
-                    .arg(index)
-                    .arg("-inf")
-                    .arg(now_ms)
-                    .arg("WITHSCORES")
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(limit)
-                    .to_owned(),
-            )
-            .await?;
-        Ok(v.into_iter().map(|(id, s)| (id, s as u64)).collect())
+        self.by_score(index, "-inf".into(), now_ms.to_string(), limit).await
     }
 
     async fn due_within(&self, index: &str, now_ms: u64, window: Duration, limit: usize) -> Result<Vec<(String, u64)>> {
         let end = now_ms + window.as_millis() as u64;
-        let v: Vec<(String, f64)> = self
-            .query(
-                redis::cmd("ZRANGEBYSCORE")
-                    .arg(index)
-                    .arg(now_ms)
-                    .arg(end)
-                    .arg("WITHSCORES")
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(limit)
-                    .to_owned(),
-            )
-            .await?;
-        Ok(v.into_iter().map(|(id, s)| (id, s as u64)).collect())
+        self.by_score(index, now_ms.to_string(), end.to_string(), limit).await
     }
 
     async fn remove(&self, index: &str, ids: &[String]) -> Result<u64> {
