@@ -15,6 +15,7 @@ pub mod events;
 pub mod geo;
 pub mod models;
 pub mod seed;
+pub mod services;
 pub mod store;
 pub mod tables;
 pub mod time;

@@ -262,6 +262,10 @@ impl Store for DynamoStore {
         self.get(&self.tables.offers, id).await
     }
 
+    async fn get_offers(&self, ids: &[String]) -> Result<Vec<Option<Offer>>> {
+        self.batch_get(&self.tables.offers, ids).await
+    }
+
     async fn put_products(&self, items: &[Product]) -> Result<()> {
         let items = items.iter().map(Self::product_item).collect::<Result<Vec<_>>>()?;
         self.batch_put(&self.tables.products, items).await

@@ -82,6 +82,11 @@ impl Store for MemoryStore {
         Ok(self.state().offers.get(id).cloned())
     }
 
+    async fn get_offers(&self, ids: &[String]) -> Result<Vec<Option<Offer>>> {
+        let st = self.state();
+        Ok(ids.iter().map(|id| st.offers.get(id).cloned()).collect())
+    }
+
     async fn put_products(&self, items: &[Product]) -> Result<()> {
         let mut st = self.state();
         st.products.extend(items.iter().map(|p| (p.id.clone(), p.clone())));

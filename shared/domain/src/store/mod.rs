@@ -158,6 +158,7 @@ pub trait Store: Send + Sync + 'static {
     async fn get_users(&self, ids: &[String]) -> Result<Vec<Option<User>>>;
     async fn get_stream(&self, id: &str) -> Result<Option<Stream>>;
     async fn get_offer(&self, id: &str) -> Result<Option<Offer>>;
+    async fn get_offers(&self, ids: &[String]) -> Result<Vec<Option<Offer>>>;
 
     async fn put_products(&self, items: &[Product]) -> Result<()>;
     async fn put_users(&self, items: &[User]) -> Result<()>;

@@ -1,0 +1,74 @@
+//! `livecache-dev`: the whole API on one port.
+//!
+//! ```text
+//! cargo run -p livecache-dev                 # http://127.0.0.1:3000, in-memory cache and data
+//! cargo run -p livecache-dev -- --port 8080  # or PORT=8080
+//! REDIS_URL=redis://127.0.0.1:6379 cargo run -p livecache-dev
+//! AWS_ENDPOINT_URL=http://127.0.0.1:5000 DATA_CREATE_TABLES=true cargo run -p livecache-dev
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use livecache_cache::SpawnTasks;
+use livecache_http::app::admin_token_from_env;
+use livecache_http::{telemetry, App, Deps};
+
+struct Args {
+    host: String,
+    port: u16,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        host: std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into()),
+        port: match std::env::var("PORT") {
+            Ok(p) if !p.is_empty() => p.parse().with_context(|| format!("PORT = {p:?} is not a port number"))?,
+            _ => 3000,
+        },
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--port" | "-p" => {
+                let v = it.next().context("--port needs a value")?;
+                args.port = v.parse().with_context(|| format!("--port {v:?} is not a port number"))?;
+            }
+            "--host" => args.host = it.next().context("--host needs a value")?,
+            "--help" | "-h" => {
+                println!("livecache-dev [--host 127.0.0.1] [--port 3000]\n\nEnvironment: see the README's configuration table.");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} (try --help)"),
+        }
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init();
+    let args = parse_args()?;
+    let deps = Deps::from_env().await?;
+    let (admin_token, generated) = match admin_token_from_env() {
+        Some(t) => (t, false),
+        None => (format!("{:032x}", rand::random::<u128>()), true),
+    };
+    let app = Arc::new(App::new(&deps, Arc::new(SpawnTasks), Some(admin_token.clone()), None));
+    let addr: SocketAddr =
+        format!("{}:{}", args.host, args.port).parse().context("--host/--port do not form an address")?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    println!("livecache-dev listening on {url} (cache: {}, data: {})", deps.backend.backend(), deps.store.backend());
+    println!("  try: curl '{url}/api/v1/feeds/discover?per_page=5'");
+    if generated {
+        println!("  admin token (generated; set LIVECACHE_ADMIN_TOKEN to choose one): {admin_token}");
+    }
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+        println!("livecache-dev: shutting down");
+    };
+    livecache_dev::serve(listener, app, shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! The marketplace's cache namespaces, key shapes and policies, in one place.
+
+use std::time::Duration;
+
+use livecache_cache::{filter_hash, round_coord, Cache, CacheError, Key, Policy};
+
+use crate::store::{CommunityQuery, DiscoverQuery};
+
+pub const NS_PRODUCTS: &str = "products";
+pub const NS_USERS: &str = "users";
+pub const NS_FEED_DISCOVER: &str = "feed_discover";
+pub const NS_FEED_COMMUNITY: &str = "feed_community";
+pub const NS_LIVE: &str = "live_streams";
+/// Pending view counters and the batches moved aside share the `{views}` hash tag, so RENAME
+/// works on a cluster.
+pub const VIEWS_TAG: &str = "views";
+pub const NS_VIEWS: &str = "views";
+pub const NS_OFFERS: &str = "offers";
+
+/// Every namespace an admin may invalidate.
+pub const NAMESPACES: [&str; 5] = [NS_PRODUCTS, NS_USERS, NS_FEED_DISCOVER, NS_FEED_COMMUNITY, NS_LIVE];
+
+/// Names of the scheduled jobs (their run records).
+pub const JOBS: [&str; 3] = ["view-sync", "offer-expiry", "cache-cleanup"];
+
+/// Fresh 15 min, then stale-while-revalidate for an hour, kept 6 h to stand in if DynamoDB
+/// fails; unknown ids cached 30 s.
+pub fn product_policy() -> Policy {
+    Policy::ttl(Duration::from_secs(15 * 60))
+        .stale_while_revalidate(Duration::from_secs(3600))
+        .fail_safe(Duration::from_secs(6 * 3600))
+        .negative(Duration::from_secs(30))
+}
+
+pub fn user_policy() -> Policy {
+    Policy::ttl(Duration::from_secs(30 * 60)).fail_safe(Duration::from_secs(6 * 3600)).negative(Duration::from_secs(30))
+}
+
+/// Feed pages: 5 minutes, kept an hour to stand in if DynamoDB fails.
+pub fn feed_policy() -> Policy {
+    Policy::ttl(Duration::from_secs(5 * 60)).jitter(0.0).fail_safe(Duration::from_secs(3600))
+}
+
+pub fn live_policy() -> Policy {
+    Policy::ttl(Duration::from_secs(60)).jitter(0.0).fail_safe(Duration::from_secs(600))
+}
+
+pub fn product_key(cache: &Cache, id: &str) -> Result<Key, CacheError> {
+    cache.key(NS_PRODUCTS, &[id])
+}
+
+pub fn user_key(cache: &Cache, id: &str) -> Result<Key, CacheError> {
+    cache.key(NS_USERS, &[id])
+}
+
+pub fn live_key(cache: &Cache) -> Result<Key, CacheError> {
+    cache.key(NS_LIVE, &["all"])
+}
+
+/// One key per page, page size and filter set.
+pub fn discover_key(cache: &Cache, q: &DiscoverQuery) -> Result<Key, CacheError> {
+    let filters = filter_hash([("category", q.category.map(|c| c.as_str())), ("sort", Some(q.sort.as_str()))]);
+    cache.key(NS_FEED_DISCOVER, &[&filters, &format!("p{}", q.page.page), &format!("n{}", q.page.per_page)])
+}
+
+/// One key per rounded location, page, page size and filter set (the query is answered for the
+/// rounded location, so neighbours share it).
+pub fn community_key(cache: &Cache, q: &CommunityQuery) -> Result<Key, CacheError> {
+    let num = |v: Option<f64>| v.map(|v| format!("{v}"));
+    let filters = filter_hash([
+        ("radius_km", Some(format!("{}", q.radius_km))),
+        ("category", q.category.map(|c| c.as_str().to_string())),
+        ("min_price", num(q.min_price)),
+        ("max_price", num(q.max_price)),
+        ("condition", q.condition.map(|c| c.as_str().to_string())),
+    ]);
+    cache.key(
+        NS_FEED_COMMUNITY,
+        &[
+            &round_coord(q.lat),
+            &round_coord(q.lon),
+            &filters,
+            &format!("p{}", q.page.page),
+            &format!("n{}", q.page.per_page),
+        ],
+    )
+}
+
+/// The hash of view increments not yet written to DynamoDB, for products or streams.
+pub fn pending_views_key(cache: &Cache, kind: &str) -> String {
+    cache.keys().tagged_key(VIEWS_TAG, NS_VIEWS, &["pending", kind]).map(|k| k.to_string()).unwrap_or_default()
+}
+
+/// Where a pending hash is moved while its batch is applied.
+pub fn views_batch_key(cache: &Cache, kind: &str, batch: &str) -> Result<String, CacheError> {
+    Ok(cache.keys().tagged_key(VIEWS_TAG, NS_VIEWS, &["batch", kind, batch])?.to_string())
+}
+
+/// The expiry index of pending offers.
+pub fn offer_index_key(cache: &Cache) -> String {
+    format!("{}:{NS_OFFERS}:expiry", cache.keys().root())
+}

@@ -1,0 +1,630 @@
+//! The cache-aware services: what every endpoint does, over the cache engine, the Store and the
+//! EventPublisher. Handlers parse and call these; nothing here knows HTTP or Lambda.
+
+pub mod keys;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use livecache_cache::{Backend, Cache, LoadError, ServerInfo, Source, StatsReport, TaskRunner, WarmReport};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::error::StoreError;
+use crate::events::{DomainEvent, EventPublisher, StreamStatusChanged};
+use crate::models::{JobRun, Offer, OfferStatus, Product, Stream, StreamStatus};
+use crate::store::{CommunityQuery, DiscoverQuery, FeedPage, FeedSort, PageRequest, Store, ViewChunk};
+use crate::time::{self, Timestamp};
+use keys::*;
+
+/// Why a service call failed; each kind maps to one HTTP status in the HTTP layer.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Bad input (400).
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    /// Unknown id (404).
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    /// Wrong state (409).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// Not allowed for this caller (403).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// The source of truth could not answer and no cached value could stand in (503).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ServiceError {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid { code, message: message.into() }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { kind, id } => {
+                Self::NotFound { code: not_found_code(kind), message: format!("{kind} {id} not found") }
+            }
+            e @ StoreError::InvalidTransition { .. } => {
+                Self::Conflict { code: "invalid_transition", message: e.to_string() }
+            }
+            e @ StoreError::Conflict(_) => Self::Conflict { code: "conflict", message: e.to_string() },
+            e @ StoreError::AlreadyExists { .. } => Self::Conflict { code: "already_exists", message: e.to_string() },
+            e => {
+                tracing::error!(error = %e, "store failed");
+                Self::Unavailable("the database is not answering; try again shortly".into())
+            }
+        }
+    }
+}
+
+impl From<livecache_cache::CacheError> for ServiceError {
+    fn from(e: livecache_cache::CacheError) -> Self {
+        match e {
+            livecache_cache::CacheError::InvalidKey { part, reason } => {
+                Self::invalid("invalid_id", format!("{part:?} {reason}"))
+            }
+            e => Self::Unavailable(format!("cache: {e}")),
+        }
+    }
+}
+
+impl From<LoadError<StoreError>> for ServiceError {
+    fn from(e: LoadError<StoreError>) -> Self {
+        match e {
+            LoadError::Loader(e) => e.into(),
+            other => {
+                tracing::error!(error = %other, "load failed");
+                Self::Unavailable("the database is not answering; try again shortly".into())
+            }
+        }
+    }
+}
+
+fn not_found_code(kind: &str) -> &'static str {
+    match kind {
+        "product" => "product_not_found",
+        "stream" => "stream_not_found",
+        "offer" => "offer_not_found",
+        "user" => "user_not_found",
+        _ => "not_found",
+    }
+}
+
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+/// A value and whether it came from the cache.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cached<T> {
+    #[serde(flatten)]
+    pub value: T,
+    pub cached: bool,
+    /// Served past its fresh lifetime (stale-while-revalidate or fail-safe).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
+}
+
+impl<T> Cached<T> {
+    fn from_lookup(value: T, source: Source) -> Self {
+        Self { value, cached: source != Source::Loaded, stale: matches!(source, Source::Stale | Source::FailSafe) }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductViews {
+    pub product_id: String,
+    pub views: i64,
+    pub stored: i64,
+    pub pending: i64,
+}
+
+/// A batch answer: found values in request order (duplicates folded), missing ids, counts.
+#[derive(Debug, Serialize)]
+pub struct BatchAnswer {
+    pub items: Vec<Box<RawValue>>,
+    pub missing: Vec<String>,
+    pub hits: usize,
+    pub misses: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CacheStatsAnswer {
+    /// Every instance's figures, as flushed to the shared hash.
+    pub aggregate: StatsReport,
+    /// This instance's figures.
+    pub instance: StatsReport,
+    pub backend: ServerInfo,
+    pub feed_entries: FeedEntries,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FeedEntries {
+    pub discover: usize,
+    pub community: usize,
+}
+
+/// How an offer's expiry is given.
+#[derive(Debug, Clone, Copy)]
+pub enum Expiry {
+    InMinutes(u32),
+    At(Timestamp),
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOffer {
+    pub product_id: String,
+    pub buyer_id: String,
+    pub amount: f64,
+    pub expiry: Expiry,
+}
+
+/// What an invalidation did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Invalidated {
+    Namespace { namespace: String, generation: u64 },
+    Pattern { pattern: String, deleted: u64 },
+    Version { version: u64 },
+}
+
+/// The longest an offer may run.
+pub const MAX_OFFER_MINUTES: u32 = 7 * 24 * 60;
+
+struct Inner {
+    cache: Cache,
+    backend: Arc<dyn Backend>,
+    store: Arc<dyn Store>,
+    events: Arc<dyn EventPublisher>,
+    tasks: Arc<dyn TaskRunner>,
+}
+
+/// Every operation of the API. Cheap to clone.
+#[derive(Clone)]
+pub struct Marketplace {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Marketplace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Marketplace").field("store", &self.inner.store.backend()).finish()
+    }
+}
+
+impl Marketplace {
+    /// `tasks` must be the runner the cache was built with: post-response work (refreshes,
+    /// prefetches) goes there.
+    pub fn new(
+        cache: Cache,
+        store: Arc<dyn Store>,
+        events: Arc<dyn EventPublisher>,
+        tasks: Arc<dyn TaskRunner>,
+    ) -> Self {
+        let backend = cache.backend().clone();
+        Self { inner: Arc::new(Inner { cache, backend, store, events, tasks }) }
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.inner.cache
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn events(&self) -> &Arc<dyn EventPublisher> {
+        &self.inner.events
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.inner.backend
+    }
+
+    // ---------------------------------------------------------------- products
+
+    /// A product, stale-while-revalidate; unknown ids cached briefly as missing. Counts a view
+    /// (one Redis increment; straight to DynamoDB only when Redis cannot take it).
+    pub async fn product(&self, id: &str) -> Result<Cached<Product>> {
+        let key = product_key(&self.inner.cache, id)?;
+        let store = self.inner.store.clone();
+        let owned = id.to_string();
+        let found = self
+            .inner
+            .cache
+            .get_or_load(&key, &product_policy(), move || async move { store.get_product(&owned).await })
+            .await?;
+        let Some(product) = found.value else {
+            return Err(ServiceError::NotFound {
+                code: "product_not_found",
+                message: format!("product {id} not found"),
+            });
+        };
+        self.count_view(id).await;
+        Ok(Cached::from_lookup(product, found.source))
+    }
+
+    async fn count_view(&self, id: &str) {
+        let pending = pending_views_key(&self.inner.cache, "products");
+        if let Err(e) = self.inner.backend.incr(&pending, id, 1).await {
+            tracing::warn!(error = %e, product = id, "view not counted in Redis; writing it to the database");
+            let chunk = ViewChunk {
+                id: format!("direct-{:032x}", rand::random::<u128>()),
+                products: vec![(id.to_string(), 1)],
+                streams: vec![],
+            };
+            if let Err(e) = self.inner.store.apply_view_chunk(&chunk).await {
+                tracing::error!(error = %e, product = id, "view lost: neither Redis nor the database took it");
+            }
+        }
+    }
+
+    /// Stored views plus increments not yet synced.
+    pub async fn product_views(&self, id: &str) -> Result<ProductViews> {
+        livecache_cache::keys::validate_part(id)?;
+        let product = self.inner.store.get_product(id).await?.ok_or_else(|| ServiceError::NotFound {
+            code: "product_not_found",
+            message: format!("product {id} not found"),
+        })?;
+        let pending_key = pending_views_key(&self.inner.cache, "products");
+        let pending = self.inner.backend.field(&pending_key, id).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "pending views unavailable");
+            0
+        });
+        Ok(ProductViews {
+            product_id: id.into(),
+            views: product.view_count + pending,
+            stored: product.view_count,
+            pending,
+        })
+    }
+
+    // ---------------------------------------------------------------- feeds
+
+    /// A discover page (cached 5 min); page N+1 is prefetched after the answer.
+    pub async fn discover(&self, q: DiscoverQuery) -> Result<Cached<FeedPage>> {
+        let page = self.discover_page(&q).await?;
+        if page.value.has_more {
+            let next = DiscoverQuery { page: PageRequest { page: q.page.page + 1, ..q.page }, ..q };
+            let me = self.clone();
+            self.inner.tasks.submit(Box::pin(async move {
+                if let Err(e) = me.discover_page(&next).await {
+                    tracing::debug!(error = %e, "prefetch of the next discover page failed");
+                }
+            }));
+        }
+        Ok(page)
+    }
+
+    async fn discover_page(&self, q: &DiscoverQuery) -> Result<Cached<FeedPage>> {
+        let key = discover_key(&self.inner.cache, q)?;
+        let store = self.inner.store.clone();
+        let query = q.clone();
+        let found = self
+            .inner
+            .cache
+            .get_or_load(&key, &feed_policy(), move || async move { store.discover(&query).await })
+            .await?;
+        Ok(Cached::from_lookup(found.value, found.source))
+    }
+
+    /// A community page for the location rounded to 2 decimals (cached 5 min); page N+1 is
+    /// prefetched after the answer.
+    pub async fn community(&self, mut q: CommunityQuery) -> Result<Cached<FeedPage>> {
+        q.lat = (q.lat * 100.0).round() / 100.0;
+        q.lon = (q.lon * 100.0).round() / 100.0;
+        let page = self.community_page(&q).await?;
+        if page.value.has_more {
+            let next = CommunityQuery { page: PageRequest { page: q.page.page + 1, ..q.page }, ..q };
+            let me = self.clone();
+            self.inner.tasks.submit(Box::pin(async move {
+                if let Err(e) = me.community_page(&next).await {
+                    tracing::debug!(error = %e, "prefetch of the next community page failed");
+                }
+            }));
+        }
+        Ok(page)
+    }
+
+    async fn community_page(&self, q: &CommunityQuery) -> Result<Cached<FeedPage>> {
+        let key = community_key(&self.inner.cache, q)?;
+        let store = self.inner.store.clone();
+        let query = q.clone();
+        let found = self
+            .inner
+            .cache
+            .get_or_load(&key, &feed_policy(), move || async move { store.community(&query).await })
+            .await?;
+        Ok(Cached::from_lookup(found.value, found.source))
+    }
+
+    // ---------------------------------------------------------------- batch
+
+    /// Products by id: one MGET, one batched read for the misses, one pipelined backfill.
+    pub async fn batch_products(&self, ids: &[String]) -> Result<BatchAnswer> {
+        let store = self.inner.store.clone();
+        self.batch(ids, NS_PRODUCTS, &product_policy(), move |wanted: Vec<String>| async move {
+            let found = store.get_products(&wanted).await?;
+            found
+                .into_iter()
+                .map(|p| p.map(|p| serde_json::value::to_raw_value(&p)).transpose())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))
+        })
+        .await
+    }
+
+    /// Users by id, like [`batch_products`](Self::batch_products).
+    pub async fn batch_users(&self, ids: &[String]) -> Result<BatchAnswer> {
+        let store = self.inner.store.clone();
+        self.batch(ids, NS_USERS, &user_policy(), move |wanted: Vec<String>| async move {
+            let found = store.get_users(&wanted).await?;
+            found
+                .into_iter()
+                .map(|u| u.map(|u| serde_json::value::to_raw_value(&u)).transpose())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))
+        })
+        .await
+    }
+
+    async fn batch<F, Fut>(
+        &self,
+        ids: &[String],
+        ns: &str,
+        policy: &livecache_cache::Policy,
+        load: F,
+    ) -> Result<BatchAnswer>
+    where
+        F: FnOnce(Vec<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<Option<Box<RawValue>>>, StoreError>>,
+    {
+        let mut seen = HashSet::new();
+        let distinct: Vec<&String> = ids.iter().filter(|id| seen.insert(id.as_str())).collect();
+        let keys = distinct.iter().map(|id| self.inner.cache.key(ns, &[id])).collect::<Result<Vec<_>, _>>()?;
+        let batch = self
+            .inner
+            .cache
+            .get_many_or_load(&keys, policy, |missing: Vec<usize>| {
+                let wanted: Vec<String> = missing.iter().map(|&i| distinct[i].clone()).collect();
+                load(wanted)
+            })
+            .await?;
+        let mut items = Vec::with_capacity(distinct.len());
+        let mut missing = Vec::new();
+        for (id, value) in distinct.iter().zip(batch.values) {
+            match value {
+                Some(v) => items.push(v),
+                None => missing.push((*id).clone()),
+            }
+        }
+        Ok(BatchAnswer { items, missing, hits: batch.hits, misses: batch.misses })
+    }
+
+    // ---------------------------------------------------------------- streams
+
+    /// Streams that are live now (cached 1 min).
+    pub async fn live_streams(&self) -> Result<Cached<Vec<Stream>>> {
+        let key = live_key(&self.inner.cache)?;
+        let store = self.inner.store.clone();
+        let found = self
+            .inner
+            .cache
+            .get_or_load(&key, &live_policy(), move || async move { store.live_streams().await })
+            .await?;
+        Ok(Cached::from_lookup(found.value, found.source))
+    }
+
+    /// The stream's current state (for access checks before a transition).
+    pub async fn stream(&self, id: &str) -> Result<Stream> {
+        livecache_cache::keys::validate_part(id)?;
+        self.inner.store.get_stream(id).await?.ok_or_else(|| ServiceError::NotFound {
+            code: "stream_not_found",
+            message: format!("stream {id} not found"),
+        })
+    }
+
+    /// SCHEDULED → LIVE or LIVE → ENDED in DynamoDB; on success the feeds and the live list are
+    /// invalidated before answering, then StreamStatusChanged is published.
+    pub async fn transition_stream(&self, id: &str, to: StreamStatus) -> Result<Stream> {
+        livecache_cache::keys::validate_part(id)?;
+        let at = time::now();
+        let stream = self.inner.store.transition_stream(id, to, at).await?;
+        for ns in [NS_FEED_DISCOVER, NS_FEED_COMMUNITY, NS_LIVE] {
+            if let Err(e) = self.inner.cache.invalidate_namespace(ns).await {
+                tracing::error!(error = %e, namespace = ns, "invalidation failed; feeds may lag until their TTL");
+            }
+        }
+        let from = if to == StreamStatus::Live { StreamStatus::Scheduled } else { StreamStatus::Live };
+        let event = DomainEvent::StreamStatusChanged(StreamStatusChanged {
+            stream_id: stream.id.clone(),
+            seller_id: stream.seller_id.clone(),
+            from,
+            to,
+            at,
+        });
+        if let Err(e) = self.inner.events.publish(&[event]).await {
+            tracing::error!(error = %e, stream = id, "StreamStatusChanged not published");
+        }
+        Ok(stream)
+    }
+
+    // ---------------------------------------------------------------- offers
+
+    pub async fn product_for_offer(&self, product_id: &str) -> Result<Product> {
+        livecache_cache::keys::validate_part(product_id)?;
+        self.inner.store.get_product(product_id).await?.ok_or_else(|| ServiceError::NotFound {
+            code: "product_not_found",
+            message: format!("product {product_id} not found"),
+        })
+    }
+
+    /// Validates and stores an offer, then tracks it in the expiry index.
+    pub async fn create_offer(&self, new: NewOffer) -> Result<Offer> {
+        livecache_cache::keys::validate_part(&new.buyer_id)?;
+        if !new.amount.is_finite() || new.amount <= 0.0 || new.amount > 1e9 {
+            return Err(ServiceError::invalid("invalid_amount", "amount must be a positive number"));
+        }
+        let product = self.product_for_offer(&new.product_id).await?;
+        if product.seller_id == new.buyer_id {
+            return Err(ServiceError::Forbidden {
+                code: "own_product",
+                message: "a seller cannot make an offer on their own product".into(),
+            });
+        }
+        let now = time::now();
+        let expires_at = expiry_time(new.expiry, now)?;
+        let offer = Offer {
+            id: format!("offer-{:016x}", rand::random::<u64>()),
+            product_id: product.id.clone(),
+            buyer_id: new.buyer_id,
+            seller_id: product.seller_id.clone(),
+            amount: (new.amount * 100.0).round() / 100.0,
+            currency: product.currency.clone(),
+            status: OfferStatus::Pending,
+            created_at: now,
+            expires_at,
+        };
+        self.inner.store.create_offer(&offer).await?;
+        self.track_expiry(&offer).await;
+        Ok(offer)
+    }
+
+    async fn track_expiry(&self, offer: &Offer) {
+        let index = offer_index_key(&self.inner.cache);
+        if let Err(e) = self.inner.backend.schedule(&index, &offer.id, offer.expires_at.timestamp_millis() as u64).await
+        {
+            tracing::error!(error = %e, offer = %offer.id, "offer not tracked in the expiry index");
+        }
+    }
+
+    pub async fn offer(&self, id: &str) -> Result<Offer> {
+        livecache_cache::keys::validate_part(id)?;
+        self.inner
+            .store
+            .get_offer(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound { code: "offer_not_found", message: format!("offer {id} not found") })
+    }
+
+    /// Moves a pending offer's expiry (from now, or to a time).
+    pub async fn extend_offer(&self, id: &str, expiry: Expiry) -> Result<Offer> {
+        livecache_cache::keys::validate_part(id)?;
+        let expires_at = expiry_time(expiry, time::now())?;
+        let offer = self.inner.store.extend_offer(id, expires_at).await?;
+        self.track_expiry(&offer).await;
+        Ok(offer)
+    }
+
+    /// Pending offers expiring within `window`, soonest first.
+    pub async fn expiring_soon(&self, window: Duration) -> Result<Vec<Offer>> {
+        let index = offer_index_key(&self.inner.cache);
+        let now = time::now().timestamp_millis() as u64;
+        let due = self.inner.backend.due_within(&index, now, window, 500).await?;
+        let ids: Vec<String> = due.into_iter().map(|(id, _)| id).collect();
+        let offers = self.inner.store.get_offers(&ids).await?;
+        let mut out: Vec<Offer> = offers.into_iter().flatten().filter(|o| o.status == OfferStatus::Pending).collect();
+        out.sort_by(|a, b| a.expires_at.cmp(&b.expires_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    // ---------------------------------------------------------------- admin and stats
+
+    pub async fn cache_stats(&self) -> Result<CacheStatsAnswer> {
+        let cache = &self.inner.cache;
+        if let Err(e) = cache.flush_stats().await {
+            tracing::warn!(error = %e, "stats flush failed");
+        }
+        let aggregate = cache.aggregate_stats().await.unwrap_or_else(|_| cache.report());
+        let backend = cache.server_info().await.map_err(|e| ServiceError::Unavailable(format!("cache: {e}")))?;
+        let discover = cache.count(NS_FEED_DISCOVER, 1_000_000).await.unwrap_or(0);
+        let community = cache.count(NS_FEED_COMMUNITY, 1_000_000).await.unwrap_or(0);
+        Ok(CacheStatsAnswer {
+            aggregate,
+            instance: cache.report(),
+            backend,
+            feed_entries: FeedEntries { discover, community },
+        })
+    }
+
+    pub async fn job_runs(&self) -> Result<Vec<JobRun>> {
+        Ok(self.inner.store.job_runs(&JOBS).await?)
+    }
+
+    pub async fn invalidate_namespace(&self, ns: &str) -> Result<Invalidated> {
+        if !NAMESPACES.contains(&ns) {
+            return Err(ServiceError::invalid(
+                "unknown_namespace",
+                format!("namespace must be one of {}", NAMESPACES.join(", ")),
+            ));
+        }
+        let generation = self.inner.cache.invalidate_namespace(ns).await?;
+        Ok(Invalidated::Namespace { namespace: ns.into(), generation })
+    }
+
+    /// `pattern` is `<namespace>:<glob>` (glob with `*` and `?`).
+    pub async fn invalidate_pattern(&self, pattern: &str) -> Result<Invalidated> {
+        let (ns, tail) = pattern.split_once(':').ok_or_else(|| {
+            ServiceError::invalid("invalid_pattern", "pattern must look like <namespace>:<glob>, e.g. products:prod-0*")
+        })?;
+        if !NAMESPACES.contains(&ns) {
+            return Err(ServiceError::invalid(
+                "unknown_namespace",
+                format!("namespace must be one of {}", NAMESPACES.join(", ")),
+            ));
+        }
+        let deleted = match self.inner.cache.invalidate_pattern(ns, tail).await {
+            Ok(n) => n,
+            Err(livecache_cache::CacheError::InvalidKey { part, reason }) => {
+                return Err(ServiceError::invalid("invalid_pattern", format!("{part:?}: {reason}")))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Invalidated::Pattern { pattern: pattern.into(), deleted })
+    }
+
+    pub async fn bump_version(&self) -> Result<Invalidated> {
+        Ok(Invalidated::Version { version: self.inner.cache.bump_version().await? })
+    }
+
+    /// Loads the first `pages` pages of the popular feeds (discover, both sorts, 20 per page)
+    /// that are not cached.
+    pub async fn warm(&self, pages: u32) -> Result<WarmReport> {
+        let mut items = Vec::new();
+        for sort in [FeedSort::LiveFirst, FeedSort::Newest] {
+            for page in 1..=pages {
+                let q = DiscoverQuery { page: PageRequest { page, per_page: 20 }, category: None, sort };
+                let key = discover_key(&self.inner.cache, &q)?;
+                let store = self.inner.store.clone();
+                items.push((key, async move { store.discover(&q).await }));
+            }
+        }
+        Ok(self.inner.cache.warm(items, &feed_policy()).await)
+    }
+}
+
+fn expiry_time(expiry: Expiry, now: Timestamp) -> Result<Timestamp> {
+    let at = match expiry {
+        Expiry::InMinutes(m) if (1..=MAX_OFFER_MINUTES).contains(&m) => {
+            time::from_millis(now.timestamp_millis() + m as i64 * 60_000)
+        }
+        Expiry::InMinutes(_) => {
+            return Err(ServiceError::invalid(
+                "invalid_expiry",
+                format!("expires_in_minutes must be 1 to {MAX_OFFER_MINUTES}"),
+            ))
+        }
+        Expiry::At(at) => at,
+    };
+    let horizon = now.timestamp_millis() + MAX_OFFER_MINUTES as i64 * 60_000;
+    if at <= now || at.timestamp_millis() > horizon {
+        return Err(ServiceError::invalid(
+            "invalid_expiry",
+            "expires_at must be in the future and at most 7 days away",
+        ));
+    }
+    Ok(at)
+}

@@ -1,0 +1,215 @@
+//! The application: its dependencies, built once per process, and the request entry point
+//! shared by every function and the dev server.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::FutureExt;
+use http::StatusCode;
+use livecache_cache::{connect, Backend, BackendConfig, Cache, Clock, Keyspace, SystemClock, TaskRunner};
+use livecache_domain::seed::{self, SeedSize};
+use livecache_domain::services::Marketplace;
+use livecache_domain::{
+    config::aws_config, tables, DataBackend, DataConfig, DynamoStore, EventBridgePublisher, EventPublisher,
+    InProcessBus, MemoryStore, Store,
+};
+
+use crate::api::{ApiError, ApiRequest, ApiResponse, MAX_BODY_BYTES};
+use crate::handlers;
+use crate::routes::{match_route, Access, Miss};
+
+/// The store, the event publisher and, when events stay in-process, the bus.
+type DataParts = (Arc<dyn Store>, Arc<dyn EventPublisher>, Option<Arc<InProcessBus>>);
+
+/// The clients, built once per cold start.
+#[derive(Clone)]
+pub struct Deps {
+    pub backend: Arc<dyn Backend>,
+    pub keyspace: Keyspace,
+    pub store: Arc<dyn Store>,
+    pub events: Arc<dyn EventPublisher>,
+    /// Set when events stay in the process (memory data backend): subscribers attach here.
+    pub bus: Option<Arc<InProcessBus>>,
+    /// The cache's clock (tests move it).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps").field("cache", &self.backend.backend()).field("store", &self.store.backend()).finish()
+    }
+}
+
+impl Deps {
+    /// From the environment (see the README's configuration table). With the memory data
+    /// backend the store is seeded with the demo data; with `DATA_CREATE_TABLES=true` missing
+    /// DynamoDB tables are created (and seeded when empty), for emulators.
+    pub async fn from_env() -> anyhow::Result<Self> {
+        let backend = connect(BackendConfig::from_env()?).await?;
+        let keyspace = Keyspace::new(
+            std::env::var("CACHE_KEY_PREFIX").ok().filter(|p| !p.is_empty()).as_deref(),
+            &std::env::var("CACHE_KEY_VERSION").unwrap_or_else(|_| "v1".into()),
+        )
+        .map_err(|e| anyhow::anyhow!("CACHE_KEY_PREFIX / CACHE_KEY_VERSION: {e}"))?;
+        let data = DataConfig::from_env()?;
+        let (store, events, bus): DataParts = match data.backend {
+            DataBackend::Memory => {
+                let store = Arc::new(MemoryStore::new());
+                seed::seed(&*store, &seed::generate(SeedSize::DEMO, livecache_domain::time::now())).await?;
+                let bus = Arc::new(InProcessBus::new());
+                (store, bus.clone(), Some(bus))
+            }
+            DataBackend::DynamoDb => {
+                let sdk = aws_config().await;
+                let client = aws_sdk_dynamodb::Client::new(&sdk);
+                let store = Arc::new(DynamoStore::new(client.clone(), data.tables.clone()));
+                if std::env::var("DATA_CREATE_TABLES").is_ok_and(|v| v == "true") {
+                    tables::create_all(&client, &data.tables).await?;
+                    if store.get_product(&seed::product_id(0)).await?.is_none() {
+                        seed::seed(&*store, &seed::generate(SeedSize::DEMO, livecache_domain::time::now())).await?;
+                    }
+                }
+                let events =
+                    Arc::new(EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), data.event_bus));
+                (store, events, None)
+            }
+        };
+        Ok(Self { backend, keyspace, store, events, bus, clock: Arc::new(SystemClock) })
+    }
+}
+
+/// Answers requests. One per process; cheap to share behind an `Arc`.
+pub struct App {
+    pub market: Marketplace,
+    admin_token: Option<String>,
+    /// On Lambda: only this function's routes are served.
+    function: Option<&'static str>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("function", &self.function).field("admin", &self.admin_token.is_some()).finish()
+    }
+}
+
+/// `LIVECACHE_ADMIN_TOKEN`, if set and not empty.
+pub fn admin_token_from_env() -> Option<String> {
+    std::env::var("LIVECACHE_ADMIN_TOKEN").ok().filter(|t| !t.trim().is_empty())
+}
+
+impl App {
+    /// `tasks` receives post-response work (refreshes, prefetches).
+    pub fn new(
+        deps: &Deps,
+        tasks: Arc<dyn TaskRunner>,
+        admin_token: Option<String>,
+        function: Option<&'static str>,
+    ) -> Self {
+        let cache = Cache::builder(deps.backend.clone())
+            .keyspace(deps.keyspace.clone())
+            .clock(deps.clock.clone())
+            .tasks(tasks.clone())
+            .build();
+        let market = Marketplace::new(cache, deps.store.clone(), deps.events.clone(), tasks);
+        Self { market, admin_token, function }
+    }
+
+    /// Answers one request; never panics (a panic in a handler becomes a 500 JSON answer) and
+    /// logs one line.
+    pub async fn handle(&self, req: ApiRequest) -> ApiResponse {
+        let started = Instant::now();
+        let (route, resp) = match match_route(&req.method, &req.path, self.function) {
+            Ok((def, params)) => {
+                let resp = if req.body.len() > MAX_BODY_BYTES {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+                    )
+                    .into_response()
+                } else if let Err(e) = self.authorize(def.access, &req) {
+                    e.into_response()
+                } else {
+                    match AssertUnwindSafe(handlers::dispatch(self, def, &params, &req)).catch_unwind().await {
+                        Ok(Ok(resp)) => resp,
+                        Ok(Err(e)) => e.into_response(),
+                        Err(_) => ApiError::internal("the request could not be handled").into_response(),
+                    }
+                };
+                (def.pattern, resp)
+            }
+            Err(Miss::NotFound) => (
+                "-",
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "route_not_found",
+                    format!("no route for {} {}", req.method, req.path),
+                )
+                .into_response(),
+            ),
+            Err(Miss::MethodNotAllowed(allowed)) => {
+                let allowed: Vec<String> = allowed.iter().map(|m| m.to_string()).collect();
+                let msg = format!("{} is not allowed here; allowed: {}", req.method, allowed.join(", "));
+                ("-", ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", msg).into_response())
+            }
+        };
+        tracing::info!(
+            target: "request",
+            request_id = %req.request_id,
+            method = %req.method,
+            route,
+            path = %req.path,
+            status = resp.status.as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            cache = resp.cache.unwrap_or("-"),
+        );
+        resp
+    }
+
+    fn authorize(&self, access: Access, req: &ApiRequest) -> Result<(), ApiError> {
+        if access == Access::Public {
+            return Ok(());
+        }
+        let Some(expected) = &self.admin_token else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "admin_disabled",
+                "admin routes are disabled: no admin token is configured",
+            ));
+        };
+        let given = req
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+            Ok(())
+        } else {
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid admin bearer token is required"))
+        }
+    }
+}
+
+/// Compares without an early exit, so the time taken does not tell how much of a guess was
+/// right (the length is not secret).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}

@@ -1,0 +1,294 @@
+//! One thin handler per route: parse and validate, call the service, shape the answer.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use livecache_domain::services::{Expiry, NewOffer, ServiceError};
+use livecache_domain::{
+    Category, CommunityQuery, Condition, DiscoverQuery, FeedPage, FeedSort, PageRequest, StreamStatus,
+};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::{ApiError, ApiRequest, ApiResponse};
+use crate::app::App;
+use crate::routes::{Route, RouteDef};
+
+/// Largest page number served (bounds the work one request can ask of the database).
+pub const MAX_PAGE: u32 = 500;
+pub const MAX_PER_PAGE: u32 = 100;
+pub const DEFAULT_PER_PAGE: u32 = 20;
+pub const DEFAULT_RADIUS_KM: f64 = 5.0;
+pub const MAX_RADIUS_KM: f64 = 50.0;
+pub const MAX_BATCH: usize = 100;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+pub async fn dispatch(
+    app: &App,
+    def: &RouteDef,
+    params: &[(&'static str, String)],
+    req: &ApiRequest,
+) -> Result<ApiResponse> {
+    let id = || params.iter().find(|(k, _)| *k == "id").map(|(_, v)| v.as_str()).unwrap_or_default();
+    let q = Query(&req.query);
+    let m = &app.market;
+    match def.route {
+        Route::Discover => {
+            let query = DiscoverQuery {
+                page: page_of(&q)?,
+                category: q.parse::<Category>("category")?,
+                sort: q.parse::<FeedSort>("sort")?.unwrap_or_default(),
+            };
+            let page = m.discover(query.clone()).await?;
+            Ok(feed_response(&page.value, query.page, page.cached, page.stale))
+        }
+        Route::Community => {
+            let min_price = q.number("min_price", 0.0, 1e9)?;
+            let max_price = q.number("max_price", 0.0, 1e9)?;
+            if let (Some(lo), Some(hi)) = (min_price, max_price) {
+                if lo > hi {
+                    return Err(ApiError::bad_request("invalid_price_range", "min_price must not exceed max_price"));
+                }
+            }
+            let query = CommunityQuery {
+                page: page_of(&q)?,
+                lat: q.number("lat", -90.0, 90.0)?.ok_or_else(|| missing("lat"))?,
+                lon: q.number("lon", -180.0, 180.0)?.ok_or_else(|| missing("lon"))?,
+                radius_km: q.number("radius_km", 0.1, MAX_RADIUS_KM)?.unwrap_or(DEFAULT_RADIUS_KM),
+                category: q.parse::<Category>("category")?,
+                min_price,
+                max_price,
+                condition: q.parse::<Condition>("condition")?,
+            };
+            let page = m.community(query.clone()).await?;
+            Ok(feed_response(&page.value, query.page, page.cached, page.stale))
+        }
+        Route::Product => {
+            let p = m.product(id()).await?;
+            Ok(ApiResponse::json(StatusCode::OK, &json!({ "product": p.value, "cached": p.cached, "stale": p.stale }))
+                .with_cache(p.cached, p.stale))
+        }
+        Route::ProductViews => Ok(ApiResponse::json(StatusCode::OK, &m.product_views(id()).await?)),
+        Route::BatchUsers => {
+            let body: BatchUsers = body_of(req)?;
+            let answer = m.batch_users(&batch_ids(body.user_ids, "user_ids")?).await?;
+            Ok(ApiResponse::json(
+                StatusCode::OK,
+                &json!({ "users": answer.items, "missing": answer.missing, "hits": answer.hits, "misses": answer.misses }),
+            ))
+        }
+        Route::BatchProducts => {
+            let body: BatchProducts = body_of(req)?;
+            let answer = m.batch_products(&batch_ids(body.product_ids, "product_ids")?).await?;
+            Ok(ApiResponse::json(
+                StatusCode::OK,
+                &json!({ "products": answer.items, "missing": answer.missing, "hits": answer.hits, "misses": answer.misses }),
+            ))
+        }
+        Route::GoLive | Route::EndStream => {
+            let to = if def.route == Route::GoLive { StreamStatus::Live } else { StreamStatus::Ended };
+            let stream = m.transition_stream(id(), to).await?;
+            Ok(ApiResponse::json(StatusCode::OK, &json!({ "stream": stream })))
+        }
+        Route::LiveStreams => {
+            let live = m.live_streams().await?;
+            Ok(ApiResponse::json(
+                StatusCode::OK,
+                &json!({ "streams": live.value, "cached": live.cached, "stale": live.stale }),
+            )
+            .with_cache(live.cached, live.stale))
+        }
+        Route::CreateOffer => {
+            let body: CreateOffer = body_of(req)?;
+            let expiry =
+                expiry_of(body.expires_in_minutes, body.expires_at.as_deref())?.unwrap_or(Expiry::InMinutes(60));
+            let offer = m
+                .create_offer(NewOffer {
+                    product_id: body.product_id,
+                    buyer_id: body.buyer_id,
+                    amount: body.amount,
+                    expiry,
+                })
+                .await?;
+            Ok(ApiResponse::json(StatusCode::CREATED, &json!({ "offer": offer })))
+        }
+        Route::ExtendOffer => {
+            let body: ExtendOffer = body_of(req)?;
+            let expiry = expiry_of(body.expires_in_minutes, body.expires_at.as_deref())?
+                .ok_or_else(|| ApiError::bad_request("invalid_expiry", "give expires_in_minutes or expires_at"))?;
+            let offer = m.extend_offer(id(), expiry).await?;
+            Ok(ApiResponse::json(StatusCode::OK, &json!({ "offer": offer })))
+        }
+        Route::ExpiringSoon => {
+            let minutes = q.integer("within_minutes", 1, 24 * 60)?.unwrap_or(5);
+            let offers = m.expiring_soon(Duration::from_secs(minutes as u64 * 60)).await?;
+            Ok(ApiResponse::json(StatusCode::OK, &json!({ "offers": offers, "within_minutes": minutes })))
+        }
+        Route::CacheStats => Ok(ApiResponse::json(StatusCode::OK, &m.cache_stats().await?)),
+        Route::CacheJobs => Ok(ApiResponse::json(StatusCode::OK, &json!({ "jobs": m.job_runs().await? }))),
+        Route::Invalidate => {
+            let body: Invalidate = body_of(req)?;
+            let done = match (body.namespace, body.pattern, body.version) {
+                (Some(ns), None, None) => m.invalidate_namespace(&ns).await?,
+                (None, Some(p), None) => m.invalidate_pattern(&p).await?,
+                (None, None, Some(_)) => m.bump_version().await?,
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "invalid_body",
+                        "give exactly one of {\"namespace\": ..}, {\"pattern\": ..} or {\"version\": true}",
+                    ))
+                }
+            };
+            Ok(ApiResponse::json(StatusCode::OK, &json!({ "invalidated": done })))
+        }
+        Route::Warm => {
+            let body: Warm = if req.body.is_empty() { Warm::default() } else { body_of(req)? };
+            let pages = body.pages.unwrap_or(3);
+            if !(1..=10).contains(&pages) {
+                return Err(ApiError::bad_request("invalid_pages", "pages must be 1 to 10"));
+            }
+            Ok(ApiResponse::json(StatusCode::OK, &json!({ "warm": m.warm(pages).await?, "pages": pages })))
+        }
+    }
+}
+
+fn feed_response(page: &FeedPage, req: PageRequest, cached: bool, stale: bool) -> ApiResponse {
+    ApiResponse::json(
+        StatusCode::OK,
+        &json!({
+            "items": page.items,
+            "page": req.page,
+            "per_page": req.per_page,
+            "has_more": page.has_more,
+            "cached": cached,
+            "stale": stale,
+        }),
+    )
+    .with_cache(cached, stale)
+}
+
+fn missing(name: &str) -> ApiError {
+    ApiError::bad_request("missing_parameter", format!("{name} is required"))
+}
+
+fn page_of(q: &Query<'_>) -> Result<PageRequest> {
+    Ok(PageRequest {
+        page: q.integer("page", 1, MAX_PAGE)?.unwrap_or(1),
+        per_page: q.integer("per_page", 1, MAX_PER_PAGE)?.unwrap_or(DEFAULT_PER_PAGE),
+    })
+}
+
+/// Query parameters (first value of each name wins).
+struct Query<'a>(&'a [(String, String)]);
+
+impl Query<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+    }
+
+    fn integer(&self, name: &str, min: u32, max: u32) -> Result<Option<u32>> {
+        let Some(v) = self.get(name) else { return Ok(None) };
+        match v.parse::<u32>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("{name} must be a whole number from {min} to {max}"),
+            )),
+        }
+    }
+
+    fn number(&self, name: &str, min: f64, max: f64) -> Result<Option<f64>> {
+        let Some(v) = self.get(name) else { return Ok(None) };
+        match v.parse::<f64>() {
+            Ok(n) if n.is_finite() && (min..=max).contains(&n) => Ok(Some(n)),
+            _ => {
+                Err(ApiError::bad_request("invalid_parameter", format!("{name} must be a number from {min} to {max}")))
+            }
+        }
+    }
+
+    fn parse<T: std::str::FromStr<Err = String>>(&self, name: &str) -> Result<Option<T>> {
+        self.get(name)
+            .map(|v| v.parse::<T>().map_err(|e| ApiError::bad_request("invalid_parameter", format!("{name}: {e}"))))
+            .transpose()
+    }
+}
+
+fn body_of<T: DeserializeOwned>(req: &ApiRequest) -> Result<T> {
+    if req.body.is_empty() {
+        return Err(ApiError::bad_request("invalid_body", "a JSON body is required"));
+    }
+    serde_json::from_slice(&req.body)
+        .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid JSON body: {e}")))
+}
+
+fn batch_ids(ids: Vec<String>, field: &str) -> Result<Vec<String>> {
+    if ids.is_empty() || ids.len() > MAX_BATCH {
+        return Err(ApiError::bad_request("invalid_batch_size", format!("{field} must hold 1 to {MAX_BATCH} ids")));
+    }
+    Ok(ids)
+}
+
+fn expiry_of(minutes: Option<u32>, at: Option<&str>) -> Result<Option<Expiry>> {
+    match (minutes, at) {
+        (Some(_), Some(_)) => {
+            Err(ApiError::bad_request("invalid_expiry", "give expires_in_minutes or expires_at, not both"))
+        }
+        (Some(m), None) => Ok(Some(Expiry::InMinutes(m))),
+        (None, Some(at)) => chrono::DateTime::parse_from_rfc3339(at)
+            .map(|t| Some(Expiry::At(livecache_domain::time::truncate(t.with_timezone(&chrono::Utc)))))
+            .map_err(|_| ApiError::bad_request("invalid_expiry", "expires_at must be an RFC 3339 timestamp")),
+        (None, None) => Ok(None),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchUsers {
+    user_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchProducts {
+    product_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateOffer {
+    product_id: String,
+    buyer_id: String,
+    amount: f64,
+    expires_in_minutes: Option<u32>,
+    expires_at: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtendOffer {
+    expires_in_minutes: Option<u32>,
+    expires_at: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Invalidate {
+    namespace: Option<String>,
+    pattern: Option<String>,
+    version: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Warm {
+    pages: Option<u32>,
+}
+
+impl From<livecache_cache::CacheError> for ApiError {
+    fn from(e: livecache_cache::CacheError) -> Self {
+        ServiceError::from(e).into()
+    }
+}

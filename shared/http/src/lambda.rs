@@ -1,0 +1,133 @@
+//! Running an HTTP function on Lambda: lambda_http for requests, and an internal extension
+//! that holds the execution environment open after each response until the post-response
+//! work (stale-while-revalidate refreshes, next-page prefetches, the stats flush) is done.
+//! Without it that work would be frozen with the environment, maybe for ever.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lambda_extension::{Extension, LambdaEvent, NextEvent};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use livecache_cache::DeferredTasks;
+use tokio::sync::{mpsc, Mutex};
+
+use crate::api::{parse_query, ApiRequest, ApiResponse};
+use crate::app::{admin_token_from_env, App, Deps};
+use crate::telemetry::{self, Metrics};
+
+pub type Error = lambda_http::Error;
+
+/// Converts an API Gateway (HTTP API, payload 2.0) request.
+pub fn to_api_request(req: Request) -> ApiRequest {
+    let request_id = req.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
+    let claims = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => {
+            ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).and_then(|jwt| serde_json::to_value(&jwt.claims).ok())
+        }
+        #[allow(unreachable_patterns)]
+        _ => None,
+    };
+    let (parts, body) = req.into_parts();
+    let body = match body {
+        Body::Empty => bytes::Bytes::new(),
+        Body::Text(s) => bytes::Bytes::from(s),
+        Body::Binary(b) => bytes::Bytes::from(b),
+        _ => bytes::Bytes::new(),
+    };
+    ApiRequest {
+        method: parts.method,
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(parse_query).unwrap_or_default(),
+        headers: parts.headers,
+        body,
+        request_id,
+        claims,
+    }
+}
+
+pub fn to_lambda_response(resp: ApiResponse) -> Response<Body> {
+    Response::builder()
+        .status(resp.status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Body::Binary(resp.body))
+        .unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+/// Post-response work of one invocation, run by the extension.
+async fn after_response(tasks: &DeferredTasks, app: &App, metrics: &Metrics, function: &str) {
+    let ran = tasks.run_all().await;
+    if let Err(e) = app.market.cache().flush_stats().await {
+        tracing::warn!(error = %e, "stats flush failed");
+    }
+    metrics.emit(function, app.market.cache());
+    if ran > 0 {
+        tracing::debug!(tasks = ran, "post-response work done");
+    }
+}
+
+/// The entry point of every HTTP function's `main`.
+pub async fn run(function: &'static str) -> Result<(), Error> {
+    telemetry::init();
+    let deps = Deps::from_env().await.map_err(|e| {
+        tracing::error!(error = %e, "configuration error");
+        e
+    })?;
+    let tasks = Arc::new(DeferredTasks::new());
+    let app = Arc::new(App::new(&deps, tasks.clone(), admin_token_from_env(), Some(function)));
+    let metrics = Arc::new(Metrics::default());
+    let (done_tx, done_rx) = mpsc::unbounded_channel::<()>();
+    let done_rx = Arc::new(Mutex::new(done_rx));
+
+    let processor = {
+        let (tasks, app, metrics) = (tasks.clone(), app.clone(), metrics.clone());
+        lambda_extension::service_fn(move |event: LambdaEvent| {
+            let (tasks, app, metrics, done_rx) = (tasks.clone(), app.clone(), metrics.clone(), done_rx.clone());
+            async move {
+                if let NextEvent::Invoke(_) = event.next {
+                    // Wait for the handler to answer, then finish what it left behind.
+                    let _ = done_rx.lock().await.recv().await;
+                    after_response(&tasks, &app, &metrics, function).await;
+                }
+                Ok::<(), Error>(())
+            }
+        })
+    };
+    let extension = tokio::time::timeout(
+        Duration::from_secs(2),
+        Extension::new()
+            .with_extension_name(function)
+            .with_events(&["INVOKE"])
+            .with_events_processor(processor)
+            .register(),
+    )
+    .await;
+    let extension = match extension {
+        Ok(Ok(ext)) => Some(ext),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "no extensions API: post-response work runs on a spawned task");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("extension registration timed out: post-response work runs on a spawned task");
+            None
+        }
+    };
+    let held_open = extension.is_some();
+    let handler = lambda_http::service_fn(move |req: Request| {
+        let (app, tasks, metrics, done_tx) = (app.clone(), tasks.clone(), metrics.clone(), done_tx.clone());
+        async move {
+            let resp = app.handle(to_api_request(req)).await;
+            if held_open {
+                let _ = done_tx.send(());
+            } else {
+                tokio::spawn(async move { after_response(&tasks, &app, &metrics, function).await });
+            }
+            Ok::<_, Error>(to_lambda_response(resp))
+        }
+    });
+    match extension {
+        Some(ext) => tokio::try_join!(lambda_http::run(handler), ext.run()).map(|_| ()),
+        None => lambda_http::run(handler).await,
+    }
+}

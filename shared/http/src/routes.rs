@@ -1,0 +1,141 @@
+//! Every route of the API, which function serves it, and how a path matches.
+
+use http::Method;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    Discover,
+    Community,
+    Product,
+    ProductViews,
+    BatchUsers,
+    BatchProducts,
+    GoLive,
+    EndStream,
+    LiveStreams,
+    CreateOffer,
+    ExtendOffer,
+    ExpiringSoon,
+    CacheStats,
+    CacheJobs,
+    Invalidate,
+    Warm,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    /// `Authorization: Bearer $LIVECACHE_ADMIN_TOKEN` (and IAM auth in the SAM template).
+    Admin,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteDef {
+    pub route: Route,
+    pub method: Method,
+    /// With `{name}` segments, as API Gateway writes them.
+    pub pattern: &'static str,
+    /// The function crate that serves it.
+    pub function: &'static str,
+    pub access: Access,
+}
+
+const fn def(route: Route, method: Method, pattern: &'static str, function: &'static str, access: Access) -> RouteDef {
+    RouteDef { route, method, pattern, function, access }
+}
+
+pub const ROUTES: &[RouteDef] = &[
+    def(Route::Discover, Method::GET, "/api/v1/feeds/discover", "feeds", Access::Public),
+    def(Route::Community, Method::GET, "/api/v1/feeds/community", "feeds", Access::Public),
+    def(Route::Product, Method::GET, "/api/v1/products/{id}", "products", Access::Public),
+    def(Route::ProductViews, Method::GET, "/api/v1/products/{id}/views", "products", Access::Public),
+    def(Route::BatchUsers, Method::POST, "/api/v1/batch/users", "batch", Access::Public),
+    def(Route::BatchProducts, Method::POST, "/api/v1/batch/products", "batch", Access::Public),
+    def(Route::GoLive, Method::POST, "/api/v1/streams/{id}/go-live", "streams", Access::Public),
+    def(Route::EndStream, Method::POST, "/api/v1/streams/{id}/end", "streams", Access::Public),
+    def(Route::LiveStreams, Method::GET, "/api/v1/streams/live", "streams", Access::Public),
+    def(Route::CreateOffer, Method::POST, "/api/v1/offers", "offers", Access::Public),
+    def(Route::ExtendOffer, Method::POST, "/api/v1/offers/{id}/extend", "offers", Access::Public),
+    def(Route::ExpiringSoon, Method::GET, "/api/v1/offers/expiring-soon", "offers", Access::Public),
+    def(Route::CacheStats, Method::GET, "/api/v1/cache/stats", "stats", Access::Public),
+    def(Route::CacheJobs, Method::GET, "/api/v1/cache/jobs", "stats", Access::Public),
+    def(Route::Invalidate, Method::POST, "/api/v1/cache/invalidate", "stats", Access::Admin),
+    def(Route::Warm, Method::POST, "/api/v1/cache/warm", "stats", Access::Admin),
+];
+
+/// The functions, in the order of [`ROUTES`].
+pub const FUNCTIONS: [&str; 6] = ["feeds", "products", "batch", "streams", "offers", "stats"];
+
+/// A path's `{name}` values.
+pub type Params = Vec<(&'static str, String)>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Miss {
+    NotFound,
+    /// The path exists with other methods.
+    MethodNotAllowed(Vec<Method>),
+}
+
+/// The route for `method path` among those of `function` (all when None), and the path's
+/// `{name}` values. Literal segments win over `{name}` ones (`/streams/live` is not a stream id).
+pub fn match_route(method: &Method, path: &str, function: Option<&str>) -> Result<(&'static RouteDef, Params), Miss> {
+    let path = path.trim_end_matches('/');
+    let segs: Vec<&str> = path.split('/').collect();
+    let mut allowed = Vec::new();
+    let mut best: Option<(&'static RouteDef, Params, usize)> = None;
+    for r in ROUTES.iter().filter(|r| function.is_none_or(|f| r.function == f)) {
+        let pat: Vec<&str> = r.pattern.split('/').collect();
+        if pat.len() != segs.len() {
+            continue;
+        }
+        let mut params = Vec::new();
+        let mut literal = 0;
+        let ok = pat.iter().zip(&segs).all(|(p, s)| {
+            if let Some(name) = p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                params.push((name, (*s).to_string()));
+                !s.is_empty()
+            } else {
+                literal += 1;
+                p == s
+            }
+        });
+        if !ok {
+            continue;
+        }
+        if r.method != *method {
+            allowed.push(r.method.clone());
+            continue;
+        }
+        if best.as_ref().is_none_or(|(_, _, l)| literal > *l) {
+            best = Some((r, params, literal));
+        }
+    }
+    match best {
+        Some((r, params, _)) => Ok((r, params)),
+        None if !allowed.is_empty() => Err(Miss::MethodNotAllowed(allowed)),
+        None => Err(Miss::NotFound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_segments_win_and_params_are_extracted() {
+        let (r, p) = match_route(&Method::GET, "/api/v1/streams/live", None).unwrap();
+        assert_eq!(r.route, Route::LiveStreams);
+        assert!(p.is_empty());
+        let (r, p) = match_route(&Method::POST, "/api/v1/streams/s-1/go-live", None).unwrap();
+        assert_eq!((r.route, p), (Route::GoLive, vec![("id", "s-1".to_string())]));
+        let (r, _) = match_route(&Method::GET, "/api/v1/offers/expiring-soon/", None).unwrap();
+        assert_eq!(r.route, Route::ExpiringSoon);
+        assert_eq!(match_route(&Method::GET, "/api/v1/nope", None).unwrap_err(), Miss::NotFound);
+        assert_eq!(
+            match_route(&Method::DELETE, "/api/v1/offers", None).unwrap_err(),
+            Miss::MethodNotAllowed(vec![Method::POST])
+        );
+        assert_eq!(match_route(&Method::GET, "/api/v1/products/p1", Some("feeds")).unwrap_err(), Miss::NotFound);
+    }
+}
