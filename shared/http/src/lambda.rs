@@ -54,8 +54,9 @@ pub fn to_lambda_response(resp: ApiResponse) -> Response<Body> {
         .unwrap_or_else(|_| Response::new(Body::Empty))
 }
 
-/// Post-response work of one invocation, run by the extension.
-async fn after_response(tasks: &DeferredTasks, app: &App, metrics: &Metrics, function: &str) {
+/// Post-response work of one invocation, run by the extension after the handler answered:
+/// the queued refreshes and prefetches, the stats flush, the EMF metrics line.
+pub async fn after_response(tasks: &DeferredTasks, app: &App, metrics: &Metrics, function: &str) {
     let ran = tasks.run_all().await;
     if let Err(e) = app.market.cache().flush_stats().await {
         tracing::warn!(error = %e, "stats flush failed");

@@ -1,0 +1,144 @@
+//! Starting the API for a test: the dev server's HTTP front on a free port, against a real
+//! redis-server and DynamoDB in moto's server (both started by the test kit), with its own
+//! key prefix and its own tables, seeded with the small demo data set.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use livecache_cache::{
+    Backend, Cache, Keyspace, ManualClock, MemoryBackend, RedisBackend, RedisConfig, SpawnTasks, TaskRunner,
+};
+use livecache_domain::seed::{self, DemoData, SeedSize};
+use livecache_domain::tables::{self, TableNames};
+use livecache_domain::{DynamoStore, InProcessBus, MemoryStore, Store};
+use livecache_http::{App, Deps};
+use livecache_testkit::{shared_moto, shared_redis, unique_prefix};
+
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub deps: Deps,
+    pub bus: Arc<InProcessBus>,
+    pub clock: Arc<ManualClock>,
+    pub data: DemoData,
+    /// A cache on the same backend and keyspace, to look at what the API stored.
+    pub cache: Cache,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub async fn dynamo_store(name: &str) -> (Arc<dyn Store>, DemoData) {
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(shared_moto().endpoint())
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .load()
+        .await;
+    let client = aws_sdk_dynamodb::Client::new(&conf);
+    let names = TableNames::prefixed(&unique_prefix(name));
+    tables::create_all(&client, &names).await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(DynamoStore::new(client, names));
+    let data = seed::generate(SeedSize::SMALL, livecache_domain::time::now());
+    seed::seed(&*store, &data).await.unwrap();
+    (store, data)
+}
+
+/// Dependencies on real services: Redis and DynamoDB (moto).
+pub async fn real_deps(name: &str) -> (Deps, Arc<InProcessBus>, Arc<ManualClock>, DemoData) {
+    let backend: Arc<dyn Backend> =
+        Arc::new(RedisBackend::connect(RedisConfig::from_url(&shared_redis().url()).unwrap()).await.unwrap());
+    let (store, data) = dynamo_store(name).await;
+    deps_with(name, backend, store, data)
+}
+
+/// Dependencies all in memory.
+pub async fn memory_deps(name: &str) -> (Deps, Arc<InProcessBus>, Arc<ManualClock>, DemoData) {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let data = seed::generate(SeedSize::SMALL, livecache_domain::time::now());
+    seed::seed(&*store, &data).await.unwrap();
+    deps_with(name, Arc::new(MemoryBackend::new(100_000)), store, data)
+}
+
+fn deps_with(
+    name: &str,
+    backend: Arc<dyn Backend>,
+    store: Arc<dyn Store>,
+    data: DemoData,
+) -> (Deps, Arc<InProcessBus>, Arc<ManualClock>, DemoData) {
+    let bus = Arc::new(InProcessBus::new());
+    let clock = Arc::new(ManualClock::new());
+    let deps = Deps {
+        backend,
+        keyspace: Keyspace::new(Some(&unique_prefix(name)), "v1").unwrap(),
+        store,
+        events: bus.clone(),
+        bus: Some(bus.clone()),
+        clock: clock.clone(),
+    };
+    (deps, bus, clock, data)
+}
+
+/// The API over HTTP on real services, with `admin_token` (None: admin disabled).
+pub async fn start(name: &str, admin_token: Option<&str>) -> Api {
+    let (deps, bus, clock, data) = real_deps(name).await;
+    serve(deps, bus, clock, data, Arc::new(SpawnTasks), admin_token).await
+}
+
+pub async fn serve(
+    deps: Deps,
+    bus: Arc<InProcessBus>,
+    clock: Arc<ManualClock>,
+    data: DemoData,
+    tasks: Arc<dyn TaskRunner>,
+    admin_token: Option<&str>,
+) -> Api {
+    let app = Arc::new(App::new(&deps, tasks, admin_token.map(String::from), None));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(livecache_dev::serve(listener, app, async move {
+        let _ = rx.await;
+    }));
+    let cache = Cache::builder(deps.backend.clone()).keyspace(deps.keyspace.clone()).clock(clock.clone()).build();
+    Api { base, http: reqwest::Client::new(), deps, bus, clock, data, cache, shutdown: Some(tx) }
+}
+
+impl Api {
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let resp = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        Self::read(resp).await
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let resp = self.http.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
+        Self::read(resp).await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .body(body.to_string())
+            .header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        Self::read(req.send().await.unwrap()).await
+    }
+
+    async fn read(resp: reqwest::Response) -> (u16, serde_json::Value) {
+        let status = resp.status().as_u16();
+        assert_eq!(resp.headers().get("content-type").map(|v| v.to_str().unwrap()), Some("application/json"));
+        let body = resp.text().await.unwrap();
+        (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}")))
+    }
+}
