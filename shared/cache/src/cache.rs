@@ -294,6 +294,11 @@ impl Cache {
         Some(Lookup { value, source })
     }
 
+    /// Whether `key` holds a fresh value, judged from its header alone (nothing is decoded).
+    pub async fn is_fresh(&self, key: &Key) -> bool {
+        self.read_one(key).await.raw.is_some_and(|r| r.times.at(self.inner.clock.now_ms()) == Freshness::Fresh)
+    }
+
     /// Stores `value` under `key` with the policy's lifetimes.
     pub async fn set<T: Serialize + ?Sized>(&self, key: &Key, value: &T, policy: &Policy) -> Result<()> {
         let json = serde_json::to_vec(value).map_err(CodecError::from)?;

@@ -42,6 +42,8 @@ impl std::fmt::Display for Key {
 #[derive(Debug, Clone)]
 pub struct Keyspace {
     root: String,
+    /// Built once: read on every lookup.
+    epoch: String,
 }
 
 impl Keyspace {
@@ -56,7 +58,8 @@ impl Keyspace {
             }
             _ => version.to_string(),
         };
-        Ok(Self { root })
+        let epoch = format!("{root}:{META_NS}:epoch");
+        Ok(Self { root, epoch })
     }
 
     /// The part every key of this keyspace starts with (`[{prefix}:]{version}`).
@@ -118,7 +121,7 @@ impl Keyspace {
 
     /// Key of the keyspace-wide epoch (bumped to invalidate everything).
     pub fn epoch_key(&self) -> String {
-        format!("{}:{META_NS}:epoch", self.root)
+        self.epoch.clone()
     }
 
     /// Key of the cross-instance load lock for `key`.

@@ -53,8 +53,9 @@ pub struct ApiResponse {
 
 impl ApiResponse {
     pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Self {
-        match serde_json::to_vec(value) {
-            Ok(body) => Self { status, body, cache: None },
+        let mut body = Vec::with_capacity(4096);
+        match serde_json::to_writer(&mut body, value) {
+            Ok(()) => Self { status, body, cache: None },
             Err(e) => ApiError::internal(format!("response could not be encoded: {e}")).into_response(),
         }
     }

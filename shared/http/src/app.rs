@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use futures::FutureExt;
 use http::StatusCode;
-use livecache_cache::{connect, Backend, BackendConfig, Cache, Clock, Keyspace, SystemClock, TaskRunner};
+use livecache_cache::{connect, Backend, BackendConfig, Cache, Clock, Codec, Keyspace, SystemClock, TaskRunner};
 use livecache_domain::seed::{self, SeedSize};
 use livecache_domain::services::Marketplace;
 use livecache_domain::{
@@ -106,8 +106,16 @@ impl App {
         admin_token: Option<String>,
         function: Option<&'static str>,
     ) -> Self {
+        // Compression saves network bytes and Redis memory; an in-process cache has neither to
+        // save, so it keeps values plain and spends nothing inflating them.
+        let codec = if deps.backend.backend() == "memory" {
+            Codec { compress_over: usize::MAX, ..Codec::default() }
+        } else {
+            Codec::default()
+        };
         let cache = Cache::builder(deps.backend.clone())
             .keyspace(deps.keyspace.clone())
+            .codec(codec)
             .clock(deps.clock.clone())
             .tasks(tasks.clone())
             .build();

@@ -3,13 +3,12 @@
 use std::time::Duration;
 
 use http::StatusCode;
-use livecache_domain::services::{Expiry, NewOffer, ServiceError};
-use livecache_domain::{
-    Category, CommunityQuery, Condition, DiscoverQuery, FeedPage, FeedSort, PageRequest, StreamStatus,
-};
+use livecache_domain::services::{Expiry, NewOffer, RawPage, ServiceError};
+use livecache_domain::{Category, CommunityQuery, Condition, DiscoverQuery, FeedSort, PageRequest, StreamStatus};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use serde_json::value::RawValue;
 
 use crate::api::{ApiError, ApiRequest, ApiResponse};
 use crate::app::App;
@@ -67,8 +66,8 @@ pub async fn dispatch(
         }
         Route::Product => {
             let p = m.product(id()).await?;
-            Ok(ApiResponse::json(StatusCode::OK, &json!({ "product": p.value, "cached": p.cached, "stale": p.stale }))
-                .with_cache(p.cached, p.stale))
+            let answer = ProductAnswer { product: &p.value, cached: p.cached, stale: p.stale };
+            Ok(ApiResponse::json(StatusCode::OK, &answer).with_cache(p.cached, p.stale))
         }
         Route::ProductViews => Ok(ApiResponse::json(StatusCode::OK, &m.product_views(id()).await?)),
         Route::BatchUsers => {
@@ -154,19 +153,33 @@ pub async fn dispatch(
     }
 }
 
-fn feed_response(page: &FeedPage, req: PageRequest, cached: bool, stale: bool) -> ApiResponse {
-    ApiResponse::json(
-        StatusCode::OK,
-        &json!({
-            "items": page.items,
-            "page": req.page,
-            "per_page": req.per_page,
-            "has_more": page.has_more,
-            "cached": cached,
-            "stale": stale,
-        }),
-    )
-    .with_cache(cached, stale)
+#[derive(Serialize)]
+struct FeedAnswer<'a> {
+    items: &'a RawValue,
+    page: u32,
+    per_page: u32,
+    has_more: bool,
+    cached: bool,
+    stale: bool,
+}
+
+fn feed_response(page: &RawPage, req: PageRequest, cached: bool, stale: bool) -> ApiResponse {
+    let answer = FeedAnswer {
+        items: &page.items,
+        page: req.page,
+        per_page: req.per_page,
+        has_more: page.has_more,
+        cached,
+        stale,
+    };
+    ApiResponse::json(StatusCode::OK, &answer).with_cache(cached, stale)
+}
+
+#[derive(Serialize)]
+struct ProductAnswer<'a> {
+    product: &'a livecache_domain::Product,
+    cached: bool,
+    stale: bool,
 }
 
 fn missing(name: &str) -> ApiError {

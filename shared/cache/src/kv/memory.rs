@@ -6,6 +6,7 @@
 //! never evicted, like their TTL-less Redis counterparts.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -73,8 +74,6 @@ struct State {
     ints: HashMap<String, u64>,
     hashes: HashMap<String, HashMap<String, i64>>,
     indexes: HashMap<String, Index>,
-    hits: u64,
-    misses: u64,
 }
 
 /// Bounded in-process backend.
@@ -83,6 +82,8 @@ pub struct MemoryBackend {
     // A std Mutex: nothing awaits while it is held.
     state: Mutex<State>,
     clock: Arc<dyn Clock>,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl std::fmt::Debug for MemoryBackend {
@@ -102,6 +103,8 @@ impl MemoryBackend {
             values: Moka::builder().max_capacity(max_entries).expire_after(EntryExpiry).build(),
             state: Mutex::new(State::default()),
             clock,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -119,22 +122,35 @@ impl MemoryBackend {
         Entry { bytes: Arc::from(value), expires_at: ttl.map(|t| self.clock.now_ms() + t.as_millis() as u64), ttl }
     }
 
-    async fn read(&self, key: &str) -> Option<Vec<u8>> {
-        let found = match self.values.get(key).await {
-            Some(e) if self.live(&e) => Some(e.bytes.to_vec()),
-            Some(_) => {
-                self.values.invalidate(key).await;
-                None
-            }
-            None => self.state().ints.get(key).map(|n| n.to_string().into_bytes()),
-        };
-        let mut st = self.state();
-        if found.is_some() {
-            st.hits += 1;
-        } else {
-            st.misses += 1;
+    /// Values of `keys`: evictable values from moka, counters (generations) from the state map,
+    /// which is locked once for the whole batch and only if some key was not a value.
+    async fn read_many(&self, keys: &[String]) -> Vec<Option<Vec<u8>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        let mut unresolved = false;
+        for key in keys {
+            let found = match self.values.get(key).await {
+                Some(e) if self.live(&e) => Some(e.bytes.to_vec()),
+                Some(_) => {
+                    self.values.invalidate(key).await;
+                    None
+                }
+                None => None,
+            };
+            unresolved |= found.is_none();
+            out.push(found);
         }
-        found
+        if unresolved {
+            let st = self.state();
+            for (slot, key) in out.iter_mut().zip(keys) {
+                if slot.is_none() {
+                    *slot = st.ints.get(key).map(|n| n.to_string().into_bytes());
+                }
+            }
+        }
+        let hits = out.iter().filter(|v| v.is_some()).count() as u64;
+        self.hits.fetch_add(hits, Ordering::Relaxed);
+        self.misses.fetch_add(keys.len() as u64 - hits, Ordering::Relaxed);
+        out
     }
 
     fn all_keys(&self) -> Vec<String> {
@@ -187,15 +203,11 @@ impl KvStore for MemoryBackend {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.read(key).await)
+        Ok(self.read_many(std::slice::from_ref(&key.to_string())).await.pop().flatten())
     }
 
     async fn mget(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        let mut out = Vec::with_capacity(keys.len());
-        for k in keys {
-            out.push(self.read(k).await);
-        }
-        Ok(out)
+        Ok(self.read_many(keys).await)
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
@@ -303,8 +315,8 @@ impl KvStore for MemoryBackend {
             used_memory_peak: bytes,
             connected_clients: 0,
             keys: values + (st.ints.len() + st.hashes.len() + st.indexes.len()) as u64,
-            keyspace_hits: st.hits,
-            keyspace_misses: st.misses,
+            keyspace_hits: self.hits.load(Ordering::Relaxed),
+            keyspace_misses: self.misses.load(Ordering::Relaxed),
             evicted_keys: 0,
         })
     }

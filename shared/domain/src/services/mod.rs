@@ -115,6 +115,21 @@ impl<T> Cached<T> {
     }
 }
 
+/// A feed page kept as JSON: the same stored form as [`FeedPage`], but the items are served
+/// as the bytes the cache holds (validated, never rebuilt).
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct RawPage {
+    pub items: Box<RawValue>,
+    pub has_more: bool,
+}
+
+impl RawPage {
+    fn of(page: FeedPage) -> Result<Self, StoreError> {
+        let items = serde_json::value::to_raw_value(&page.items).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Self { items, has_more: page.has_more })
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ProductViews {
     pub product_id: String,
@@ -284,36 +299,40 @@ impl Marketplace {
 
     // ---------------------------------------------------------------- feeds
 
-    /// A discover page (cached 5 min); page N+1 is prefetched after the answer.
-    pub async fn discover(&self, q: DiscoverQuery) -> Result<Cached<FeedPage>> {
+    /// A discover page (cached 5 min); page N+1 is prefetched after the answer if it is not
+    /// cached yet.
+    pub async fn discover(&self, q: DiscoverQuery) -> Result<Cached<RawPage>> {
         let page = self.discover_page(&q).await?;
         if page.value.has_more {
             let next = DiscoverQuery { page: PageRequest { page: q.page.page + 1, ..q.page }, ..q };
             let me = self.clone();
             self.inner.tasks.submit(Box::pin(async move {
-                if let Err(e) = me.discover_page(&next).await {
-                    tracing::debug!(error = %e, "prefetch of the next discover page failed");
+                let Ok(key) = discover_key(&me.inner.cache, &next) else { return };
+                if !me.inner.cache.is_fresh(&key).await {
+                    if let Err(e) = me.discover_page(&next).await {
+                        tracing::debug!(error = %e, "prefetch of the next discover page failed");
+                    }
                 }
             }));
         }
         Ok(page)
     }
 
-    async fn discover_page(&self, q: &DiscoverQuery) -> Result<Cached<FeedPage>> {
+    async fn discover_page(&self, q: &DiscoverQuery) -> Result<Cached<RawPage>> {
         let key = discover_key(&self.inner.cache, q)?;
         let store = self.inner.store.clone();
         let query = q.clone();
         let found = self
             .inner
             .cache
-            .get_or_load(&key, &feed_policy(), move || async move { store.discover(&query).await })
+            .get_or_load(&key, &feed_policy(), move || async move { RawPage::of(store.discover(&query).await?) })
             .await?;
         Ok(Cached::from_lookup(found.value, found.source))
     }
 
     /// A community page for the location rounded to 2 decimals (cached 5 min); page N+1 is
-    /// prefetched after the answer.
-    pub async fn community(&self, mut q: CommunityQuery) -> Result<Cached<FeedPage>> {
+    /// prefetched after the answer if it is not cached yet.
+    pub async fn community(&self, mut q: CommunityQuery) -> Result<Cached<RawPage>> {
         q.lat = (q.lat * 100.0).round() / 100.0;
         q.lon = (q.lon * 100.0).round() / 100.0;
         let page = self.community_page(&q).await?;
@@ -321,22 +340,25 @@ impl Marketplace {
             let next = CommunityQuery { page: PageRequest { page: q.page.page + 1, ..q.page }, ..q };
             let me = self.clone();
             self.inner.tasks.submit(Box::pin(async move {
-                if let Err(e) = me.community_page(&next).await {
-                    tracing::debug!(error = %e, "prefetch of the next community page failed");
+                let Ok(key) = community_key(&me.inner.cache, &next) else { return };
+                if !me.inner.cache.is_fresh(&key).await {
+                    if let Err(e) = me.community_page(&next).await {
+                        tracing::debug!(error = %e, "prefetch of the next community page failed");
+                    }
                 }
             }));
         }
         Ok(page)
     }
 
-    async fn community_page(&self, q: &CommunityQuery) -> Result<Cached<FeedPage>> {
+    async fn community_page(&self, q: &CommunityQuery) -> Result<Cached<RawPage>> {
         let key = community_key(&self.inner.cache, q)?;
         let store = self.inner.store.clone();
         let query = q.clone();
         let found = self
             .inner
             .cache
-            .get_or_load(&key, &feed_policy(), move || async move { store.community(&query).await })
+            .get_or_load(&key, &feed_policy(), move || async move { RawPage::of(store.community(&query).await?) })
             .await?;
         Ok(Cached::from_lookup(found.value, found.source))
     }

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# HTTP load benchmark on loopback (bounded: a few 10-second wrk runs and 400 sequential curls).
+#  1. feed cache hits per second on livecache-dev vs a minimal hello server on the same stack;
+#  2. cache hit vs cache miss latency of the discover feed.
+# Embedded defaults by default; pass REDIS_URL to put the cache in Redis.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source infra/env.sh
+command -v wrk >/dev/null || { echo "wrk missing: apt-get install wrk"; exit 1; }
+DURATION=${DURATION:-10s}
+CONN=${CONN:-16}
+cargo build -q --release -p livecache-dev --bins
+HELLO_PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+DEV_PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+target/release/hello "$HELLO_PORT" & HELLO=$!
+RUST_LOG=warn target/release/livecache-dev --port "$DEV_PORT" > .tmp/loadbench-dev.log 2>&1 & DEV=$!
+trap 'kill $HELLO $DEV 2>/dev/null' EXIT
+for p in "$HELLO_PORT" "$DEV_PORT"; do
+  for _ in $(seq 100); do curl -s "http://127.0.0.1:$p/" >/dev/null && break; sleep 0.1; done
+done
+FEED="http://127.0.0.1:$DEV_PORT/api/v1/feeds/discover?page=1&per_page=20"
+curl -s "$FEED" >/dev/null   # now cached
+
+rps() { wrk -t1 -c"$CONN" -d"$DURATION" --latency "$1" | tee -a .tmp/loadbench-wrk.log | awk '/Requests\/sec/ {print $2}'; }
+: > .tmp/loadbench-wrk.log
+hello=$(rps "http://127.0.0.1:$HELLO_PORT/")
+hits=$(rps "$FEED")
+echo "hello server:        $hello req/s"
+echo "feed cache hits:     $hits req/s"
+python3 -c "print(f'ratio (hits/hello):  {$hits/$hello:.2f}x')"
+
+# Hit vs miss latency: 200 distinct pages (misses), then the same 200 again (hits). Odd pages
+# with the page size changing every request, so no request finds a page prefetched for another.
+lat() { for i in $(seq 0 199); do
+  curl -s -o /dev/null -w '%{time_total}\n' \
+    "http://127.0.0.1:$DEV_PORT/api/v1/feeds/discover?page=$(( 1 + 2 * (i / 50) ))&per_page=$(( 30 + i % 50 ))&sort=$1"; done; }
+miss=$(lat newest | sort -n)
+hit=$(lat newest | sort -n)
+stats() { python3 -c "import sys; v=[float(x)*1000 for x in sys.stdin.read().split()]; v.sort(); print(f'median {v[len(v)//2]:.2f} ms, p99 {v[int(len(v)*0.99)-1]:.2f} ms')"; }
+echo "cache miss latency:  $(echo "$miss" | stats)"
+echo "cache hit latency:   $(echo "$hit" | stats)"
