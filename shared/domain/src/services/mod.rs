@@ -190,7 +190,12 @@ pub enum Invalidated {
 /// The longest an offer may run.
 pub const MAX_OFFER_MINUTES: u32 = 7 * 24 * 60;
 
+/// How long an instance trusts its own check that a next page is cached.
+const PREFETCH_RECHECK: Duration = Duration::from_secs(30);
+
 struct Inner {
+    /// Next pages this instance checked (or prefetched) recently, and when.
+    prefetched: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     cache: Cache,
     backend: Arc<dyn Backend>,
     store: Arc<dyn Store>,
@@ -220,7 +225,7 @@ impl Marketplace {
         tasks: Arc<dyn TaskRunner>,
     ) -> Self {
         let backend = cache.backend().clone();
-        Self { inner: Arc::new(Inner { cache, backend, store, events, tasks }) }
+        Self { inner: Arc::new(Inner { prefetched: Default::default(), cache, backend, store, events, tasks }) }
     }
 
     pub fn cache(&self) -> &Cache {
@@ -305,9 +310,12 @@ impl Marketplace {
         let page = self.discover_page(&q).await?;
         if page.value.has_more {
             let next = DiscoverQuery { page: PageRequest { page: q.page.page + 1, ..q.page }, ..q };
+            let Ok(key) = discover_key(&self.inner.cache, &next) else { return Ok(page) };
+            if !self.should_prefetch(&key) {
+                return Ok(page);
+            }
             let me = self.clone();
             self.inner.tasks.submit(Box::pin(async move {
-                let Ok(key) = discover_key(&me.inner.cache, &next) else { return };
                 if !me.inner.cache.is_fresh(&key).await {
                     if let Err(e) = me.discover_page(&next).await {
                         tracing::debug!(error = %e, "prefetch of the next discover page failed");
@@ -316,6 +324,21 @@ impl Marketplace {
             }));
         }
         Ok(page)
+    }
+
+    /// Whether to check (and maybe prefetch) `next` now: at most once per
+    /// [`PREFETCH_RECHECK`] per instance, so hits on a hot page do not each re-read the next.
+    fn should_prefetch(&self, next: &livecache_cache::Key) -> bool {
+        let now = std::time::Instant::now();
+        let mut seen = self.inner.prefetched.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.get(next.as_str()).is_some_and(|at| now.duration_since(*at) < PREFETCH_RECHECK) {
+            return false;
+        }
+        if seen.len() >= 10_000 {
+            seen.retain(|_, at| now.duration_since(*at) < PREFETCH_RECHECK);
+        }
+        seen.insert(next.as_str().to_string(), now);
+        true
     }
 
     async fn discover_page(&self, q: &DiscoverQuery) -> Result<Cached<RawPage>> {
@@ -338,9 +361,12 @@ impl Marketplace {
         let page = self.community_page(&q).await?;
         if page.value.has_more {
             let next = CommunityQuery { page: PageRequest { page: q.page.page + 1, ..q.page }, ..q };
+            let Ok(key) = community_key(&self.inner.cache, &next) else { return Ok(page) };
+            if !self.should_prefetch(&key) {
+                return Ok(page);
+            }
             let me = self.clone();
             self.inner.tasks.submit(Box::pin(async move {
-                let Ok(key) = community_key(&me.inner.cache, &next) else { return };
                 if !me.inner.cache.is_fresh(&key).await {
                     if let Err(e) = me.community_page(&next).await {
                         tracing::debug!(error = %e, "prefetch of the next community page failed");
