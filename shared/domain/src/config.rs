@@ -63,3 +63,14 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         .build();
     aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await
 }
+
+/// SDK configuration for an emulator at `endpoint` (moto's server in the tests and local runs):
+/// region us-east-1 and dummy credentials, so nothing looks for real ones.
+pub async fn emulator_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "emulator"))
+        .load()
+        .await
+}

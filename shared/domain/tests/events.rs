@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::config::{Credentials, Region};
 use livecache_domain::events::{self, OfferExpired, ProductUpdated, StreamStatusChanged};
 use livecache_domain::{
     time, DomainEvent, Envelope, EventBridgePublisher, EventHandler, EventPublisher, InProcessBus, StreamStatus,
@@ -17,12 +16,7 @@ use livecache_domain::{
 use livecache_testkit::{shared_moto, unique_prefix};
 
 async fn sdk() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(shared_moto().endpoint())
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-        .load()
-        .await
+    livecache_domain::config::emulator_config(&shared_moto().endpoint()).await
 }
 
 fn stream_event(i: usize) -> DomainEvent {

@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::config::{Credentials, Region};
 use livecache_domain::seed::{self, DemoData, SeedSize};
 use livecache_domain::store::{rank_community, rank_discover};
 use livecache_domain::tables::{self, TableNames};
@@ -31,12 +30,7 @@ impl Fixture {
     }
 
     async fn dynamo(name: &str) -> Self {
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(shared_moto().endpoint())
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-            .load()
-            .await;
+        let conf = livecache_domain::config::emulator_config(&shared_moto().endpoint()).await;
         let client = aws_sdk_dynamodb::Client::new(&conf);
         let names = TableNames::prefixed(&unique_prefix(name).replace(['{', '}'], ""));
         tables::create_all(&client, &names).await.unwrap();

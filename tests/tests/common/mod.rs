@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::config::{Credentials, Region};
 use livecache_cache::{
     Backend, Cache, Keyspace, ManualClock, MemoryBackend, RedisBackend, RedisConfig, SpawnTasks, TaskRunner,
 };
@@ -37,12 +36,7 @@ impl Drop for Api {
 }
 
 pub async fn dynamo_store(name: &str) -> (Arc<dyn Store>, DemoData) {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(shared_moto().endpoint())
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-        .load()
-        .await;
+    let conf = livecache_domain::config::emulator_config(&shared_moto().endpoint()).await;
     let client = aws_sdk_dynamodb::Client::new(&conf);
     let names = TableNames::prefixed(&unique_prefix(name));
     tables::create_all(&client, &names).await.unwrap();

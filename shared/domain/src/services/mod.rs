@@ -190,6 +190,41 @@ pub enum Invalidated {
 /// The longest an offer may run.
 pub const MAX_OFFER_MINUTES: u32 = 7 * 24 * 60;
 
+/// A feed query: how its page is keyed, loaded, and which page follows it.
+trait FeedQuery: Clone + Send + Sync + 'static {
+    fn key(&self, cache: &Cache) -> Result<livecache_cache::Key, livecache_cache::CacheError>;
+    fn next_page(&self) -> Self;
+    fn load(&self, store: &dyn Store) -> impl std::future::Future<Output = Result<FeedPage, StoreError>> + Send;
+}
+
+impl FeedQuery for DiscoverQuery {
+    fn key(&self, cache: &Cache) -> Result<livecache_cache::Key, livecache_cache::CacheError> {
+        discover_key(cache, self)
+    }
+
+    fn next_page(&self) -> Self {
+        Self { page: PageRequest { page: self.page.page + 1, ..self.page }, ..self.clone() }
+    }
+
+    async fn load(&self, store: &dyn Store) -> Result<FeedPage, StoreError> {
+        store.discover(self).await
+    }
+}
+
+impl FeedQuery for CommunityQuery {
+    fn key(&self, cache: &Cache) -> Result<livecache_cache::Key, livecache_cache::CacheError> {
+        community_key(cache, self)
+    }
+
+    fn next_page(&self) -> Self {
+        Self { page: PageRequest { page: self.page.page + 1, ..self.page }, ..self.clone() }
+    }
+
+    async fn load(&self, store: &dyn Store) -> Result<FeedPage, StoreError> {
+        store.community(self).await
+    }
+}
+
 /// How long an instance trusts its own check that a next page is cached.
 const PREFETCH_RECHECK: Duration = Duration::from_secs(30);
 
@@ -307,21 +342,32 @@ impl Marketplace {
     /// A discover page (cached 5 min); page N+1 is prefetched after the answer if it is not
     /// cached yet.
     pub async fn discover(&self, q: DiscoverQuery) -> Result<Cached<RawPage>> {
-        let page = self.discover_page(&q).await?;
+        self.feed(q).await
+    }
+
+    /// A community page for the location rounded to 2 decimals (cached 5 min, so neighbours
+    /// share it); page N+1 is prefetched after the answer if it is not cached yet.
+    pub async fn community(&self, mut q: CommunityQuery) -> Result<Cached<RawPage>> {
+        q.lat = (q.lat * 100.0).round() / 100.0;
+        q.lon = (q.lon * 100.0).round() / 100.0;
+        self.feed(q).await
+    }
+
+    async fn feed<Q: FeedQuery>(&self, q: Q) -> Result<Cached<RawPage>> {
+        let page = self.feed_page(&q).await?;
         if page.value.has_more {
-            let next = DiscoverQuery { page: PageRequest { page: q.page.page + 1, ..q.page }, ..q };
-            let Ok(key) = discover_key(&self.inner.cache, &next) else { return Ok(page) };
-            if !self.should_prefetch(&key) {
-                return Ok(page);
-            }
-            let me = self.clone();
-            self.inner.tasks.submit(Box::pin(async move {
-                if !me.inner.cache.is_fresh(&key).await {
-                    if let Err(e) = me.discover_page(&next).await {
-                        tracing::debug!(error = %e, "prefetch of the next discover page failed");
+            let next = q.next_page();
+            let key = next.key(&self.inner.cache)?;
+            if self.should_prefetch(&key) {
+                let me = self.clone();
+                self.inner.tasks.submit(Box::pin(async move {
+                    if !me.inner.cache.is_fresh(&key).await {
+                        if let Err(e) = me.feed_page(&next).await {
+                            tracing::debug!(error = %e, "prefetch of the next page failed");
+                        }
                     }
-                }
-            }));
+                }));
+            }
         }
         Ok(page)
     }
@@ -341,50 +387,14 @@ impl Marketplace {
         true
     }
 
-    async fn discover_page(&self, q: &DiscoverQuery) -> Result<Cached<RawPage>> {
-        let key = discover_key(&self.inner.cache, q)?;
+    async fn feed_page<Q: FeedQuery>(&self, q: &Q) -> Result<Cached<RawPage>> {
+        let key = q.key(&self.inner.cache)?;
         let store = self.inner.store.clone();
         let query = q.clone();
         let found = self
             .inner
             .cache
-            .get_or_load(&key, &feed_policy(), move || async move { RawPage::of(store.discover(&query).await?) })
-            .await?;
-        Ok(Cached::from_lookup(found.value, found.source))
-    }
-
-    /// A community page for the location rounded to 2 decimals (cached 5 min); page N+1 is
-    /// prefetched after the answer if it is not cached yet.
-    pub async fn community(&self, mut q: CommunityQuery) -> Result<Cached<RawPage>> {
-        q.lat = (q.lat * 100.0).round() / 100.0;
-        q.lon = (q.lon * 100.0).round() / 100.0;
-        let page = self.community_page(&q).await?;
-        if page.value.has_more {
-            let next = CommunityQuery { page: PageRequest { page: q.page.page + 1, ..q.page }, ..q };
-            let Ok(key) = community_key(&self.inner.cache, &next) else { return Ok(page) };
-            if !self.should_prefetch(&key) {
-                return Ok(page);
-            }
-            let me = self.clone();
-            self.inner.tasks.submit(Box::pin(async move {
-                if !me.inner.cache.is_fresh(&key).await {
-                    if let Err(e) = me.community_page(&next).await {
-                        tracing::debug!(error = %e, "prefetch of the next community page failed");
-                    }
-                }
-            }));
-        }
-        Ok(page)
-    }
-
-    async fn community_page(&self, q: &CommunityQuery) -> Result<Cached<RawPage>> {
-        let key = community_key(&self.inner.cache, q)?;
-        let store = self.inner.store.clone();
-        let query = q.clone();
-        let found = self
-            .inner
-            .cache
-            .get_or_load(&key, &feed_policy(), move || async move { RawPage::of(store.community(&query).await?) })
+            .get_or_load(&key, &feed_policy(), move || async move { RawPage::of(query.load(&*store).await?) })
             .await?;
         Ok(Cached::from_lookup(found.value, found.source))
     }
