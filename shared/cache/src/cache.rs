@@ -72,6 +72,24 @@ pub struct Batch<T> {
     pub fail_safe: usize,
 }
 
+/// What [`Cache::sweep`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SweepReport {
+    pub scanned: usize,
+    /// Value keys with no TTL (every value is written with one).
+    pub no_ttl: usize,
+    /// Keys of another key version under the same prefix.
+    pub old_version: usize,
+    /// Values stamped with an epoch or generation that has moved on (unreachable).
+    pub old_generation: usize,
+}
+
+impl SweepReport {
+    pub fn deleted(&self) -> usize {
+        self.no_ttl + self.old_version + self.old_generation
+    }
+}
+
 /// What [`Cache::warm`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct WarmReport {
@@ -537,6 +555,79 @@ impl Cache {
     pub async fn count(&self, ns: &str, limit: usize) -> Result<usize> {
         let pattern = self.inner.keys.pattern(ns, None)?;
         Ok(self.inner.backend.scan(&pattern, limit).await?.len())
+    }
+
+    /// Deletes what can never be served again, on every node: keys of other key versions
+    /// under this keyspace's prefix, value keys without a TTL, and values stamped with an old
+    /// epoch or generation. The engine's own keys and the namespaces in `state` (counters,
+    /// indexes: state, not cache) are left alone. SCAN + UNLINK, never KEYS.
+    pub async fn sweep(&self, state: &[&str]) -> Result<SweepReport> {
+        let keys = &self.inner.keys;
+        let backend = &self.inner.backend;
+        let mut report = SweepReport::default();
+        let root = keys.root();
+        // Other versions: `[{prefix}:]{version}:...` with another version.
+        let (prefix, version) = match root.rsplit_once(':') {
+            Some((p, v)) => (format!("{p}:"), v.to_string()),
+            None => (String::new(), root.to_string()),
+        };
+        let mut doomed = Vec::new();
+        for key in backend.scan(&format!("{prefix}v*:*"), usize::MAX).await? {
+            report.scanned += 1;
+            let rest = &key[prefix.len()..];
+            let key_version = rest.split(':').next().unwrap_or_default();
+            let is_version = key_version.len() > 1
+                && key_version.starts_with('v')
+                && key_version[1..].bytes().all(|b| b.is_ascii_digit());
+            if key_version != version && is_version {
+                report.old_version += 1;
+                doomed.push(key);
+                continue;
+            }
+            if key_version != version {
+                continue;
+            }
+            let after_root = &key[root.len() + 1..];
+            let ns = after_root.split(':').next().unwrap_or_default();
+            if ns == crate::keys::META_NS || state.contains(&ns) || after_root.starts_with('{') {
+                continue;
+            }
+            if backend.ttl(&key).await? == crate::kv::KeyTtl::Persistent {
+                report.no_ttl += 1;
+                doomed.push(key);
+            }
+        }
+        // Old generations: read values namespace by namespace, compare stamps (header only).
+        let mut by_ns: HashMap<String, Vec<String>> = HashMap::new();
+        for key in backend.scan(&format!("{root}:*"), usize::MAX).await? {
+            let ns = key[root.len() + 1..].split(':').next().unwrap_or_default().to_string();
+            if ns != crate::keys::META_NS
+                && !state.contains(&ns.as_str())
+                && !ns.starts_with('{')
+                && !doomed.contains(&key)
+            {
+                by_ns.entry(ns).or_default().push(key);
+            }
+        }
+        for (ns, ks) in by_ns {
+            let current = self.current_stamp(&ns).await?;
+            for chunk in ks.chunks(500) {
+                let values = backend.mget(chunk).await?;
+                for (key, value) in chunk.iter().zip(values) {
+                    if let Some(Ok(e)) = value.as_deref().map(entry::read) {
+                        if e.stamp != current {
+                            report.old_generation += 1;
+                            doomed.push(key.clone());
+                        }
+                    }
+                }
+            }
+        }
+        for chunk in doomed.chunks(500) {
+            backend.delete(chunk).await?;
+        }
+        self.inner.stats.add(|c| &c.deletes, doomed.len() as u64);
+        Ok(report)
     }
 
     /// This instance's statistics.

@@ -29,7 +29,7 @@ pub mod slot;
 pub mod stats;
 pub mod tasks;
 
-pub use cache::{Batch, Cache, CacheBuilder, Lookup, Source, WarmReport};
+pub use cache::{Batch, Cache, CacheBuilder, Lookup, Source, SweepReport, WarmReport};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::Codec;
 pub use config::{connect, BackendConfig};

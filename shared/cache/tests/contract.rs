@@ -306,6 +306,7 @@ async fn expiry_index_orders_by_due_time(f: Fixture) {
     let due = idx.due(&i, t0 + 15, 10).await.unwrap();
     assert_eq!(due, vec![("o2".to_string(), t0 + 5), ("o1".to_string(), t0 + 10)]);
     assert_eq!(idx.due(&i, t0 + 100, 2).await.unwrap().len(), 2, "limit");
+    assert_eq!(idx.due(&i, u64::MAX, usize::MAX).await.unwrap().len(), 4, "everything");
     let soon = idx.due_within(&i, t0 + 10, Duration::from_millis(10), 10).await.unwrap();
     assert_eq!(soon, vec![("o1".to_string(), t0 + 10), ("o4".to_string(), t0 + 20)]);
     assert!(idx.extend(&i, "o2", t0 + 90_000).await.unwrap());
@@ -672,6 +673,35 @@ async fn stats_aggregate_across_instances(f: Fixture) {
     assert!(all.latency.p99_us >= all.latency.p50_us);
 }
 
+async fn sweep_deletes_only_what_can_never_be_served(f: Fixture) {
+    let cache = f.cache();
+    let root = f.keys.root().to_string();
+    let prefix = root.rsplit_once(':').unwrap().0.to_string();
+    let fresh = cache.key("feeds", &["fresh"]).unwrap();
+    cache.set(&fresh, &item("f", 1), &policy()).await.unwrap();
+    let old_gen = cache.key("products", &["old"]).unwrap();
+    cache.set(&old_gen, &item("o", 1), &policy()).await.unwrap();
+    cache.invalidate_namespace("products").await.unwrap();
+    let kept_after_bump = cache.key("products", &["new"]).unwrap();
+    cache.set(&kept_after_bump, &item("n", 1), &policy()).await.unwrap();
+    f.backend.set(&format!("{prefix}:v0:feeds:legacy"), b"x", Some(Duration::from_secs(600))).await.unwrap();
+    f.backend.set(&format!("{root}:feeds:forever"), b"no ttl", None).await.unwrap();
+    f.backend.incr(&format!("{root}:views:pending"), "p1", 3).await.unwrap();
+    let tagged = f.keys.tagged_key("views", "views", &["pending", "products"]).unwrap().to_string();
+    f.backend.incr(&tagged, "p1", 1).await.unwrap();
+    f.backend.schedule(&format!("{root}:offers:expiry"), "o1", 1).await.unwrap();
+    let report = cache.sweep(&["views", "offers"]).await.unwrap();
+    assert_eq!((report.old_version, report.no_ttl, report.old_generation), (1, 1, 1), "{report:?}");
+    assert!(cache.get::<Item>(&fresh).await.is_some());
+    assert!(cache.get::<Item>(&kept_after_bump).await.is_some());
+    assert!(KvStore::get(&*f.backend, old_gen.as_str()).await.unwrap().is_none(), "unreachable value deleted");
+    assert_eq!(f.backend.field(&format!("{root}:views:pending"), "p1").await.unwrap(), 3, "state is kept");
+    assert_eq!(f.backend.field(&tagged, "p1").await.unwrap(), 1, "hash-tagged state is kept");
+    assert_eq!(f.backend.count(&format!("{root}:offers:expiry")).await.unwrap(), 1);
+    assert!(cache.current_stamp("products").await.unwrap().generation > 0, "generations are kept");
+    assert_eq!(cache.sweep(&["views", "offers"]).await.unwrap().deleted(), 0, "a second sweep finds nothing");
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -719,4 +749,5 @@ contract!(
     batch_falls_back_to_stale_values_when_the_source_fails,
     warming_loads_only_what_is_missing,
     stats_aggregate_across_instances,
+    sweep_deletes_only_what_can_never_be_served,
 );

@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod geo;
+pub mod jobs;
 pub mod models;
 pub mod seed;
 pub mod services;

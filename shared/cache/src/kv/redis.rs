@@ -316,6 +316,8 @@ impl RedisBackend {
 
     /// Members of a sorted set with scores in `[min, max]`, lowest first, at most `limit`.
     async fn by_score(&self, index: &str, min: String, max: String, limit: usize) -> Result<Vec<(String, u64)>> {
+        // LIMIT takes a signed count; -1 means all.
+        let limit = i64::try_from(limit).unwrap_or(-1);
         let cmd = redis::cmd("ZRANGEBYSCORE")
             .arg(index)
             .arg(min)

@@ -100,3 +100,8 @@ pub fn views_batch_key(cache: &Cache, kind: &str, batch: &str) -> Result<String,
 pub fn offer_index_key(cache: &Cache) -> String {
     format!("{}:{NS_OFFERS}:expiry", cache.keys().root())
 }
+
+/// The glob of every moved batch of `kind` (products or streams).
+pub fn views_batch_pattern(cache: &Cache, kind: &str) -> Result<String, CacheError> {
+    Ok(format!("{}:*", cache.keys().tagged_key(VIEWS_TAG, NS_VIEWS, &["batch", kind])?))
+}

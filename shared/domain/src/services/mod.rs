@@ -686,3 +686,22 @@ fn expiry_time(expiry: Expiry, now: Timestamp) -> Result<Timestamp> {
     }
     Ok(at)
 }
+
+/// Applies a batch of increments as deterministic chunks (see [`crate::store::view_chunks`]):
+/// the same batch id always yields the same chunk ids, so a retried batch counts once.
+pub async fn apply_views(
+    store: &dyn Store,
+    batch_id: &str,
+    products: &std::collections::BTreeMap<String, i64>,
+    streams: &std::collections::BTreeMap<String, i64>,
+) -> Result<crate::store::ChunkOutcome, StoreError> {
+    let mut total = crate::store::ChunkOutcome { applied: true, ..Default::default() };
+    for chunk in crate::store::view_chunks(batch_id, products, streams) {
+        let out = store.apply_view_chunk(&chunk).await?;
+        total.products += out.products;
+        total.streams += out.streams;
+        total.views += out.views;
+        total.skipped_missing += out.skipped_missing;
+    }
+    Ok(total)
+}

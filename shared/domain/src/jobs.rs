@@ -1,0 +1,348 @@
+//! The scheduled and event-driven jobs. The Lambda functions under `functions/` and the dev
+//! server's in-process scheduler both run these; each run leaves a [`JobRun`] record.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::error::StoreError;
+use crate::events::{DomainEvent, Envelope, OfferExpired};
+use crate::models::JobRun;
+use crate::services::keys::*;
+use crate::services::{apply_views, Marketplace};
+use crate::store::ExpireOutcome;
+use crate::time;
+
+pub const VIEW_SYNC: &str = "view-sync";
+pub const OFFER_EXPIRY: &str = "offer-expiry";
+pub const CACHE_CLEANUP: &str = "cache-cleanup";
+
+/// Why a job run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("cache: {0}")]
+    Cache(#[from] livecache_cache::CacheError),
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// A fault injected by a test.
+    #[error("injected fault at {0:?}")]
+    Injected(Fault),
+    #[error("{0}")]
+    BadEvent(String),
+}
+
+/// Where a test may make view-sync fail, to prove recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The pending counters were moved aside; nothing applied.
+    AfterMove,
+    /// Applied to DynamoDB; the moved batch not deleted yet.
+    AfterWrite,
+}
+
+/// Records a run of `job` that started at `started`.
+async fn record<T: Serialize>(
+    m: &Marketplace,
+    job: &str,
+    started: time::Timestamp,
+    t0: Instant,
+    result: &Result<T, JobError>,
+) {
+    let (outcome, figures, error) = match result {
+        Ok(r) => ("ok", serde_json::to_value(r).unwrap_or_default(), None),
+        Err(e) => ("error", serde_json::Value::Null, Some(e.to_string())),
+    };
+    let run = JobRun {
+        job: job.into(),
+        started_at: started,
+        finished_at: time::now(),
+        duration_ms: t0.elapsed().as_millis() as u64,
+        outcome: outcome.into(),
+        figures,
+        error,
+    };
+    if let Err(e) = m.store().record_job_run(&run).await {
+        tracing::warn!(job, error = %e, "job run not recorded");
+    }
+    tracing::info!(target: "job", job, outcome, duration_ms = run.duration_ms, figures = %run.figures, error = run.error.as_deref().unwrap_or(""));
+}
+
+// ---------------------------------------------------------------- view-sync
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ViewSyncReport {
+    pub products_synced: usize,
+    pub streams_synced: usize,
+    pub total_views: i64,
+    pub batches: usize,
+    /// Batches left behind by an earlier, crashed run and finished by this one.
+    pub recovered: usize,
+    pub drains: usize,
+}
+
+impl ViewSyncReport {
+    fn add(&mut self, o: &Self) {
+        self.products_synced += o.products_synced;
+        self.streams_synced += o.streams_synced;
+        self.total_views += o.total_views;
+        self.batches += o.batches;
+        self.recovered += o.recovered;
+        self.drains += o.drains;
+    }
+}
+
+/// Write-behind of view counts: each drain moves the pending counters aside (RENAME in the
+/// `{views}` slot), applies them with exactly-once chunks, then deletes the moved batch.
+/// Batches found at the start of a drain belong to a crashed run and are finished first.
+#[derive(Debug, Clone)]
+pub struct ViewSync {
+    pub market: Marketplace,
+    pub fault: Option<Fault>,
+}
+
+const KINDS: [&str; 2] = ["products", "streams"];
+
+impl ViewSync {
+    pub fn new(market: Marketplace) -> Self {
+        Self { market, fault: None }
+    }
+
+    /// One drain.
+    pub async fn drain_once(&self) -> Result<ViewSyncReport, JobError> {
+        let mut report = ViewSyncReport { drains: 1, ..Default::default() };
+        let cache = self.market.cache();
+        let backend = self.market.backend();
+        // Finish batches left behind.
+        for kind in KINDS {
+            let pattern = views_batch_pattern(cache, kind)?;
+            for key in backend.scan(&pattern, 10_000).await? {
+                let r = self.apply_batch(kind, &key).await?;
+                report.add(&r);
+                report.recovered += 1;
+            }
+        }
+        // Move what is pending now, then apply it.
+        for kind in KINDS {
+            let batch_id = format!("{}-{:08x}", time::now().timestamp_millis(), rand::random::<u32>());
+            let batch = views_batch_key(cache, kind, &batch_id)?;
+            if !backend.move_to(&pending_views_key(cache, kind), &batch).await? {
+                continue;
+            }
+            if self.fault == Some(Fault::AfterMove) {
+                return Err(JobError::Injected(Fault::AfterMove));
+            }
+            report.add(&self.apply_batch(kind, &batch).await?);
+        }
+        Ok(report)
+    }
+
+    /// Applies one moved batch (chunk ids derive from the batch key, so a retry is recognised)
+    /// and deletes it.
+    async fn apply_batch(&self, kind: &str, batch_key: &str) -> Result<ViewSyncReport, JobError> {
+        let backend = self.market.backend();
+        let counts: BTreeMap<String, i64> = backend.fields(batch_key).await?.into_iter().collect();
+        let batch_id = batch_key.rsplit(':').next().unwrap_or(batch_key).to_string();
+        let empty = BTreeMap::new();
+        let (products, streams) = if kind == "products" { (&counts, &empty) } else { (&empty, &counts) };
+        let out = apply_views(&**self.market.store(), &format!("{kind}-{batch_id}"), products, streams).await?;
+        if self.fault == Some(Fault::AfterWrite) {
+            return Err(JobError::Injected(Fault::AfterWrite));
+        }
+        backend.delete(&[batch_key.to_string()]).await?;
+        Ok(ViewSyncReport {
+            products_synced: out.products,
+            streams_synced: out.streams,
+            total_views: counts.values().sum(),
+            batches: 1,
+            ..Default::default()
+        })
+    }
+
+    /// Drains every `interval` until less than `interval + margin` is left before `deadline`
+    /// (a once-a-minute schedule syncing every few seconds), then records the run.
+    pub async fn run(
+        &self,
+        deadline: Instant,
+        interval: Duration,
+        margin: Duration,
+    ) -> Result<ViewSyncReport, JobError> {
+        let (started, t0) = (time::now(), Instant::now());
+        let result = async {
+            let mut total = ViewSyncReport::default();
+            loop {
+                total.add(&self.drain_once().await?);
+                if deadline.saturating_duration_since(Instant::now()) < interval + margin {
+                    return Ok(total);
+                }
+                tokio::time::sleep(interval).await;
+            }
+        }
+        .await;
+        record(&self.market, VIEW_SYNC, started, t0, &result).await;
+        result
+    }
+}
+
+// ---------------------------------------------------------------- offer-expiry
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OfferExpiryReport {
+    pub processed: usize,
+    pub updated: usize,
+    /// Index entries whose offer was missing or no longer pending (removed).
+    pub orphans: usize,
+    pub errors: usize,
+}
+
+/// Expires due offers: pages of due ids from the expiry index, each marked EXPIRED in DynamoDB
+/// only if still PENDING (16 at a time), removed from the index only after the write
+/// succeeded, OfferExpired published for each.
+pub async fn expire_offers(m: &Marketplace, deadline: Instant) -> Result<OfferExpiryReport, JobError> {
+    let (started, t0) = (time::now(), Instant::now());
+    let result = expire_offers_inner(m, deadline).await;
+    record(m, OFFER_EXPIRY, started, t0, &result).await;
+    result
+}
+
+async fn expire_offers_inner(m: &Marketplace, deadline: Instant) -> Result<OfferExpiryReport, JobError> {
+    let index = offer_index_key(m.cache());
+    let now = time::now().timestamp_millis() as u64;
+    let mut report = OfferExpiryReport::default();
+    let mut failed: HashSet<String> = HashSet::new();
+    while Instant::now() < deadline {
+        let due = m.backend().due(&index, now, 500 + failed.len()).await?;
+        let page: Vec<String> = due.into_iter().map(|(id, _)| id).filter(|id| !failed.contains(id)).collect();
+        if page.is_empty() {
+            break;
+        }
+        let outcomes: Vec<(String, Result<ExpireOutcome, StoreError>)> = futures::stream::iter(page)
+            .map(|id| async move {
+                let r = m.store().expire_offer(&id).await;
+                (id, r)
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let mut done = Vec::new();
+        let mut events = Vec::new();
+        for (id, outcome) in outcomes {
+            report.processed += 1;
+            match outcome {
+                Ok(ExpireOutcome::Expired(o)) => {
+                    report.updated += 1;
+                    events.push(DomainEvent::OfferExpired(OfferExpired {
+                        offer_id: o.id.clone(),
+                        product_id: o.product_id,
+                        buyer_id: o.buyer_id,
+                        expired_at: time::now(),
+                    }));
+                    done.push(id);
+                }
+                Ok(ExpireOutcome::NotPending(_)) | Ok(ExpireOutcome::Missing) => {
+                    report.orphans += 1;
+                    done.push(id);
+                }
+                Err(e) => {
+                    tracing::warn!(offer = %id, error = %e, "offer not expired; kept in the index for the next run");
+                    report.errors += 1;
+                    failed.insert(id);
+                }
+            }
+        }
+        m.backend().remove(&index, &done).await?;
+        for batch in events.chunks(100) {
+            if let Err(e) = m.events().publish(batch).await {
+                tracing::error!(error = %e, "OfferExpired events not published");
+            }
+        }
+    }
+    Ok(report)
+}
+
+// ---------------------------------------------------------------- cache-cleanup
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CleanupReport {
+    pub scanned: usize,
+    /// Keys that can never be served: no TTL, other key version, old epoch or generation.
+    pub deleted_expired: usize,
+    /// Expiry-index entries whose offer is gone or settled.
+    pub deleted_orphans: usize,
+    pub memory_before: u64,
+    pub memory_after: u64,
+}
+
+/// The nightly sweep (SCAN on every node, never KEYS) plus pruning the expiry index.
+pub async fn cleanup(m: &Marketplace) -> Result<CleanupReport, JobError> {
+    let (started, t0) = (time::now(), Instant::now());
+    let result = async {
+        let memory_before = m.cache().server_info().await?.used_memory;
+        let swept = m.cache().sweep(&[NS_VIEWS, NS_OFFERS]).await?;
+        let index = offer_index_key(m.cache());
+        let mut orphans = Vec::new();
+        let everything = m.backend().due(&index, u64::MAX, usize::MAX).await?;
+        for chunk in everything.chunks(100) {
+            let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
+            let offers = m.store().get_offers(&ids).await?;
+            for (id, offer) in ids.into_iter().zip(offers) {
+                if offer.is_none_or(|o| o.status != crate::models::OfferStatus::Pending) {
+                    orphans.push(id);
+                }
+            }
+        }
+        m.backend().remove(&index, &orphans).await?;
+        let memory_after = m.cache().server_info().await?.used_memory;
+        Ok(CleanupReport {
+            scanned: swept.scanned,
+            deleted_expired: swept.deleted(),
+            deleted_orphans: orphans.len(),
+            memory_before,
+            memory_after,
+        })
+    }
+    .await;
+    record(m, CACHE_CLEANUP, started, t0, &result).await;
+    result
+}
+
+// ---------------------------------------------------------------- cache-events
+
+/// What an incoming event invalidated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventOutcome {
+    pub detail_type: String,
+    pub invalidated: Vec<String>,
+}
+
+/// Invalidates what a ProductUpdated or StreamStatusChanged event touches. A malformed or
+/// unknown event is an error the caller logs and drops (never retried for ever).
+pub async fn apply_event(m: &Marketplace, event: &serde_json::Value) -> Result<EventOutcome, JobError> {
+    let envelope: Envelope = serde_json::from_value(event.clone())
+        .map_err(|e| JobError::BadEvent(format!("not an EventBridge event: {e}")))?;
+    let parsed = envelope.event().map_err(JobError::BadEvent)?;
+    let cache = m.cache();
+    let mut invalidated = Vec::new();
+    match parsed {
+        DomainEvent::ProductUpdated(p) => {
+            livecache_cache::keys::validate_part(&p.product_id).map_err(|e| JobError::BadEvent(e.to_string()))?;
+            cache.invalidate(&product_key(cache, &p.product_id)?).await?;
+            invalidated.push(format!("{NS_PRODUCTS}:{}", p.product_id));
+            for ns in [NS_FEED_DISCOVER, NS_FEED_COMMUNITY] {
+                cache.invalidate_namespace(ns).await?;
+                invalidated.push(ns.into());
+            }
+        }
+        DomainEvent::StreamStatusChanged(_) => {
+            for ns in [NS_FEED_DISCOVER, NS_FEED_COMMUNITY, NS_LIVE] {
+                cache.invalidate_namespace(ns).await?;
+                invalidated.push(ns.into());
+            }
+        }
+        DomainEvent::OfferExpired(_) => {
+            return Err(JobError::BadEvent("OfferExpired is not an event this function handles".into()));
+        }
+    }
+    Ok(EventOutcome { detail_type: envelope.detail_type, invalidated })
+}

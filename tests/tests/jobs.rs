@@ -1,0 +1,235 @@
+//! The jobs against a real redis-server and DynamoDB in moto's server.
+//!
+//! Emulator note: moto does not fire schedules, so the tests call the jobs as the schedule
+//! would.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use livecache_cache::SpawnTasks;
+use livecache_domain::jobs::{self, Fault, ViewSync};
+use livecache_domain::seed::DemoData;
+use livecache_domain::services::keys::{offer_index_key, pending_views_key};
+use livecache_domain::services::Marketplace;
+use livecache_domain::{time, Offer, OfferStatus, Store};
+use livecache_http::App;
+use serde_json::json;
+
+async fn market(name: &str) -> (Marketplace, DemoData, common::Api) {
+    let (deps, bus, clock, data) = common::real_deps(name).await;
+    let api = common::serve(deps.clone(), bus, clock, data.clone(), Arc::new(SpawnTasks), None).await;
+    let app = App::new(&deps, Arc::new(SpawnTasks), None, None);
+    (app.market.clone(), data, api)
+}
+
+async fn view_totals(store: &dyn Store, data: &DemoData) -> (i64, i64) {
+    let ids: Vec<String> = data.products.iter().map(|p| p.id.clone()).collect();
+    let products: i64 = store.get_products(&ids).await.unwrap().iter().map(|p| p.as_ref().unwrap().view_count).sum();
+    let mut streams = 0;
+    for s in &data.streams {
+        streams += store.get_stream(&s.id).await.unwrap().unwrap().view_count;
+    }
+    (products, streams)
+}
+
+/// `n` increments spread over 40 products and 5 streams, from 8 concurrent writers.
+async fn increments(m: &Marketplace, n: usize) {
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let m = m.clone();
+        tasks.push(tokio::spawn(async move {
+            let products = pending_views_key(m.cache(), "products");
+            let streams = pending_views_key(m.cache(), "streams");
+            for i in (w..n).step_by(8) {
+                if i % 10 == 0 {
+                    m.backend().incr(&streams, &format!("stream-{:03}", i % 5), 1).await.unwrap();
+                } else {
+                    m.backend().incr(&products, &format!("prod-{:05}", i % 40), 1).await.unwrap();
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn view_sync_counts_every_view_exactly_once_through_crashes() {
+    let (m, data, _api) = market("viewsync").await;
+    let (p0, s0) = view_totals(&**m.store(), &data).await;
+    let mut counted = 0usize;
+
+    let sync = ViewSync::new(m.clone());
+
+    // Crash after the move: the batch is left behind, nothing applied.
+    increments(&m, 1500).await;
+    counted += 1500;
+    let crash_after_move = ViewSync { market: m.clone(), fault: Some(Fault::AfterMove) };
+    assert!(matches!(crash_after_move.drain_once().await, Err(jobs::JobError::Injected(Fault::AfterMove))));
+    assert_eq!(view_totals(&**m.store(), &data).await, (p0, s0), "nothing applied yet");
+    let next = sync.drain_once().await.unwrap();
+    assert_eq!(next.recovered, 1, "the next run finishes the batch left behind");
+
+    // Crash after the database write, before the delete: applied, but the batch is still there.
+    increments(&m, 1500).await;
+    counted += 1500;
+    let crash_after_write = ViewSync { market: m.clone(), fault: Some(Fault::AfterWrite) };
+    assert!(matches!(crash_after_write.drain_once().await, Err(jobs::JobError::Injected(Fault::AfterWrite))));
+
+    // Recovery, with increments racing the drains: the applied batch is recognised, not re-added.
+    let racing = {
+        let m = m.clone();
+        tokio::spawn(async move { increments(&m, 2000).await })
+    };
+    let mut recovered = 0;
+    for _ in 0..5 {
+        recovered += sync.drain_once().await.unwrap().recovered;
+    }
+    racing.await.unwrap();
+    counted += 2000;
+    assert_eq!(recovered, 1);
+    assert_eq!(sync.drain_once().await.unwrap().recovered, 0);
+
+    let (p1, s1) = view_totals(&**m.store(), &data).await;
+    assert_eq!(((p1 - p0) + (s1 - s0)) as usize, counted, "DynamoDB holds every view, once");
+    assert_eq!(s1 - s0, (counted / 10) as i64);
+    assert!(m.backend().fields(&pending_views_key(m.cache(), "products")).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn view_sync_drains_repeatedly_inside_one_run_and_records_it() {
+    let (m, _data, api) = market("viewsync-run").await;
+    increments(&m, 100).await;
+    let sync = ViewSync::new(m.clone());
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(3);
+    let report = sync.run(deadline, Duration::from_millis(100), Duration::from_millis(300)).await.unwrap();
+    assert!(report.drains >= 2, "{report:?}");
+    assert!(Instant::now() < deadline, "stops before the deadline");
+    assert_eq!(report.total_views, 100);
+    let (_, jobs) = api.get("/cache/jobs").await;
+    let run = jobs["jobs"].as_array().unwrap().iter().find(|j| j["job"] == "view-sync").unwrap().clone();
+    assert_eq!(run["outcome"], "ok");
+    assert_eq!(run["figures"]["total_views"], 100);
+    // Every tenth increment goes to a stream; the rest to the 36 products whose index is not a
+    // multiple of 10.
+    assert_eq!(run["figures"]["products_synced"], 36);
+    assert_eq!(run["figures"]["streams_synced"], 1);
+}
+
+fn due_offer(i: usize, data: &DemoData) -> Offer {
+    let p = &data.products[i % data.products.len()];
+    Offer {
+        id: format!("due-{i:05}"),
+        product_id: p.id.clone(),
+        buyer_id: "user-0049".into(),
+        seller_id: p.seller_id.clone(),
+        amount: 1.0,
+        currency: "EUR".into(),
+        status: OfferStatus::Pending,
+        created_at: time::now(),
+        expires_at: time::from_millis(time::now().timestamp_millis() - 60_000),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offer_expiry_is_idempotent_and_removes_orphans() {
+    let (m, data, _api) = market("expiry").await;
+    let index = offer_index_key(m.cache());
+    let offers: Vec<Offer> = (0..150).map(|i| due_offer(i, &data)).collect();
+    m.store().put_offers(&offers).await.unwrap();
+    for o in &offers {
+        m.backend().schedule(&index, &o.id, o.expires_at.timestamp_millis() as u64).await.unwrap();
+    }
+    // An orphan (no such offer) and a settled one.
+    m.backend().schedule(&index, "ghost", 1).await.unwrap();
+    m.store().expire_offer("due-00000").await.unwrap();
+    let first = jobs::expire_offers(&m, Instant::now() + Duration::from_secs(60)).await.unwrap();
+    assert_eq!((first.processed, first.updated, first.orphans, first.errors), (151, 149, 2, 0));
+    assert_eq!(m.backend().count(&index).await.unwrap(), 0);
+    assert_eq!(m.store().get_offer("due-00042").await.unwrap().unwrap().status, OfferStatus::Expired);
+    let second = jobs::expire_offers(&m, Instant::now() + Duration::from_secs(60)).await.unwrap();
+    assert_eq!((second.processed, second.updated), (0, 0), "a second run on the same due set changes nothing");
+    // Re-queue the same ids (a crash before removing them from the index): no double update.
+    for o in &offers[..20] {
+        m.backend().schedule(&index, &o.id, 1).await.unwrap();
+    }
+    let again = jobs::expire_offers(&m, Instant::now() + Duration::from_secs(60)).await.unwrap();
+    assert_eq!((again.updated, again.orphans), (0, 20));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_due_offers_are_processed_in_one_run() {
+    let (deps, _bus, _clock, data) = common::memory_deps("ten-thousand").await;
+    let m = App::new(&deps, Arc::new(SpawnTasks), None, None).market.clone();
+    let index = offer_index_key(m.cache());
+    let offers: Vec<Offer> = (0..10_000).map(|i| due_offer(i, &data)).collect();
+    m.store().put_offers(&offers).await.unwrap();
+    for o in &offers {
+        m.backend().schedule(&index, &o.id, 1).await.unwrap();
+    }
+    let started = Instant::now();
+    let report = jobs::expire_offers(&m, Instant::now() + Duration::from_secs(50)).await.unwrap();
+    assert_eq!((report.processed, report.updated, report.errors), (10_000, 10_000, 0));
+    assert!(started.elapsed() < Duration::from_secs(50));
+    eprintln!("10,000 due offers expired in {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_sweeps_stale_keys_and_prunes_the_index() {
+    let (m, _data, api) = market("cleanup").await;
+    api.get("/feeds/discover").await;
+    m.cache().invalidate_namespace("feed_discover").await.unwrap();
+    let root = m.cache().keys().root().to_string();
+    m.backend().set(&format!("{root}:products:no-ttl"), b"x", None).await.unwrap();
+    let index = offer_index_key(m.cache());
+    m.backend().schedule(&index, "ghost-offer", 5).await.unwrap();
+    m.backend().schedule(&index, "offer-00050", 5).await.unwrap();
+    let report = jobs::cleanup(&m).await.unwrap();
+    assert!(
+        report.deleted_expired >= 2,
+        "the old-generation page, its prefetched page and the TTL-less key: {report:?}"
+    );
+    assert_eq!(report.deleted_orphans, 1);
+    assert!(report.memory_before > 0 && report.memory_after > 0);
+    assert_eq!(m.backend().count(&index).await.unwrap(), 1, "the pending offer stays indexed");
+    let (_, jobs) = api.get("/cache/jobs").await;
+    assert!(jobs["jobs"].as_array().unwrap().iter().any(|j| j["job"] == "cache-cleanup" && j["outcome"] == "ok"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn product_and_stream_events_invalidate_what_they_touch() {
+    let (m, _data, api) = market("events").await;
+    assert_eq!(api.get("/products/prod-00002").await.1["cached"], json!(false));
+    assert_eq!(api.get("/products/prod-00002").await.1["cached"], json!(true));
+    api.get("/feeds/discover").await;
+    api.get("/streams/live").await;
+    let product_event = json!({
+        "version": "0", "id": "e1", "detail-type": "ProductUpdated", "source": "marketplace.catalog",
+        "account": "123456789012", "time": "2026-11-21T06:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": { "product_id": "prod-00002", "fields": ["price"] }
+    });
+    let out = jobs::apply_event(&m, &product_event).await.unwrap();
+    assert_eq!(out.invalidated, vec!["products:prod-00002", "feed_discover", "feed_community"]);
+    assert_eq!(api.get("/products/prod-00002").await.1["cached"], json!(false));
+    assert_eq!(api.get("/feeds/discover").await.1["cached"], json!(false));
+    assert_eq!(api.get("/streams/live").await.1["cached"], json!(true), "a product change leaves the live list");
+    let stream_event = json!({
+        "version": "0", "id": "e2", "detail-type": "StreamStatusChanged", "source": "livecache.marketplace",
+        "account": "123456789012", "time": "2026-11-21T06:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": { "stream_id": "stream-001", "seller_id": "user-0001", "from": "LIVE", "to": "ENDED", "at": "2026-11-21T06:00:00.000Z" }
+    });
+    jobs::apply_event(&m, &stream_event).await.unwrap();
+    assert_eq!(api.get("/streams/live").await.1["cached"], json!(false));
+    for bad in [
+        json!({"hello": "world"}),
+        json!({"version": "0", "id": "x", "detail-type": "ProductUpdated", "source": "s", "time": "t", "detail": {"product": 1}}),
+        json!({"version": "0", "id": "x", "detail-type": "ProductUpdated", "source": "s", "time": "t", "detail": {"product_id": "a*b"}}),
+        json!({"version": "0", "id": "x", "detail-type": "Unknown", "source": "s", "time": "t", "detail": {}}),
+    ] {
+        assert!(matches!(jobs::apply_event(&m, &bad).await, Err(jobs::JobError::BadEvent(_))), "{bad}");
+    }
+}
