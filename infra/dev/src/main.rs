@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run -p livecache-dev                 # http://127.0.0.1:3000, in-memory cache and data
 //! cargo run -p livecache-dev -- --port 8080  # or PORT=8080
+//! cargo run -p livecache-dev -- --no-jobs    # without the in-process schedules
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run -p livecache-dev
 //! AWS_ENDPOINT_URL=http://127.0.0.1:5000 DATA_CREATE_TABLES=true cargo run -p livecache-dev
 //! ```
@@ -13,11 +14,12 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use livecache_cache::SpawnTasks;
 use livecache_http::app::admin_token_from_env;
-use livecache_http::{telemetry, App, Deps};
+use livecache_http::{telemetry, worker, App, Deps};
 
 struct Args {
     host: String,
     port: u16,
+    jobs: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -27,6 +29,7 @@ fn parse_args() -> anyhow::Result<Args> {
             Ok(p) if !p.is_empty() => p.parse().with_context(|| format!("PORT = {p:?} is not a port number"))?,
             _ => 3000,
         },
+        jobs: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -36,8 +39,13 @@ fn parse_args() -> anyhow::Result<Args> {
                 args.port = v.parse().with_context(|| format!("--port {v:?} is not a port number"))?;
             }
             "--host" => args.host = it.next().context("--host needs a value")?,
+            "--no-jobs" => args.jobs = false,
             "--help" | "-h" => {
-                println!("livecache-dev [--host 127.0.0.1] [--port 3000]\n\nEnvironment: see the README's configuration table.");
+                println!(
+                    "livecache-dev [--host 127.0.0.1] [--port 3000] [--no-jobs]\n\n\
+                     Runs view-sync and offer-expiry every minute and cache-cleanup at 03:00 UTC in-process\n\
+                     unless --no-jobs. Environment: see the README's configuration table."
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (try --help)"),
@@ -56,6 +64,11 @@ async fn main() -> anyhow::Result<()> {
         None => (format!("{:032x}", rand::random::<u128>()), true),
     };
     let app = Arc::new(App::new(&deps, Arc::new(SpawnTasks), Some(admin_token.clone()), None));
+    // The schedules and the event rule, in-process.
+    let _schedules = if args.jobs { worker::spawn_schedules(app.market.clone()) } else { Vec::new() };
+    if let Some(bus) = &deps.bus {
+        bus.subscribe(Arc::new(worker::InProcessCacheEvents(app.market.clone())));
+    }
     let addr: SocketAddr =
         format!("{}:{}", args.host, args.port).parse().context("--host/--port do not form an address")?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;

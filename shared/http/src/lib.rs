@@ -9,6 +9,7 @@ pub mod handlers;
 pub mod lambda;
 pub mod routes;
 pub mod telemetry;
+pub mod worker;
 
 pub use api::{ApiError, ApiRequest, ApiResponse};
 pub use app::{App, Deps};

@@ -1,0 +1,10 @@
+//! The `cache-cleanup` Lambda function. Nightly sweep of the cache: scheduled cron(0 3 * * ? *).
+//!
+//! Clients are built once per cold start; the job lives in `livecache-domain::jobs`.
+
+use livecache_http::worker::{run, Job};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    run(Job::CacheCleanup).await
+}

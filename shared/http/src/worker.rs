@@ -1,0 +1,152 @@
+//! Running a job on Lambda (`lambda_runtime`, triggered by EventBridge), and the dev server's
+//! in-process schedule of the same jobs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use livecache_cache::DeferredTasks;
+use livecache_domain::jobs::{self, JobError, ViewSync};
+use livecache_domain::services::Marketplace;
+use livecache_domain::{Envelope, EventHandler};
+use serde_json::{json, Value};
+
+use crate::app::{App, Deps};
+use crate::telemetry;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    ViewSync,
+    OfferExpiry,
+    CacheCleanup,
+    CacheEvents,
+}
+
+impl Job {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Job::ViewSync => jobs::VIEW_SYNC,
+            Job::OfferExpiry => jobs::OFFER_EXPIRY,
+            Job::CacheCleanup => jobs::CACHE_CLEANUP,
+            Job::CacheEvents => "cache-events",
+        }
+    }
+}
+
+/// `VIEW_SYNC_INTERVAL_SECS` (default 5): how often view-sync drains inside one run.
+pub fn view_sync_interval() -> Duration {
+    let secs = std::env::var("VIEW_SYNC_INTERVAL_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(5);
+    Duration::from_secs(secs)
+}
+
+/// Time kept in reserve before the function's deadline.
+pub const SAFETY_MARGIN: Duration = Duration::from_secs(8);
+
+fn is_schedule(event: &Value) -> bool {
+    event.get("source").and_then(Value::as_str) == Some("aws.events")
+        && event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
+}
+
+/// Handles one invocation of `job` with `event`, to be done by `deadline`.
+pub async fn handle(job: Job, market: &Marketplace, event: &Value, deadline: Instant) -> Result<Value, JobError> {
+    if job != Job::CacheEvents && !is_schedule(event) {
+        return Err(JobError::BadEvent(format!(
+            "{} expects an EventBridge scheduled event (source \"aws.events\", detail-type \"Scheduled Event\"); see events/jobs/",
+            job.name()
+        )));
+    }
+    Ok(match job {
+        Job::ViewSync => {
+            to_json(&ViewSync::new(market.clone()).run(deadline, view_sync_interval(), SAFETY_MARGIN).await?)
+        }
+        Job::OfferExpiry => {
+            to_json(&jobs::expire_offers(market, deadline.checked_sub(SAFETY_MARGIN).unwrap_or(deadline)).await?)
+        }
+        Job::CacheCleanup => to_json(&jobs::cleanup(market).await?),
+        Job::CacheEvents => match jobs::apply_event(market, event).await {
+            Ok(outcome) => to_json(&outcome),
+            // Dropped, not failed: a malformed event would fail again on every retry.
+            Err(JobError::BadEvent(reason)) => {
+                tracing::warn!(reason = %reason, event = %event, "malformed event dropped");
+                json!({ "dropped": reason })
+            }
+            Err(e) => return Err(e),
+        },
+    })
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or_default()
+}
+
+/// The entry point of every job function's `main`.
+pub async fn run(job: Job) -> Result<(), lambda_runtime::Error> {
+    telemetry::init();
+    let deps = Deps::from_env().await.map_err(|e| {
+        tracing::error!(error = %e, "configuration error");
+        e
+    })?;
+    let tasks = Arc::new(DeferredTasks::new());
+    let app = Arc::new(App::new(&deps, tasks.clone(), None, None));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let (app, tasks) = (app.clone(), tasks.clone());
+        async move {
+            let remaining =
+                event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO);
+            let out = handle(job, &app.market, &event.payload, Instant::now() + remaining).await;
+            tasks.run_all().await;
+            let _ = app.market.cache().flush_stats().await;
+            out.map_err(|e| lambda_runtime::Error::from(e.to_string()))
+        }
+    }))
+    .await
+}
+
+/// Routes in-process events to cache-events (the dev server's stand-in for the EventBridge rule).
+pub struct InProcessCacheEvents(pub Marketplace);
+
+#[async_trait::async_trait]
+impl EventHandler for InProcessCacheEvents {
+    async fn handle(&self, envelope: &Envelope) {
+        if envelope.detail_type == livecache_domain::events::OFFER_EXPIRED {
+            return; // the rule only delivers ProductUpdated and StreamStatusChanged
+        }
+        let event = serde_json::to_value(envelope).unwrap_or_default();
+        if let Err(e) = jobs::apply_event(&self.0, &event).await {
+            tracing::warn!(error = %e, "in-process event not applied");
+        }
+    }
+}
+
+/// Runs the schedules in-process, on their cadence: view-sync every minute (draining every
+/// `VIEW_SYNC_INTERVAL_SECS` inside), offer-expiry every minute, cache-cleanup daily at 03:00 UTC.
+pub fn spawn_schedules(market: Marketplace) -> Vec<tokio::task::JoinHandle<()>> {
+    let schedule = |period: Duration, first: Duration, job: Job, market: Marketplace| {
+        tokio::spawn(async move {
+            tokio::time::sleep(first).await;
+            loop {
+                let started = Instant::now();
+                let event = json!({ "source": "aws.events", "detail-type": "Scheduled Event", "detail": {} });
+                if let Err(e) = handle(job, &market, &event, started + Duration::from_secs(60)).await {
+                    tracing::warn!(job = job.name(), error = %e, "scheduled run failed");
+                }
+                tokio::time::sleep(period.saturating_sub(started.elapsed())).await;
+            }
+        })
+    };
+    let until_3am = {
+        let now = chrono::Utc::now();
+        let today = now.date_naive().and_hms_opt(3, 0, 0).unwrap_or_default().and_utc();
+        let next = if today > now { today } else { today + chrono::Duration::days(1) };
+        (next - now).to_std().unwrap_or(Duration::from_secs(86_400))
+    };
+    vec![
+        schedule(Duration::from_secs(60), Duration::ZERO, Job::ViewSync, market.clone()),
+        schedule(Duration::from_secs(60), Duration::from_secs(1), Job::OfferExpiry, market.clone()),
+        schedule(Duration::from_secs(86_400), until_3am, Job::CacheCleanup, market),
+    ]
+}
