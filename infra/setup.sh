@@ -20,3 +20,9 @@ if [ ! -x .venv/bin/moto_server ]; then
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check 'moto[server]>=5.1,<6'
 fi
+
+# Template checks: cfn-lint pinned to 1.53.x (later versions stop transforming SAM) and the SAM CLI.
+if [ "${SETUP_TEMPLATE_TOOLS:-0}" = 1 ] && { [ ! -x .venv/bin/cfn-lint ] || [ ! -x .venv/bin/sam ]; }; then
+  echo "installing cfn-lint 1.53.x and aws-sam-cli into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check 'cfn-lint==1.53.*' aws-sam-cli
+fi

@@ -1,0 +1,140 @@
+//! `template.yaml` and the code agree: every function crate has a template resource built from
+//! it and every template function a crate; the HTTP API routes are the routes served (admin
+//! ones on IAM auth); every environment variable the template sets is one the code reads.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use livecache_http::routes::{Access, ROUTES};
+use serde_yaml::Value;
+
+fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn template() -> Value {
+    serde_yaml::from_str(&std::fs::read_to_string(root().join("template.yaml")).unwrap()).unwrap()
+}
+
+fn functions(t: &Value) -> Vec<(String, &Value)> {
+    t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .map(|(k, r)| (k.as_str().unwrap().to_string(), r))
+        .collect()
+}
+
+#[test]
+fn every_function_crate_has_a_resource_and_every_resource_a_crate() {
+    let t = template();
+    let mut built: BTreeSet<String> = BTreeSet::new();
+    for (name, r) in functions(&t) {
+        assert_eq!(r["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"), "{name}");
+        assert_eq!(r["Properties"]["Handler"].as_str(), Some("bootstrap"), "{name}");
+        built.insert(r["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_string());
+    }
+    let crates: BTreeSet<String> = std::fs::read_dir(root().join("functions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(built, crates);
+}
+
+#[test]
+fn the_http_api_routes_are_the_routes_served() {
+    let t = template();
+    let mut declared = BTreeSet::new();
+    for (name, r) in functions(&t) {
+        let Some(events) = r["Properties"]["Events"].as_mapping() else { continue };
+        for (_, e) in events {
+            if e["Type"].as_str() != Some("HttpApi") {
+                continue;
+            }
+            let p = &e["Properties"];
+            let iam = p["Auth"]["Authorizer"].as_str() == Some("AWS_IAM");
+            let binary = r["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_string();
+            declared.insert((
+                p["Method"].as_str().unwrap().to_string(),
+                p["Path"].as_str().unwrap().to_string(),
+                binary,
+                iam,
+            ));
+            assert!(!name.is_empty());
+        }
+    }
+    let served: BTreeSet<(String, String, String, bool)> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_string(), r.pattern.to_string(), r.function.to_string(), r.access == Access::Admin))
+        .collect();
+    assert_eq!(declared, served);
+}
+
+#[test]
+fn schedules_and_the_event_rule_are_declared() {
+    let t = template();
+    let trigger = |f: &str| t["Resources"][f]["Properties"]["Events"]["Trigger"].clone();
+    assert_eq!(trigger("ViewSyncFunction")["Properties"]["Schedule"].as_str(), Some("rate(1 minute)"));
+    assert_eq!(trigger("OfferExpiryFunction")["Properties"]["Schedule"].as_str(), Some("rate(1 minute)"));
+    assert_eq!(trigger("CacheCleanupFunction")["Properties"]["Schedule"].as_str(), Some("cron(0 3 * * ? *)"));
+    let rule = trigger("CacheEventsFunction");
+    assert_eq!(rule["Type"].as_str(), Some("EventBridgeRule"));
+    let types: Vec<&str> = rule["Properties"]["Pattern"]["detail-type"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["ProductUpdated", "StreamStatusChanged"]);
+}
+
+/// Names passed to `std::env::var("…")` anywhere in the code, plus the table variables.
+fn variables_the_code_reads() -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = livecache_domain::tables::ALL.iter().map(|t| t.env.to_string()).collect();
+    let mut stack = vec![root().join("shared"), root().join("functions"), root().join("infra")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (i, _) in text.match_indices("env::var(\"") {
+                    let rest = &text[i + "env::var(\"".len()..];
+                    names.insert(rest[..rest.find('"').unwrap()].to_string());
+                }
+                for (i, _) in text.match_indices("env_num(\"") {
+                    let rest = &text[i + "env_num(\"".len()..];
+                    names.insert(rest[..rest.find('"').unwrap()].to_string());
+                }
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn every_variable_the_template_sets_is_read_by_the_code() {
+    let t = template();
+    let read = variables_the_code_reads();
+    let mut set: Vec<(String, String)> = Vec::new();
+    for (k, _) in t["Globals"]["Function"]["Environment"]["Variables"].as_mapping().unwrap() {
+        set.push(("Globals".into(), k.as_str().unwrap().to_string()));
+    }
+    for (name, r) in functions(&t) {
+        if let Some(vars) = r["Properties"]["Environment"]["Variables"].as_mapping() {
+            for (k, _) in vars {
+                set.push((name.clone(), k.as_str().unwrap().to_string()));
+            }
+        }
+    }
+    for (owner, var) in &set {
+        assert!(read.contains(var), "{owner} sets {var}, which no code reads (the code reads {read:?})");
+    }
+    for needed in
+        ["REDIS_URL", "EVENT_BUS_NAME", "DATA_BACKEND", "PRODUCTS_TABLE", "JOBS_TABLE", "LIVECACHE_ADMIN_TOKEN"]
+    {
+        assert!(set.iter().any(|(_, v)| v == needed), "the template does not set {needed}");
+    }
+}
