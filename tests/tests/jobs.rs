@@ -100,6 +100,26 @@ async fn view_sync_counts_every_view_exactly_once_through_crashes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_chunks_is_finished_without_counting_the_written_chunk_twice() {
+    let (m, data, _api) = market("viewsync-chunks").await;
+    let (p0, _) = view_totals(&**m.store(), &data).await;
+    // 250 distinct products: three chunks of at most 99.
+    let pending = pending_views_key(m.cache(), "products");
+    for i in 0..250 {
+        m.backend().incr(&pending, &format!("prod-{i:05}"), 1 + (i % 3) as i64).await.unwrap();
+    }
+    let counted: i64 = (0..250).map(|i| 1 + (i % 3) as i64).sum();
+    let crashing = ViewSync { market: m.clone(), fault: Some(Fault::BetweenChunks) };
+    assert!(matches!(crashing.drain_once().await, Err(jobs::JobError::Injected(Fault::BetweenChunks))));
+    let (partial, _) = view_totals(&**m.store(), &data).await;
+    assert!(partial > p0 && partial < p0 + counted, "one chunk of three written");
+    let report = ViewSync::new(m.clone()).drain_once().await.unwrap();
+    assert_eq!(report.recovered, 1);
+    let (p1, _) = view_totals(&**m.store(), &data).await;
+    assert_eq!(p1 - p0, counted, "the written chunk was recognised, the others applied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn view_sync_drains_repeatedly_inside_one_run_and_records_it() {
     let (m, _data, api) = market("viewsync-run").await;
     increments(&m, 100).await;

@@ -1,5 +1,6 @@
-//! The job functions' entry point with the sample events in `events/jobs/`, and the dev
-//! server's in-process stand-in for the EventBridge rule.
+//! The job functions' entry point with the sample events in `events/jobs/`, against a real
+//! redis-server and DynamoDB in moto's server; and the dev server's in-process stand-in for the
+//! EventBridge rule.
 
 mod common;
 
@@ -18,9 +19,9 @@ fn event(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_job_runs_on_its_schedule_event_and_refuses_anything_else() {
-    let (deps, _bus, _clock, _data) = common::memory_deps("worker").await;
+    let (deps, _bus, _clock, _data) = common::real_deps("worker").await;
     let app = App::new(&deps, Arc::new(DeferredTasks::new()), None, None);
     let soon = || Instant::now() + Duration::from_secs(10);
     let out = handle(Job::ViewSync, &app.market, &event("schedule-view-sync"), soon()).await.unwrap();
@@ -44,9 +45,9 @@ async fn each_job_runs_on_its_schedule_event_and_refuses_anything_else() {
     assert_eq!(runs.iter().map(|r| r.job.as_str()).collect::<Vec<_>>(), ["cache-cleanup", "offer-expiry", "view-sync"]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_events_applies_good_events_and_drops_malformed_ones() {
-    let (deps, _bus, _clock, _data) = common::memory_deps("cache-events").await;
+    let (deps, _bus, _clock, _data) = common::real_deps("cache-events").await;
     let app = App::new(&deps, Arc::new(DeferredTasks::new()), None, None);
     let soon = Instant::now() + Duration::from_secs(10);
     let out = handle(Job::CacheEvents, &app.market, &event("product-updated"), soon).await.unwrap();

@@ -38,6 +38,8 @@ pub enum JobError {
 pub enum Fault {
     /// The pending counters were moved aside; nothing applied.
     AfterMove,
+    /// The first chunk of the batch was written to DynamoDB, the others not.
+    BetweenChunks,
     /// Applied to DynamoDB; the moved batch not deleted yet.
     AfterWrite,
 }
@@ -146,7 +148,16 @@ impl ViewSync {
         let batch_id = batch_key.rsplit(':').next().unwrap_or(batch_key).to_string();
         let empty = BTreeMap::new();
         let (products, streams) = if kind == "products" { (&counts, &empty) } else { (&empty, &counts) };
-        let out = apply_views(&**self.market.store(), &format!("{kind}-{batch_id}"), products, streams).await?;
+        let chunk_batch = format!("{kind}-{batch_id}");
+        let out = if self.fault == Some(Fault::BetweenChunks) {
+            let chunks = crate::store::view_chunks(&chunk_batch, products, streams);
+            if let Some(first) = chunks.first() {
+                self.market.store().apply_view_chunk(first).await?;
+            }
+            return Err(JobError::Injected(Fault::BetweenChunks));
+        } else {
+            apply_views(&**self.market.store(), &chunk_batch, products, streams).await?
+        };
         if self.fault == Some(Fault::AfterWrite) {
             return Err(JobError::Injected(Fault::AfterWrite));
         }
