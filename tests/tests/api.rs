@@ -84,7 +84,7 @@ async fn going_live_makes_the_next_feed_read_fresh_and_publishes_the_event() {
         .iter()
         .all(|i| i["seller_id"] != json!(stream.seller_id) || i["seller_live"] == json!(false)));
 
-    let (s, v) = api.post(&format!("/streams/{}/go-live", stream.id), json!({})).await;
+    let (s, v) = api.post_as(&stream.seller_id, &format!("/streams/{}/go-live", stream.id), json!({})).await;
     assert_eq!((s, v["stream"]["status"].as_str()), (200, Some("LIVE")));
 
     let (_, after) = api.get("/feeds/discover?per_page=100").await;
@@ -104,11 +104,11 @@ async fn going_live_makes_the_next_feed_read_fresh_and_publishes_the_event() {
     assert_eq!(published[0].detail["stream_id"], json!(stream.id));
     assert_eq!(published[0].detail["to"], json!("LIVE"));
 
-    let (s, v) = api.post(&format!("/streams/{}/go-live", stream.id), json!({})).await;
+    let (s, v) = api.post_as(&stream.seller_id, &format!("/streams/{}/go-live", stream.id), json!({})).await;
     assert_eq!((s, v["error"].as_str()), (409, Some("invalid_transition")));
-    let (s, v) = api.post(&format!("/streams/{}/end", stream.id), json!({})).await;
+    let (s, v) = api.post_as(&stream.seller_id, &format!("/streams/{}/end", stream.id), json!({})).await;
     assert_eq!((s, v["stream"]["status"].as_str()), (200, Some("ENDED")));
-    let (s, v) = api.post("/streams/stream-999/end", json!({})).await;
+    let (s, v) = api.post_as(&stream.seller_id, "/streams/stream-999/end", json!({})).await;
     assert_eq!((s, v["error"].as_str()), (404, Some("stream_not_found")));
     assert_eq!(api.bus.published().len(), 2, "refused transitions publish nothing");
 }
@@ -198,29 +198,26 @@ async fn offers_are_created_tracked_extended_and_listed_when_expiring() {
     let product = &api.data.products[0];
     let buyer = api.data.users.iter().find(|u| u.id != product.seller_id).unwrap();
     let (s, v) = api
-        .post(
-            "/offers",
-            json!({"product_id": product.id, "buyer_id": buyer.id, "amount": 10.499, "expires_in_minutes": 3}),
-        )
+        .post_as(&buyer.id, "/offers", json!({"product_id": product.id, "amount": 10.499, "expires_in_minutes": 3}))
         .await;
     assert_eq!(s, 201, "{v}");
     let offer_id = v["offer"]["id"].as_str().unwrap().to_string();
     assert_eq!((v["offer"]["status"].as_str(), v["offer"]["amount"].as_f64()), (Some("PENDING"), Some(10.5)));
     let (_, soon) = api.get("/offers/expiring-soon?within_minutes=5").await;
     assert!(soon["offers"].as_array().unwrap().iter().any(|o| o["id"] == json!(offer_id)));
-    let (s, ext) = api.post(&format!("/offers/{offer_id}/extend"), json!({"expires_in_minutes": 120})).await;
+    let (s, ext) =
+        api.post_as(&buyer.id, &format!("/offers/{offer_id}/extend"), json!({"expires_in_minutes": 120})).await;
     assert_eq!(s, 200);
     assert!(ext["offer"]["expires_at"].as_str().unwrap() > v["offer"]["expires_at"].as_str().unwrap());
     let (_, soon) = api.get("/offers/expiring-soon?within_minutes=5").await;
     assert!(!soon["offers"].as_array().unwrap().iter().any(|o| o["id"] == json!(offer_id)), "extended past the window");
-    let (s, e) =
-        api.post("/offers", json!({"product_id": product.id, "buyer_id": product.seller_id, "amount": 5})).await;
+    let (s, e) = api.post_as(&product.seller_id, "/offers", json!({"product_id": product.id, "amount": 5})).await;
     assert_eq!((s, e["error"].as_str()), (403, Some("own_product")));
-    let (s, e) = api.post("/offers", json!({"product_id": "nope", "buyer_id": buyer.id, "amount": 5})).await;
+    let (s, e) = api.post_as(&buyer.id, "/offers", json!({"product_id": "nope", "amount": 5})).await;
     assert_eq!((s, e["error"].as_str()), (404, Some("product_not_found")));
-    let (s, e) = api.post("/offers", json!({"product_id": product.id, "buyer_id": buyer.id, "amount": -1})).await;
+    let (s, e) = api.post_as(&buyer.id, "/offers", json!({"product_id": product.id, "amount": -1})).await;
     assert_eq!((s, e["error"].as_str()), (400, Some("invalid_amount")));
-    let (s, e) = api.post("/offers/offer-nope/extend", json!({"expires_in_minutes": 5})).await;
+    let (s, e) = api.post_as(&buyer.id, "/offers/offer-nope/extend", json!({"expires_in_minutes": 5})).await;
     assert_eq!((s, e["error"].as_str()), (404, Some("offer_not_found")));
 }
 
@@ -299,23 +296,14 @@ async fn bad_input_is_a_clear_json_error_never_a_500() {
         ("/batch/users", r#"{"user_ids": []}"#, 400, "invalid_batch_size"),
         ("/batch/users", r#"{"user_ids": ["a b"]}"#, 400, "invalid_id"),
         ("/batch/products", r#"{"ids": ["p"]}"#, 400, "invalid_body"),
-        (
-            "/offers",
-            r#"{"product_id":"prod-00001","buyer_id":"user-0001","amount":5,"expires_in_minutes":0}"#,
-            400,
-            "invalid_expiry",
-        ),
-        (
-            "/offers",
-            r#"{"product_id":"prod-00001","buyer_id":"user-0001","amount":5,"expires_at":"yesterday"}"#,
-            400,
-            "invalid_expiry",
-        ),
+        ("/offers", r#"{"product_id":"prod-00001","amount":5,"expires_in_minutes":0}"#, 400, "invalid_expiry"),
+        ("/offers", r#"{"product_id":"prod-00001","amount":5,"expires_at":"yesterday"}"#, 400, "invalid_expiry"),
         ("/offers/offer-1/extend", "{}", 400, "invalid_expiry"),
         ("/streams/bad*id/go-live", "", 400, "invalid_id"),
     ];
+    let signed_in = common::token("user-0049");
     for (path, body, status, code) in posts {
-        let (s, v) = api.post_raw(path, body, None).await;
+        let (s, v) = api.post_raw(path, body, Some(&signed_in)).await;
         assert_eq!((s, v["error"].as_str()), (status, Some(code)), "POST {path} {body}: {v}");
     }
     let resp = api.http.delete(format!("{}/offers", api.base)).send().await.unwrap();
@@ -323,4 +311,58 @@ async fn bad_input_is_a_clear_json_error_never_a_500() {
     let big = format!(r#"{{"user_ids": ["{}"]}}"#, "x".repeat(70 * 1024));
     let (s, v) = api.post_raw("/batch/users", &big, None).await;
     assert_eq!((s, v["error"].as_str()), (413, Some("body_too_large")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_seller_controls_a_stream_and_only_the_buyer_owns_an_offer() {
+    let api = start("auth", None).await;
+    let stream = api.data.streams.iter().find(|s| s.status == StreamStatus::Scheduled).unwrap().clone();
+    let go_live = format!("{}/streams/{}/go-live", api.base, stream.id);
+    api.get("/feeds/discover").await;
+    let expired = livecache_dev::DevAuth::new(common::TEST_JWT_SECRET).mint(&stream.seller_id, -60);
+    let forged = livecache_dev::DevAuth::new("someone-elses-key").mint(&stream.seller_id, 600);
+    for (token, why) in [
+        (None, "missing"),
+        (Some(expired.as_str()), "expired"),
+        (Some(forged.as_str()), "wrongly signed"),
+        (Some("garbage"), "not a JWT"),
+    ] {
+        let mut req = api.http.post(&go_live);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "{why}");
+        let v: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(v["error"], json!("unauthorized"), "{why}");
+    }
+    // Someone else: 403, and the store, the cache and the bus are untouched.
+    let (s, v) = api.post_as("user-0049", &format!("/streams/{}/go-live", stream.id), json!({})).await;
+    assert_eq!((s, v["error"].as_str()), (403, Some("not_stream_owner")));
+    assert_eq!(api.deps.store.get_stream(&stream.id).await.unwrap().unwrap().status, StreamStatus::Scheduled);
+    assert_eq!(api.get("/feeds/discover").await.1["cached"], json!(true), "no invalidation");
+    assert!(api.bus.published().is_empty(), "no event");
+    // The seller: 200.
+    let (s, _) = api.post_as(&stream.seller_id, &format!("/streams/{}/go-live", stream.id), json!({})).await;
+    assert_eq!(s, 200);
+
+    // Offers: the buyer is the caller; a body naming someone else is refused; only the buyer extends.
+    let product = &api.data.products[3];
+    let buyer = api.data.users.iter().find(|u| u.id != product.seller_id).unwrap().id.clone();
+    let (s, v) =
+        api.post_as(&buyer, "/offers", json!({"product_id": product.id, "buyer_id": "user-0001", "amount": 3})).await;
+    assert_eq!((s, v["error"].as_str()), (403, Some("buyer_mismatch")));
+    let (s, v) =
+        api.post_as(&buyer, "/offers", json!({"product_id": product.id, "buyer_id": buyer, "amount": 3})).await;
+    assert_eq!(s, 201);
+    assert_eq!(v["offer"]["buyer_id"], json!(buyer));
+    let id = v["offer"]["id"].as_str().unwrap().to_string();
+    let before = api.deps.store.get_offer(&id).await.unwrap().unwrap();
+    let (s, v) = api.post_as("user-0002", &format!("/offers/{id}/extend"), json!({"expires_in_minutes": 90})).await;
+    assert_eq!((s, v["error"].as_str()), (403, Some("not_offer_buyer")));
+    assert_eq!(api.deps.store.get_offer(&id).await.unwrap().unwrap(), before, "unchanged");
+    let (s, _) = api.post_as(&buyer, &format!("/offers/{id}/extend"), json!({"expires_in_minutes": 90})).await;
+    assert_eq!(s, 200);
+    // Read routes stay public.
+    assert_eq!(api.get("/streams/live").await.0, 200);
 }

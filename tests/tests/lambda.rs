@@ -34,7 +34,10 @@ fn status_for(name: &str) -> u16 {
 
 #[tokio::test]
 async fn every_fixture_is_answered_through_the_lambda_request_path() {
-    let (deps, _bus, _clock, _data) = common::memory_deps("fixtures").await;
+    // The full demo data set, as under `cargo lambda watch`: the fixtures name its streams,
+    // offers and owners.
+    let (deps, _bus, _clock, _data) =
+        common::memory_deps_sized("fixtures", livecache_domain::seed::SeedSize::DEMO).await;
     let app = App::new(&deps, Arc::new(DeferredTasks::new()), Some("dev-admin-token".into()), None);
     let all = fixtures();
     assert_eq!(all.len(), livecache_http::ROUTES.len(), "one fixture per route");
@@ -56,6 +59,37 @@ async fn a_function_serves_only_its_own_routes() {
     let product = fixtures().into_iter().find(|(n, _)| n == "products-get").unwrap().1;
     let resp = feeds.handle(to_api_request(lambda_http::request::from_str(&product).unwrap())).await;
     assert_eq!(resp.status.as_u16(), 404);
+}
+
+#[tokio::test]
+async fn the_caller_comes_from_the_authorizer_claims_only() {
+    let (deps, bus, _clock, _data) = common::memory_deps_sized("claims", livecache_domain::seed::SeedSize::DEMO).await;
+    let app = App::new(&deps, Arc::new(DeferredTasks::new()), None, None);
+    let fixture = |name: &str| fixtures().into_iter().find(|(n, _)| n == name).unwrap().1;
+    let req = to_api_request(lambda_http::request::from_str(&fixture("streams-go-live")).unwrap());
+    assert_eq!(req.claims.as_ref().unwrap()["sub"], "user-0050");
+    // The same request signed in as someone else: 403, and nothing changes.
+    let mut other: serde_json::Value = serde_json::from_str(&fixture("streams-go-live")).unwrap();
+    other["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = "user-0051".into();
+    let resp = app.handle(to_api_request(lambda_http::request::from_str(&other.to_string()).unwrap())).await;
+    assert_eq!(resp.status.as_u16(), 403);
+    assert_eq!(
+        deps.store.get_stream("stream-050").await.unwrap().unwrap().status,
+        livecache_domain::StreamStatus::Scheduled
+    );
+    assert!(bus.published().is_empty());
+    // No authorizer claims at all (a header the client sends is not a claim): 401.
+    let mut unsigned: serde_json::Value = serde_json::from_str(&fixture("offers-create")).unwrap();
+    unsigned["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    unsigned["headers"]["x-user-id"] = "user-0499".into();
+    let resp = app.handle(to_api_request(lambda_http::request::from_str(&unsigned.to_string()).unwrap())).await;
+    assert_eq!(resp.status.as_u16(), 401);
+    // A buyer_id in the body that is not the caller: 403.
+    let mut spoofed: serde_json::Value = serde_json::from_str(&fixture("offers-create")).unwrap();
+    spoofed["body"] =
+        serde_json::json!({"product_id": "prod-00001", "buyer_id": "user-0001", "amount": 5}).to_string().into();
+    let resp = app.handle(to_api_request(lambda_http::request::from_str(&spoofed.to_string()).unwrap())).await;
+    assert_eq!(resp.status.as_u16(), 403);
 }
 
 #[tokio::test]

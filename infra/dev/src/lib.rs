@@ -11,20 +11,27 @@ use axum::response::Response;
 use axum::Router;
 use http::StatusCode;
 use livecache_http::api::{parse_query, ApiError, ApiResponse, MAX_BODY_BYTES};
+use livecache_http::routes::{match_route, Access};
 use livecache_http::{ApiRequest, App};
 use tokio::net::TcpListener;
 
-/// Serves `app` on `listener` until `shutdown` completes.
+pub mod auth;
+
+pub use auth::DevAuth;
+
+/// Serves `app` on `listener` until `shutdown` completes, verifying JWTs with `auth` on the
+/// routes that require a signed-in caller.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
+    auth: DevAuth,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = Router::new().fallback(handle).with_state(app);
+    let router = Router::new().fallback(handle).with_state((app, auth));
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }
 
-async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
+async fn handle(State((app, auth)): State<(Arc<App>, DevAuth)>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let resp = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Err(_) => ApiError::new(
@@ -34,6 +41,22 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
         )
         .into_response(),
         Ok(body) => {
+            // API Gateway runs the JWT authorizer only on the routes that have it.
+            let needs_jwt =
+                match_route(&parts.method, parts.uri.path(), None).is_ok_and(|(def, _)| def.access == Access::User);
+            let claims = if needs_jwt {
+                let header = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                match auth.verify(header) {
+                    Ok(claims) => Some(claims),
+                    Err(why) => {
+                        return to_response(
+                            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why).into_response(),
+                        )
+                    }
+                }
+            } else {
+                None
+            };
             let api = ApiRequest {
                 method: parts.method,
                 path: parts.uri.path().to_string(),
@@ -41,7 +64,7 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
                 headers: parts.headers,
                 body,
                 request_id: format!("dev-{:016x}", rand::random::<u64>()),
-                claims: None,
+                claims,
             };
             app.handle(api).await
         }

@@ -4,6 +4,7 @@
 //! cargo run -p livecache-dev                 # http://127.0.0.1:3000, in-memory cache and data
 //! cargo run -p livecache-dev -- --port 8080  # or PORT=8080
 //! cargo run -p livecache-dev -- --no-jobs    # without the in-process schedules
+//! cargo run -p livecache-dev -- token --sub user-0001   # a JWT for the signed-in routes
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run -p livecache-dev
 //! AWS_ENDPOINT_URL=http://127.0.0.1:5000 DATA_CREATE_TABLES=true cargo run -p livecache-dev
 //! ```
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use livecache_cache::SpawnTasks;
+use livecache_dev::DevAuth;
 use livecache_http::app::admin_token_from_env;
 use livecache_http::{telemetry, worker, App, Deps};
 
@@ -54,8 +56,29 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
+/// `livecache-dev token --sub <user-id> [--ttl-secs 3600]`: prints a development JWT.
+fn token_command(mut it: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    let (mut sub, mut ttl) = (None, 3600i64);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--sub" => sub = Some(it.next().context("--sub needs a user id")?),
+            "--ttl-secs" => {
+                ttl = it.next().context("--ttl-secs needs a number")?.parse().context("--ttl-secs must be a number")?
+            }
+            other => bail!("unknown argument {other:?}; usage: livecache-dev token --sub <user-id> [--ttl-secs 3600]"),
+        }
+    }
+    let sub = sub.context("usage: livecache-dev token --sub <user-id> [--ttl-secs 3600]")?;
+    livecache_cache::keys::validate_part(&sub).map_err(|e| anyhow::anyhow!("--sub: {e}"))?;
+    println!("{}", DevAuth::from_env().mint(&sub, ttl));
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("token") {
+        return token_command(std::env::args().skip(2));
+    }
     telemetry::init();
     let args = parse_args()?;
     let deps = Deps::from_env().await?;
@@ -82,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
         println!("livecache-dev: shutting down");
     };
-    livecache_dev::serve(listener, app, shutdown).await?;
+    println!("  signed-in routes: Authorization: Bearer $(livecache-dev token --sub user-0001)");
+    livecache_dev::serve(listener, app, DevAuth::from_env(), shutdown).await?;
     Ok(())
 }

@@ -88,6 +88,15 @@ pub async fn dispatch(
         }
         Route::GoLive | Route::EndStream => {
             let to = if def.route == Route::GoLive { StreamStatus::Live } else { StreamStatus::Ended };
+            // Only the stream's seller; checked before anything is written, invalidated or published.
+            let who = caller(req)?;
+            if m.stream(id()).await?.seller_id != who {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "not_stream_owner",
+                    "only the stream's seller may start or end it",
+                ));
+            }
             let stream = m.transition_stream(id(), to).await?;
             Ok(ApiResponse::json(StatusCode::OK, &json!({ "stream": stream })))
         }
@@ -101,22 +110,34 @@ pub async fn dispatch(
         }
         Route::CreateOffer => {
             let body: CreateOffer = body_of(req)?;
+            // The buyer is the caller. A different buyer_id in the body is refused (403), not
+            // silently replaced, so a client bug cannot place an offer it did not mean.
+            let buyer = caller(req)?;
+            if body.buyer_id.as_deref().is_some_and(|b| b != buyer) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "buyer_mismatch",
+                    "buyer_id must be the signed-in caller (or left out)",
+                ));
+            }
             let expiry =
                 expiry_of(body.expires_in_minutes, body.expires_at.as_deref())?.unwrap_or(Expiry::InMinutes(60));
-            let offer = m
-                .create_offer(NewOffer {
-                    product_id: body.product_id,
-                    buyer_id: body.buyer_id,
-                    amount: body.amount,
-                    expiry,
-                })
-                .await?;
+            let new =
+                NewOffer { product_id: body.product_id, buyer_id: buyer.to_string(), amount: body.amount, expiry };
+            let offer = m.create_offer(new).await?;
             Ok(ApiResponse::json(StatusCode::CREATED, &json!({ "offer": offer })))
         }
         Route::ExtendOffer => {
             let body: ExtendOffer = body_of(req)?;
             let expiry = expiry_of(body.expires_in_minutes, body.expires_at.as_deref())?
                 .ok_or_else(|| ApiError::bad_request("invalid_expiry", "give expires_in_minutes or expires_at"))?;
+            if m.offer(id()).await?.buyer_id != caller(req)? {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "not_offer_buyer",
+                    "only the offer's buyer may extend it",
+                ));
+            }
             let offer = m.extend_offer(id(), expiry).await?;
             Ok(ApiResponse::json(StatusCode::OK, &json!({ "offer": offer })))
         }
@@ -180,6 +201,20 @@ struct ProductAnswer<'a> {
     product: &'a livecache_domain::Product,
     cached: bool,
     stale: bool,
+}
+
+/// The signed-in caller: the `sub` claim the JWT authorizer verified (API Gateway's
+/// `requestContext.authorizer.jwt.claims`, or the dev server's emulation). Never a body field
+/// or a header the client controls.
+pub fn caller(req: &ApiRequest) -> Result<&str> {
+    let sub = req.claims.as_ref().and_then(|c| c.get("sub")).and_then(|s| s.as_str()).filter(|s| !s.is_empty());
+    let sub = sub.ok_or_else(|| {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a signed-in caller (bearer JWT) is required")
+    })?;
+    livecache_cache::keys::validate_part(sub).map_err(|_| {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the token's subject is not a valid user id")
+    })?;
+    Ok(sub)
 }
 
 fn missing(name: &str) -> ApiError {
@@ -273,7 +308,7 @@ struct BatchProducts {
 #[serde(deny_unknown_fields)]
 struct CreateOffer {
     product_id: String,
-    buyer_id: String,
+    buyer_id: Option<String>,
     amount: f64,
     expires_in_minutes: Option<u32>,
     expires_at: Option<String>,

@@ -26,6 +26,9 @@ pub enum Route {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     Public,
+    /// A signed-in caller: the API Gateway JWT authorizer (the dev server emulates it); the
+    /// handler takes the caller from the `sub` claim.
+    User,
     /// `Authorization: Bearer $LIVECACHE_ADMIN_TOKEN` (and IAM auth in the SAM template).
     Admin,
 }
@@ -52,11 +55,11 @@ pub const ROUTES: &[RouteDef] = &[
     def(Route::ProductViews, Method::GET, "/api/v1/products/{id}/views", "products", Access::Public),
     def(Route::BatchUsers, Method::POST, "/api/v1/batch/users", "batch", Access::Public),
     def(Route::BatchProducts, Method::POST, "/api/v1/batch/products", "batch", Access::Public),
-    def(Route::GoLive, Method::POST, "/api/v1/streams/{id}/go-live", "streams", Access::Public),
-    def(Route::EndStream, Method::POST, "/api/v1/streams/{id}/end", "streams", Access::Public),
+    def(Route::GoLive, Method::POST, "/api/v1/streams/{id}/go-live", "streams", Access::User),
+    def(Route::EndStream, Method::POST, "/api/v1/streams/{id}/end", "streams", Access::User),
     def(Route::LiveStreams, Method::GET, "/api/v1/streams/live", "streams", Access::Public),
-    def(Route::CreateOffer, Method::POST, "/api/v1/offers", "offers", Access::Public),
-    def(Route::ExtendOffer, Method::POST, "/api/v1/offers/{id}/extend", "offers", Access::Public),
+    def(Route::CreateOffer, Method::POST, "/api/v1/offers", "offers", Access::User),
+    def(Route::ExtendOffer, Method::POST, "/api/v1/offers/{id}/extend", "offers", Access::User),
     def(Route::ExpiringSoon, Method::GET, "/api/v1/offers/expiring-soon", "offers", Access::Public),
     def(Route::CacheStats, Method::GET, "/api/v1/cache/stats", "stats", Access::Public),
     def(Route::CacheJobs, Method::GET, "/api/v1/cache/jobs", "stats", Access::Public),

@@ -15,6 +15,14 @@ use livecache_domain::{DynamoStore, InProcessBus, MemoryStore, Store};
 use livecache_http::{App, Deps};
 use livecache_testkit::{shared_moto, shared_redis, unique_prefix};
 
+/// The key the test server verifies JWTs with.
+pub const TEST_JWT_SECRET: &str = "test-secret";
+
+/// A token the test server accepts for `sub`.
+pub fn token(sub: &str) -> String {
+    livecache_dev::DevAuth::new(TEST_JWT_SECRET).mint(sub, 600)
+}
+
 pub struct Api {
     pub base: String,
     pub http: reqwest::Client,
@@ -54,10 +62,15 @@ pub async fn real_deps(name: &str) -> (Deps, Arc<InProcessBus>, Arc<ManualClock>
     deps_with(name, backend, store, data)
 }
 
-/// Dependencies all in memory.
+/// Dependencies all in memory, with the small demo data set.
 pub async fn memory_deps(name: &str) -> (Deps, Arc<InProcessBus>, Arc<ManualClock>, DemoData) {
+    memory_deps_sized(name, SeedSize::SMALL).await
+}
+
+/// Dependencies all in memory, with a demo data set of `size`.
+pub async fn memory_deps_sized(name: &str, size: SeedSize) -> (Deps, Arc<InProcessBus>, Arc<ManualClock>, DemoData) {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let data = seed::generate(SeedSize::SMALL, livecache_domain::time::now());
+    let data = seed::generate(size, livecache_domain::time::now());
     seed::seed(&*store, &data).await.unwrap();
     deps_with(name, Arc::new(MemoryBackend::new(100_000)), store, data)
 }
@@ -99,7 +112,7 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(livecache_dev::serve(listener, app, async move {
+    tokio::spawn(livecache_dev::serve(listener, app, livecache_dev::DevAuth::new(TEST_JWT_SECRET), async move {
         let _ = rx.await;
     }));
     let cache = Cache::builder(deps.backend.clone()).keyspace(deps.keyspace.clone()).clock(clock.clone()).build();
@@ -114,6 +127,13 @@ impl Api {
 
     pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         let resp = self.http.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
+        Self::read(resp).await
+    }
+
+    /// POST as the signed-in user `sub`.
+    pub async fn post_as(&self, sub: &str, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let resp =
+            self.http.post(format!("{}{path}", self.base)).bearer_auth(token(sub)).json(&body).send().await.unwrap();
         Self::read(resp).await
     }
 
