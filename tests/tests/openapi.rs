@@ -1,5 +1,6 @@
-//! `openapi.yaml` describes exactly the routes the API serves, with the admin routes (and only
-//! those) under the bearer scheme, and an error answer for every operation.
+//! `openapi.yaml` describes exactly the routes the API serves, each under the security scheme
+//! it has (signed-in routes: bearer JWT; admin routes: the admin token; reads: none), with
+//! error answers; and the template's authorizers agree with the spec.
 
 use std::collections::BTreeSet;
 
@@ -26,12 +27,22 @@ fn the_routes_served_and_the_routes_described_are_the_same_set() {
 }
 
 #[test]
-fn admin_routes_and_only_they_require_the_bearer_token_and_every_operation_has_errors() {
+fn each_route_declares_its_security_scheme_and_its_errors() {
     let spec = spec();
     for r in ROUTES {
         let op = &spec["paths"][r.pattern][r.method.as_str().to_lowercase().as_str()];
-        let secured = op["security"].as_sequence().is_some_and(|s| !s.is_empty());
-        assert_eq!(secured, r.access == Access::Admin, "{} {}", r.method, r.pattern);
+        let scheme = op["security"]
+            .as_sequence()
+            .and_then(|s| s.first())
+            .and_then(|s| s.as_mapping())
+            .and_then(|m| m.keys().next())
+            .and_then(|k| k.as_str());
+        let wanted = match r.access {
+            Access::Public => None,
+            Access::User => Some("bearerJwt"),
+            Access::Admin => Some("adminToken"),
+        };
+        assert_eq!(scheme, wanted, "{} {}", r.method, r.pattern);
         let responses = op["responses"].as_mapping().unwrap();
         assert!(
             responses.keys().any(|k| k.as_str().is_some_and(|s| s.starts_with('4') || s == "503")),
@@ -43,4 +54,40 @@ fn admin_routes_and_only_they_require_the_bearer_token_and_every_operation_has_e
             assert!(responses.contains_key("404"), "{} {} declares 404", r.method, r.pattern);
         }
     }
+}
+
+#[test]
+fn the_template_and_the_spec_agree_on_who_may_call_what() {
+    let spec = spec();
+    let template: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap(),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for (_, res) in template["Resources"].as_mapping().unwrap() {
+        let Some(events) = res["Properties"]["Events"].as_mapping() else { continue };
+        for (_, e) in events {
+            if e["Type"].as_str() != Some("HttpApi") {
+                continue;
+            }
+            let p = &e["Properties"];
+            let authorizer = p["Auth"]["Authorizer"].as_str();
+            let op = &spec["paths"][p["Path"].as_str().unwrap()][p["Method"].as_str().unwrap().to_lowercase().as_str()];
+            let scheme = op["security"]
+                .as_sequence()
+                .and_then(|s| s.first())
+                .and_then(|s| s.as_mapping())
+                .and_then(|m| m.keys().next())
+                .and_then(|k| k.as_str());
+            let expected = match authorizer {
+                None => None,
+                Some("JwtAuthorizer") => Some("bearerJwt"),
+                Some("AWS_IAM") => Some("adminToken"),
+                Some(other) => panic!("unknown authorizer {other}"),
+            };
+            assert_eq!(scheme, expected, "{:?} {:?}", p["Method"], p["Path"]);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, ROUTES.len());
 }

@@ -53,20 +53,24 @@ fn the_http_api_routes_are_the_routes_served() {
                 continue;
             }
             let p = &e["Properties"];
-            let iam = p["Auth"]["Authorizer"].as_str() == Some("AWS_IAM");
+            let auth = match p["Auth"]["Authorizer"].as_str() {
+                Some("AWS_IAM") => Access::Admin,
+                Some("JwtAuthorizer") => Access::User,
+                _ => Access::Public,
+            };
             let binary = r["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_string();
             declared.insert((
                 p["Method"].as_str().unwrap().to_string(),
                 p["Path"].as_str().unwrap().to_string(),
                 binary,
-                iam,
+                format!("{auth:?}"),
             ));
             assert!(!name.is_empty());
         }
     }
-    let served: BTreeSet<(String, String, String, bool)> = ROUTES
+    let served: BTreeSet<(String, String, String, String)> = ROUTES
         .iter()
-        .map(|r| (r.method.to_string(), r.pattern.to_string(), r.function.to_string(), r.access == Access::Admin))
+        .map(|r| (r.method.to_string(), r.pattern.to_string(), r.function.to_string(), format!("{:?}", r.access)))
         .collect();
     assert_eq!(declared, served);
 }
@@ -136,5 +140,19 @@ fn every_variable_the_template_sets_is_read_by_the_code() {
         ["REDIS_URL", "EVENT_BUS_NAME", "DATA_BACKEND", "PRODUCTS_TABLE", "JOBS_TABLE", "LIVECACHE_ADMIN_TOKEN"]
     {
         assert!(set.iter().any(|(_, v)| v == needed), "the template does not set {needed}");
+    }
+}
+
+#[test]
+fn the_api_is_throttled_and_the_jwt_authorizer_is_parameterised() {
+    let t = template();
+    let api = &t["Resources"]["HttpApi"]["Properties"];
+    assert!(format!("{:?}", api["DefaultRouteSettings"]["ThrottlingBurstLimit"]).contains("ThrottlingBurstLimit"));
+    assert!(format!("{:?}", api["DefaultRouteSettings"]["ThrottlingRateLimit"]).contains("ThrottlingRateLimit"));
+    let jwt = &api["Auth"]["Authorizers"]["JwtAuthorizer"]["JwtConfiguration"];
+    assert!(format!("{:?}", jwt["issuer"]).contains("JwtIssuer"));
+    assert!(format!("{:?}", jwt["audience"]).contains("JwtAudience"));
+    for p in ["JwtIssuer", "JwtAudience", "ThrottlingBurstLimit", "ThrottlingRateLimit"] {
+        assert!(!t["Parameters"][p].is_null(), "parameter {p}");
     }
 }
