@@ -7,6 +7,11 @@ use std::collections::BTreeSet;
 use livecache_http::routes::{Access, ROUTES};
 use serde_yaml::Value;
 
+/// The security scheme an operation declares, if any.
+fn scheme_of(op: &Value) -> Option<&str> {
+    op["security"].as_sequence()?.first()?.as_mapping()?.keys().next()?.as_str()
+}
+
 fn spec() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml");
     serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -31,12 +36,7 @@ fn each_route_declares_its_security_scheme_and_its_errors() {
     let spec = spec();
     for r in ROUTES {
         let op = &spec["paths"][r.pattern][r.method.as_str().to_lowercase().as_str()];
-        let scheme = op["security"]
-            .as_sequence()
-            .and_then(|s| s.first())
-            .and_then(|s| s.as_mapping())
-            .and_then(|m| m.keys().next())
-            .and_then(|k| k.as_str());
+        let scheme = scheme_of(op);
         let wanted = match r.access {
             Access::Public => None,
             Access::User => Some("bearerJwt"),
@@ -73,12 +73,7 @@ fn the_template_and_the_spec_agree_on_who_may_call_what() {
             let p = &e["Properties"];
             let authorizer = p["Auth"]["Authorizer"].as_str();
             let op = &spec["paths"][p["Path"].as_str().unwrap()][p["Method"].as_str().unwrap().to_lowercase().as_str()];
-            let scheme = op["security"]
-                .as_sequence()
-                .and_then(|s| s.first())
-                .and_then(|s| s.as_mapping())
-                .and_then(|m| m.keys().next())
-                .and_then(|k| k.as_str());
+            let scheme = scheme_of(op);
             let expected = match authorizer {
                 None => None,
                 Some("JwtAuthorizer") => Some("bearerJwt"),

@@ -405,12 +405,7 @@ impl Marketplace {
     pub async fn batch_products(&self, ids: &[String]) -> Result<BatchAnswer> {
         let store = self.inner.store.clone();
         self.batch(ids, NS_PRODUCTS, &product_policy(), move |wanted: Vec<String>| async move {
-            let found = store.get_products(&wanted).await?;
-            found
-                .into_iter()
-                .map(|p| p.map(|p| serde_json::value::to_raw_value(&p)).transpose())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))
+            raw_all(store.get_products(&wanted).await?)
         })
         .await
     }
@@ -419,12 +414,7 @@ impl Marketplace {
     pub async fn batch_users(&self, ids: &[String]) -> Result<BatchAnswer> {
         let store = self.inner.store.clone();
         self.batch(ids, NS_USERS, &user_policy(), move |wanted: Vec<String>| async move {
-            let found = store.get_users(&wanted).await?;
-            found
-                .into_iter()
-                .map(|u| u.map(|u| serde_json::value::to_raw_value(&u)).transpose())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))
+            raw_all(store.get_users(&wanted).await?)
         })
         .await
     }
@@ -662,6 +652,15 @@ impl Marketplace {
         }
         Ok(self.inner.cache.warm(items, &feed_policy()).await)
     }
+}
+
+/// Loaded values as the raw JSON the batch answers are made of.
+fn raw_all<T: Serialize>(found: Vec<Option<T>>) -> Result<Vec<Option<Box<RawValue>>>, StoreError> {
+    found
+        .into_iter()
+        .map(|v| v.map(|v| serde_json::value::to_raw_value(&v)).transpose())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn expiry_time(expiry: Expiry, now: Timestamp) -> Result<Timestamp> {
