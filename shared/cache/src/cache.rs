@@ -572,7 +572,11 @@ impl Cache {
             None => (String::new(), root.to_string()),
         };
         let mut doomed = Vec::new();
-        for key in backend.scan(&format!("{prefix}v*:*"), usize::MAX).await? {
+        let mut by_ns: HashMap<String, Vec<String>> = HashMap::new();
+        // One SCAN serves all three checks: every `v<n>` version under the prefix, or only this
+        // keyspace when its version is not of that form.
+        let pattern = if version.starts_with('v') { format!("{prefix}v*:*") } else { format!("{root}:*") };
+        for key in backend.scan(&pattern, usize::MAX).await? {
             report.scanned += 1;
             let rest = &key[prefix.len()..];
             let key_version = rest.split(':').next().unwrap_or_default();
@@ -595,20 +599,12 @@ impl Cache {
             if backend.ttl(&key).await? == crate::kv::KeyTtl::Persistent {
                 report.no_ttl += 1;
                 doomed.push(key);
+            } else {
+                // A live value key: its stamp is checked below, from the same scan.
+                by_ns.entry(ns.to_string()).or_default().push(key);
             }
         }
         // Old generations: read values namespace by namespace, compare stamps (header only).
-        let mut by_ns: HashMap<String, Vec<String>> = HashMap::new();
-        for key in backend.scan(&format!("{root}:*"), usize::MAX).await? {
-            let ns = key[root.len() + 1..].split(':').next().unwrap_or_default().to_string();
-            if ns != crate::keys::META_NS
-                && !state.contains(&ns.as_str())
-                && !ns.starts_with('{')
-                && !doomed.contains(&key)
-            {
-                by_ns.entry(ns).or_default().push(key);
-            }
-        }
         for (ns, ks) in by_ns {
             let current = self.current_stamp(&ns).await?;
             for chunk in ks.chunks(500) {
