@@ -203,13 +203,13 @@ async fn offers_are_created_tracked_extended_and_listed_when_expiring() {
     assert_eq!(s, 201, "{v}");
     let offer_id = v["offer"]["id"].as_str().unwrap().to_string();
     assert_eq!((v["offer"]["status"].as_str(), v["offer"]["amount"].as_f64()), (Some("PENDING"), Some(10.5)));
-    let (_, soon) = api.get("/offers/expiring-soon?within_minutes=5").await;
+    let (_, soon) = api.get_as(&buyer.id, "/offers/expiring-soon?within_minutes=5").await;
     assert!(soon["offers"].as_array().unwrap().iter().any(|o| o["id"] == json!(offer_id)));
     let (s, ext) =
         api.post_as(&buyer.id, &format!("/offers/{offer_id}/extend"), json!({"expires_in_minutes": 120})).await;
     assert_eq!(s, 200);
     assert!(ext["offer"]["expires_at"].as_str().unwrap() > v["offer"]["expires_at"].as_str().unwrap());
-    let (_, soon) = api.get("/offers/expiring-soon?within_minutes=5").await;
+    let (_, soon) = api.get_as(&buyer.id, "/offers/expiring-soon?within_minutes=5").await;
     assert!(!soon["offers"].as_array().unwrap().iter().any(|o| o["id"] == json!(offer_id)), "extended past the window");
     let (s, e) = api.post_as(&product.seller_id, "/offers", json!({"product_id": product.id, "amount": 5})).await;
     assert_eq!((s, e["error"].as_str()), (403, Some("own_product")));
@@ -255,10 +255,17 @@ async fn admin_routes_refuse_without_the_token_and_work_with_it() {
     assert_eq!(s, 200);
     assert!(stats["aggregate"]["hits"].as_u64().unwrap() >= 1);
     assert!(stats["aggregate"]["latency"]["p99_us"].as_f64().unwrap() > 0.0);
-    assert!(!stats["backend"]["version"].as_str().unwrap().is_empty());
     assert!(stats["feed_entries"]["discover"].as_u64().unwrap() >= 2);
+    assert!(stats.get("backend").is_none(), "the cache server's details are not public: {stats}");
+    let (s, details) = api.get_with("/cache/stats/details", "s3cret-token").await;
+    assert_eq!(s, 200);
+    assert!(!details["backend"]["version"].as_str().unwrap().is_empty());
+    assert!(details["aggregate"]["hits"].as_u64().unwrap() >= 1);
+    assert_eq!(api.get("/cache/stats/details").await.0, 401);
     let (s, jobs) = api.get("/cache/jobs").await;
     assert_eq!((s, jobs["jobs"].is_array()), (200, true));
+    assert_eq!(api.get_with("/cache/jobs/details", "s3cret-token").await.0, 200);
+    assert_eq!(api.get("/cache/jobs/details").await.0, 401);
 
     let closed = start("admin-closed", None).await;
     let (s, v) = closed.post_raw("/cache/warm", "{}", Some("anything")).await;
@@ -285,7 +292,7 @@ async fn bad_input_is_a_clear_json_error_never_a_500() {
         ("/nothing/here", 404, "route_not_found"),
     ];
     for (path, status, code) in gets {
-        let (s, v) = api.get(path).await;
+        let (s, v) = api.get_as("user-0049", path).await;
         assert_eq!((s, v["error"].as_str()), (status, Some(code)), "GET {path}: {v}");
         assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
@@ -365,4 +372,23 @@ async fn only_the_seller_controls_a_stream_and_only_the_buyer_owns_an_offer() {
     assert_eq!(s, 200);
     // Read routes stay public.
     assert_eq!(api.get("/streams/live").await.0, 200);
+
+    // An offer is seen by its buyer and its seller only; to anyone else it does not exist.
+    for who in [buyer.as_str(), product.seller_id.as_str()] {
+        let (s, v) = api.get_as(who, &format!("/offers/{id}")).await;
+        assert_eq!((s, v["offer"]["id"].as_str()), (200, Some(id.as_str())), "{who}");
+        let (_, soon) = api.get_as(who, "/offers/expiring-soon?within_minutes=1440").await;
+        assert!(soon["offers"].as_array().unwrap().iter().any(|o| o["id"] == json!(id)), "{who} sees it expiring");
+    }
+    let stranger = api.data.users.iter().find(|u| u.id != buyer && u.id != product.seller_id).unwrap().id.clone();
+    let (s, v) = api.get_as(&stranger, &format!("/offers/{id}")).await;
+    assert_eq!((s, v["error"].as_str()), (404, Some("offer_not_found")));
+    let (_, soon) = api.get_as(&stranger, "/offers/expiring-soon?within_minutes=1440").await;
+    assert!(soon["offers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|o| o["buyer_id"] == json!(stranger) || o["seller_id"] == json!(stranger)));
+    assert_eq!(api.get("/offers/expiring-soon").await.0, 401, "not public");
+    assert_eq!(api.get(&format!("/offers/{id}")).await.0, 401, "not public");
 }

@@ -9,18 +9,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use livecache_cache::SpawnTasks;
-use livecache_domain::jobs::{self, Fault, ViewSync};
+use livecache_domain::jobs::{self, Deadline, Fault, RunClock, ViewSync};
 use livecache_domain::seed::DemoData;
 use livecache_domain::services::keys::{offer_index_key, pending_views_key};
 use livecache_domain::services::Marketplace;
 use livecache_domain::{time, Offer, OfferStatus, Store};
-use livecache_http::App;
+use livecache_http::{AdminAuth, App};
 use serde_json::json;
 
 async fn market(name: &str) -> (Marketplace, DemoData, common::Api) {
     let (deps, bus, clock, data) = common::real_deps(name).await;
     let api = common::serve(deps.clone(), bus, clock, data.clone(), Arc::new(SpawnTasks), None).await;
-    let app = App::new(&deps, Arc::new(SpawnTasks), None, None);
+    let app = App::new(&deps, Arc::new(SpawnTasks), AdminAuth::Disabled, None);
     (app.market.clone(), data, api)
 }
 
@@ -120,15 +120,47 @@ async fn a_crash_between_chunks_is_finished_without_counting_the_written_chunk_t
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn view_sync_checks_the_deadline_before_each_chunk_and_the_next_run_finishes_the_batch() {
+    let (m, data, _api) = market("viewsync-deadline").await;
+    let (p0, _) = view_totals(&**m.store(), &data).await;
+    // 250 distinct products: three chunks of at most 99.
+    let pending = pending_views_key(m.cache(), "products");
+    for i in 0..250 {
+        m.backend().incr(&pending, &format!("prod-{i:05}"), 1 + (i % 3) as i64).await.unwrap();
+    }
+    let counted: i64 = (0..250).map(|i| 1 + (i % 3) as i64).sum();
+    // Each reading of the clock costs 1 s; a deadline 12 s away with an 8 s margin leaves time
+    // to move the batch and write a chunk or two, not all three.
+    let clock = Arc::new(common::SteppingClock::new(Duration::from_secs(1)));
+    let end = clock.now() + Duration::from_secs(12);
+    let deadline = Deadline::with_clock(end, clock.clone());
+    let report = ViewSync::new(m.clone()).run(deadline, Duration::from_secs(5), Duration::from_secs(8)).await.unwrap();
+    assert_eq!(report.deferred, 1, "{report:?}");
+    assert_eq!(report.batches, 0, "{report:?}");
+    assert!(clock.now() < end, "never past the deadline");
+    let (partial, _) = view_totals(&**m.store(), &data).await;
+    assert!(partial > p0 && partial < p0 + counted, "stopped between chunks: {} of {counted}", partial - p0);
+    let next = ViewSync::new(m.clone()).drain_once().await.unwrap();
+    assert_eq!((next.recovered, next.deferred), (1, 0), "{next:?}");
+    let (p1, _) = view_totals(&**m.store(), &data).await;
+    assert_eq!(p1 - p0, counted, "the chunks written before the stop counted once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn view_sync_drains_repeatedly_inside_one_run_and_records_it() {
     let (m, _data, api) = market("viewsync-run").await;
     increments(&m, 100).await;
     let sync = ViewSync::new(m.clone());
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(3);
-    let report = sync.run(deadline, Duration::from_millis(100), Duration::from_millis(300)).await.unwrap();
+    // Time is the test's: each reading of the clock costs 10 ms and sleeps pass at once, so
+    // the run's shape does not depend on how busy the machine is.
+    let clock = Arc::new(common::SteppingClock::new(Duration::from_millis(10)));
+    let deadline = clock.now() + Duration::from_secs(3);
+    let report = sync
+        .run(Deadline::with_clock(deadline, clock.clone()), Duration::from_millis(100), Duration::from_millis(300))
+        .await
+        .unwrap();
     assert!(report.drains >= 2, "{report:?}");
-    assert!(Instant::now() < deadline, "stops before the deadline");
+    assert!(clock.now() < deadline, "stops before the deadline");
     assert_eq!(report.total_views, 100);
     let (_, jobs) = api.get("/cache/jobs").await;
     let run = jobs["jobs"].as_array().unwrap().iter().find(|j| j["job"] == "view-sync").unwrap().clone();
@@ -184,7 +216,7 @@ async fn offer_expiry_is_idempotent_and_removes_orphans() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_due_offers_are_processed_in_one_run() {
     let (deps, _bus, _clock, data) = common::memory_deps("ten-thousand").await;
-    let m = App::new(&deps, Arc::new(SpawnTasks), None, None).market.clone();
+    let m = App::new(&deps, Arc::new(SpawnTasks), AdminAuth::Disabled, None).market.clone();
     let index = offer_index_key(m.cache());
     let offers: Vec<Offer> = (0..10_000).map(|i| due_offer(i, &data)).collect();
     m.store().put_offers(&offers).await.unwrap();

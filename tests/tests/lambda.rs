@@ -10,7 +10,7 @@ use std::time::Duration;
 use livecache_cache::DeferredTasks;
 use livecache_http::lambda::{after_response, to_api_request, to_lambda_response};
 use livecache_http::telemetry::Metrics;
-use livecache_http::App;
+use livecache_http::{AdminAuth, App};
 
 fn fixtures() -> Vec<(String, String)> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/http");
@@ -38,7 +38,7 @@ async fn every_fixture_is_answered_through_the_lambda_request_path() {
     // offers and owners.
     let (deps, _bus, _clock, _data) =
         common::memory_deps_sized("fixtures", livecache_domain::seed::SeedSize::DEMO).await;
-    let app = App::new(&deps, Arc::new(DeferredTasks::new()), Some("dev-admin-token".into()), None);
+    let app = App::new(&deps, Arc::new(DeferredTasks::new()), AdminAuth::Iam { principals: vec![] }, None);
     let all = fixtures();
     assert_eq!(all.len(), livecache_http::ROUTES.len(), "one fixture per route");
     for (name, json) in all {
@@ -55,7 +55,7 @@ async fn every_fixture_is_answered_through_the_lambda_request_path() {
 #[tokio::test]
 async fn a_function_serves_only_its_own_routes() {
     let (deps, _bus, _clock, _data) = common::memory_deps("only-own").await;
-    let feeds = App::new(&deps, Arc::new(DeferredTasks::new()), None, Some("feeds"));
+    let feeds = App::new(&deps, Arc::new(DeferredTasks::new()), AdminAuth::Disabled, Some("feeds"));
     let product = fixtures().into_iter().find(|(n, _)| n == "products-get").unwrap().1;
     let resp = feeds.handle(to_api_request(lambda_http::request::from_str(&product).unwrap())).await;
     assert_eq!(resp.status.as_u16(), 404);
@@ -64,7 +64,7 @@ async fn a_function_serves_only_its_own_routes() {
 #[tokio::test]
 async fn the_caller_comes_from_the_authorizer_claims_only() {
     let (deps, bus, _clock, _data) = common::memory_deps_sized("claims", livecache_domain::seed::SeedSize::DEMO).await;
-    let app = App::new(&deps, Arc::new(DeferredTasks::new()), None, None);
+    let app = App::new(&deps, Arc::new(DeferredTasks::new()), AdminAuth::Disabled, None);
     let fixture = |name: &str| fixtures().into_iter().find(|(n, _)| n == name).unwrap().1;
     let req = to_api_request(lambda_http::request::from_str(&fixture("streams-go-live")).unwrap());
     assert_eq!(req.claims.as_ref().unwrap()["sub"], "user-0050");
@@ -95,7 +95,7 @@ async fn the_caller_comes_from_the_authorizer_claims_only() {
 #[tokio::test]
 async fn query_strings_and_path_ids_come_through() {
     let (deps, _bus, _clock, _data) = common::memory_deps("query").await;
-    let app = App::new(&deps, Arc::new(DeferredTasks::new()), None, None);
+    let app = App::new(&deps, Arc::new(DeferredTasks::new()), AdminAuth::Disabled, None);
     let json = fixtures().into_iter().find(|(n, _)| n == "feeds-community").unwrap().1;
     let req = to_api_request(lambda_http::request::from_str(&json).unwrap());
     assert_eq!(req.path, "/api/v1/feeds/community");
@@ -110,7 +110,7 @@ async fn query_strings_and_path_ids_come_through() {
 async fn a_refresh_queued_by_one_invocation_is_done_before_the_next() {
     let (deps, _bus, clock, data) = common::memory_deps("lambda-swr").await;
     let tasks = Arc::new(DeferredTasks::new());
-    let app = App::new(&deps, tasks.clone(), None, Some("products"));
+    let app = App::new(&deps, tasks.clone(), AdminAuth::Disabled, Some("products"));
     let metrics = Metrics::default();
     let get = || {
         let json = fixtures().into_iter().find(|(n, _)| n == "products-get").unwrap().1;
@@ -142,4 +142,37 @@ async fn a_refresh_queued_by_one_invocation_is_done_before_the_next() {
     let fresh = body(app.handle(get()).await);
     assert_eq!((fresh["cached"].clone(), fresh["stale"].clone()), (serde_json::json!(true), serde_json::json!(false)));
     assert_eq!(fresh["product"]["title"], "New title");
+}
+
+#[tokio::test]
+async fn admin_routes_on_lambda_trust_the_iam_authorizer_and_nothing_else() {
+    let (deps, _bus, _clock, _data) = common::memory_deps("iam-admin").await;
+    let ops = "arn:aws:sts::123456789012:assumed-role/livecache-ops/*".to_string();
+    let app = App::new(&deps, Arc::new(DeferredTasks::new()), AdminAuth::Iam { principals: vec![ops] }, None);
+    let fixture: serde_json::Value =
+        serde_json::from_str(&fixtures().into_iter().find(|(n, _)| n == "cache-invalidate").unwrap().1).unwrap();
+    let call = |event: &serde_json::Value| {
+        let req = to_api_request(lambda_http::request::from_str(&event.to_string()).unwrap());
+        let app = &app;
+        async move {
+            let resp = app.handle(req).await;
+            let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+            (resp.status.as_u16(), body["error"].as_str().unwrap_or("").to_string())
+        }
+    };
+    // GIVEN the IAM authorizer's identity in the request context: allowed.
+    assert_eq!(call(&fixture).await, (200, String::new()));
+    // WITHOUT it (a request that reached the function some other way): refused.
+    let mut unsigned = fixture.clone();
+    unsigned["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    assert_eq!(call(&unsigned).await, (403, "iam_required".into()));
+    // A bearer token alone opens nothing on the Lambda path.
+    let mut bearer = unsigned.clone();
+    bearer["headers"]["authorization"] = "Bearer dev-admin-token".into();
+    assert_eq!(call(&bearer).await, (403, "iam_required".into()));
+    // A principal outside ADMIN_PRINCIPAL_ARNS: refused.
+    let mut stranger = fixture.clone();
+    stranger["requestContext"]["authorizer"]["iam"]["userArn"] =
+        "arn:aws:sts::123456789012:assumed-role/someone-else/bob".into();
+    assert_eq!(call(&stranger).await, (403, "principal_not_allowed".into()));
 }

@@ -137,7 +137,7 @@ fn every_variable_the_template_sets_is_read_by_the_code() {
         assert!(read.contains(var), "{owner} sets {var}, which no code reads (the code reads {read:?})");
     }
     for needed in
-        ["REDIS_URL", "EVENT_BUS_NAME", "DATA_BACKEND", "PRODUCTS_TABLE", "JOBS_TABLE", "LIVECACHE_ADMIN_TOKEN"]
+        ["REDIS_URL", "EVENT_BUS_NAME", "DATA_BACKEND", "PRODUCTS_TABLE", "JOBS_TABLE", "ADMIN_PRINCIPAL_ARNS"]
     {
         assert!(set.iter().any(|(_, v)| v == needed), "the template does not set {needed}");
     }

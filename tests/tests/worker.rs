@@ -11,7 +11,7 @@ use livecache_cache::DeferredTasks;
 use livecache_domain::events::ProductUpdated;
 use livecache_domain::{DomainEvent, EventPublisher};
 use livecache_http::worker::{handle, InProcessCacheEvents, Job};
-use livecache_http::App;
+use livecache_http::{AdminAuth, App};
 use serde_json::Value;
 
 fn event(name: &str) -> Value {
@@ -22,7 +22,7 @@ fn event(name: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_job_runs_on_its_schedule_event_and_refuses_anything_else() {
     let (deps, _bus, _clock, _data) = common::real_deps("worker").await;
-    let app = App::new(&deps, Arc::new(DeferredTasks::new()), None, None);
+    let app = App::new(&deps, Arc::new(DeferredTasks::new()), AdminAuth::Disabled, None);
     let soon = || Instant::now() + Duration::from_secs(10);
     let out = handle(Job::ViewSync, &app.market, &event("schedule-view-sync"), soon()).await.unwrap();
     assert_eq!(out["drains"], 1, "one drain when the deadline is near: {out}");
@@ -48,7 +48,7 @@ async fn each_job_runs_on_its_schedule_event_and_refuses_anything_else() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_events_applies_good_events_and_drops_malformed_ones() {
     let (deps, _bus, _clock, _data) = common::real_deps("cache-events").await;
-    let app = App::new(&deps, Arc::new(DeferredTasks::new()), None, None);
+    let app = App::new(&deps, Arc::new(DeferredTasks::new()), AdminAuth::Disabled, None);
     let soon = Instant::now() + Duration::from_secs(10);
     let out = handle(Job::CacheEvents, &app.market, &event("product-updated"), soon).await.unwrap();
     assert_eq!(out["invalidated"][0], "products:prod-00001");
@@ -61,7 +61,7 @@ async fn cache_events_applies_good_events_and_drops_malformed_ones() {
 #[tokio::test]
 async fn the_dev_servers_bus_delivers_product_updates_to_cache_events() {
     let (deps, bus, _clock, _data) = common::memory_deps("bus").await;
-    let app = App::new(&deps, Arc::new(DeferredTasks::new()), None, None);
+    let app = App::new(&deps, Arc::new(DeferredTasks::new()), AdminAuth::Disabled, None);
     bus.subscribe(Arc::new(InProcessCacheEvents(app.market.clone())));
     assert!(!app.market.product("prod-00003").await.unwrap().cached);
     assert!(app.market.product("prod-00003").await.unwrap().cached);

@@ -65,6 +65,7 @@ async fn handle(State((app, auth)): State<(Arc<App>, DevAuth)>, req: Request) ->
                 body,
                 request_id: format!("dev-{:016x}", rand::random::<u64>()),
                 claims,
+                iam_principal: None,
             };
             app.handle(api).await
         }

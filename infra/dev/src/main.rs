@@ -15,7 +15,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use livecache_cache::SpawnTasks;
 use livecache_dev::DevAuth;
-use livecache_http::app::admin_token_from_env;
+use livecache_http::app::{admin_token_from_env, AdminAuth};
 use livecache_http::{telemetry, worker, App, Deps};
 
 struct Args {
@@ -86,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
         Some(t) => (t, false),
         None => (format!("{:032x}", rand::random::<u128>()), true),
     };
-    let app = Arc::new(App::new(&deps, Arc::new(SpawnTasks), Some(admin_token.clone()), None));
+    let app = Arc::new(App::new(&deps, Arc::new(SpawnTasks), AdminAuth::Token(admin_token.clone()), None));
     // The schedules and the event rule, in-process.
     let _schedules = if args.jobs { worker::spawn_schedules(app.market.clone()) } else { Vec::new() };
     if let Some(bus) = &deps.bus {

@@ -2,8 +2,10 @@
 //!
 //! * [`RedisServer`]: one `redis-server` on a free loopback port, with no persistence.
 //! * [`RedisCluster`]: N masters with cluster mode on, joined with `redis-cli --cluster create`.
+//! * TLS variants of both ([`RedisServer::start_tls`], [`RedisCluster::start_tls`]): TLS only
+//!   (no plain port), cluster bus over TLS, certificates from a CA the kit makes ([`test_ca`]).
 //! * [`MotoServer`]: moto's server (DynamoDB, EventBridge, SQS emulator) from the project venv.
-//! * [`shared_redis`] / [`shared_cluster`] / [`shared_moto`]: one of each per test binary, for tests that only
+//! * [`shared_redis`] / [`shared_cluster`] / [`shared_tls_cluster`] / [`shared_moto`]: one of each per test binary, for tests that only
 //!   need isolation by key prefix (see [`unique_prefix`]). Tests that kill a server start their own.
 //!
 //! Every server runs under a small shell watchdog that stops it once the test process is gone,
@@ -25,21 +27,28 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     cluster: bool,
+    /// Serving TLS only, with certificates from [`test_ca`].
+    tls: bool,
     watchdog: Mutex<Option<Child>>,
 }
 
 impl RedisServer {
     /// Starts a single-node server on a free port.
     pub fn start() -> Self {
-        Self::start_with(false)
+        Self::start_with(false, false)
     }
 
-    fn start_with(cluster: bool) -> Self {
+    /// Starts a single-node server that speaks TLS only (`rediss://`).
+    pub fn start_tls() -> Self {
+        Self::start_with(false, true)
+    }
+
+    fn start_with(cluster: bool, tls: bool) -> Self {
         let mut last_err = String::new();
         for _ in 0..20 {
             let port = free_port(cluster);
             let dir = scratch_dir(&format!("redis-{port}"));
-            let server = RedisServer { port, dir, cluster, watchdog: Mutex::new(None) };
+            let server = RedisServer { port, dir, cluster, tls, watchdog: Mutex::new(None) };
             match server.spawn() {
                 Ok(()) => return server,
                 Err(e) => last_err = e,
@@ -51,7 +60,7 @@ impl RedisServer {
     fn spawn(&self) -> Result<(), String> {
         let mut args: Vec<String> = vec![
             "--port".into(),
-            self.port.to_string(),
+            if self.tls { "0".into() } else { self.port.to_string() },
             "--bind".into(),
             "127.0.0.1".into(),
             "--save".into(),
@@ -68,6 +77,24 @@ impl RedisServer {
                 ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"]
                     .map(String::from),
             );
+        }
+        if self.tls {
+            let ca = test_ca();
+            args.extend([
+                "--tls-port".into(),
+                self.port.to_string(),
+                "--tls-cert-file".into(),
+                ca.server_cert.display().to_string(),
+                "--tls-key-file".into(),
+                ca.server_key.display().to_string(),
+                "--tls-ca-cert-file".into(),
+                ca.ca_cert.display().to_string(),
+                "--tls-auth-clients".into(),
+                "no".into(),
+            ]);
+            if self.cluster {
+                args.extend(["--tls-cluster", "yes"].map(String::from));
+            }
         }
         let child = spawn_watched("redis-server", &args)?;
         *self.watchdog.lock().unwrap() = Some(child);
@@ -86,9 +113,9 @@ impl RedisServer {
         Err(format!("redis-server on port {} did not answer PING", self.port))
     }
 
-    /// `redis://127.0.0.1:<port>`
+    /// `redis://127.0.0.1:<port>` (`rediss://` when serving TLS).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", if self.tls { "rediss" } else { "redis" }, self.port)
     }
 
     pub fn port(&self) -> u16 {
@@ -103,6 +130,7 @@ impl RedisServer {
     /// Runs `redis-cli -p <port> args…` and returns its standard output.
     pub fn cli(&self, args: &[&str]) -> Option<String> {
         let out = Command::new("redis-cli")
+            .args(self.cli_tls_args())
             .arg("-p")
             .arg(self.port.to_string())
             .args(args)
@@ -111,6 +139,15 @@ impl RedisServer {
             .output()
             .ok()?;
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `redis-cli`'s TLS options for this server (none when plain).
+    fn cli_tls_args(&self) -> Vec<String> {
+        if self.tls {
+            vec!["--tls".into(), "--cacert".into(), test_ca().ca_cert.display().to_string()]
+        } else {
+            Vec::new()
+        }
     }
 
     /// Kills the server abruptly (SIGKILL), as a crashed node would die.
@@ -162,10 +199,20 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start(masters: usize) -> Self {
+        Self::start_with(masters, false)
+    }
+
+    /// A cluster that speaks TLS only, clients and cluster bus alike, as ElastiCache Serverless.
+    pub fn start_tls(masters: usize) -> Self {
+        Self::start_with(masters, true)
+    }
+
+    fn start_with(masters: usize, tls: bool) -> Self {
         assert!(masters >= 3, "redis-cli --cluster create needs at least 3 masters");
-        let nodes: Vec<RedisServer> = (0..masters).map(|_| RedisServer::start_with(true)).collect();
+        let nodes: Vec<RedisServer> = (0..masters).map(|_| RedisServer::start_with(true, tls)).collect();
         let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
         let out = Command::new("redis-cli")
+            .args(nodes[0].cli_tls_args())
             .args(["--cluster", "create"])
             .args(&addrs)
             .args(["--cluster-replicas", "0", "--cluster-yes"])
@@ -190,7 +237,7 @@ impl RedisCluster {
         })
     }
 
-    /// Seed URLs of every node (`redis://127.0.0.1:<port>`).
+    /// Seed URLs of every node (`redis://127.0.0.1:<port>`, or `rediss://`).
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(RedisServer::url).collect()
     }
@@ -210,6 +257,79 @@ pub fn shared_redis() -> &'static RedisServer {
 pub fn shared_cluster() -> &'static RedisCluster {
     static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
     CLUSTER.get_or_init(|| RedisCluster::start(3))
+}
+
+/// One 3-master TLS cluster shared by every test of this test binary.
+pub fn shared_tls_cluster() -> &'static RedisCluster {
+    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| RedisCluster::start_tls(3))
+}
+
+/// The test CA and a server certificate it signed for `127.0.0.1` and `localhost`, made once
+/// per test process with `openssl`.
+#[derive(Debug)]
+pub struct TestCa {
+    pub ca_cert: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+}
+
+impl TestCa {
+    /// The CA certificate, PEM, as a client that trusts it reads it.
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(&self.ca_cert).expect("reading the test CA")
+    }
+}
+
+pub fn test_ca() -> &'static TestCa {
+    static CA: OnceLock<TestCa> = OnceLock::new();
+    CA.get_or_init(|| {
+        let dir = scratch_dir("tls");
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(&dir).stdin(Stdio::null()).output();
+            let out = out.expect("running openssl (Debian package openssl)");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        let mut ca = vec!["req", "-x509", "-days", "3650", "-keyout", "ca.key", "-out", "ca.crt"];
+        ca.extend(ec);
+        ca.extend([
+            "-subj",
+            "/CN=livecache test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        run(&ca);
+        let mut csr = vec!["req", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"];
+        csr.extend(ec);
+        run(&csr);
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+             keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n",
+        )
+        .expect("writing server.ext");
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "3650",
+            "-out",
+            "server.crt",
+            "-extfile",
+            "server.ext",
+        ]);
+        TestCa { ca_cert: dir.join("ca.crt"), server_cert: dir.join("server.crt"), server_key: dir.join("server.key") }
+    })
 }
 
 /// A key prefix no other test (in this or a concurrent run) uses.

@@ -8,6 +8,7 @@
 //! | `REDIS_COMMAND_TIMEOUT_MS` | per-command timeout | 250 |
 //! | `REDIS_BREAKER_THRESHOLD` | failures in a row that open the circuit | 3 |
 //! | `REDIS_BREAKER_COOLDOWN_MS` | how long the circuit stays open | 2000 |
+//! | `REDIS_CA_FILE` | a PEM file of the private CA `rediss://` certificates are checked against | unset: the system's roots |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +43,13 @@ impl BackendConfig {
                 cfg.command_timeout = Duration::from_millis(env_num("REDIS_COMMAND_TIMEOUT_MS", 250)?);
                 cfg.breaker.threshold = env_num("REDIS_BREAKER_THRESHOLD", 3)? as u32;
                 cfg.breaker.cooldown = Duration::from_millis(env_num("REDIS_BREAKER_COOLDOWN_MS", 2000)?);
+                cfg.ca_cert = match std::env::var("REDIS_CA_FILE") {
+                    Ok(path) if !path.trim().is_empty() => Some(
+                        std::fs::read(path.trim())
+                            .map_err(|e| CacheError::Config(format!("REDIS_CA_FILE: cannot read {path:?}: {e}")))?,
+                    ),
+                    _ => None,
+                };
                 Ok(Self::Redis(cfg))
             }
             _ => Ok(Self::Memory { max_entries: env_num("CACHE_MEMORY_MAX_ENTRIES", 100_000)? }),

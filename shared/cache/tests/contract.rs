@@ -1,6 +1,6 @@
 //! THE contract suite: every port and policy, run against the in-memory backend, a real
-//! single-node redis-server and a real 3-master Redis cluster (both started by the tests on
-//! free ports). An adapter is correct when it passes all of it.
+//! single-node redis-server, a real 3-master Redis cluster and the same cluster speaking TLS
+//! only (all started by the tests on free ports). An adapter is correct when it passes all of it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,7 +13,7 @@ use livecache_cache::{
     Backend, Cache, Clock, Codec, Counters, DeferredTasks, ExpiryIndex, KeyTtl, Keyspace, KvStore, LoadError,
     ManualClock, MemoryBackend, Policy, RedisBackend, RedisConfig, Source,
 };
-use livecache_testkit::{shared_cluster, shared_redis, unique_prefix};
+use livecache_testkit::{shared_cluster, shared_redis, shared_tls_cluster, test_ca, unique_prefix};
 use serde::{Deserialize, Serialize};
 
 struct Fixture {
@@ -41,6 +41,15 @@ impl Fixture {
 
     async fn cluster(name: &str) -> Self {
         let cfg = RedisConfig::from_url(&shared_cluster().urls().join(",")).unwrap();
+        let backend = Arc::new(RedisBackend::connect(cfg).await.unwrap());
+        Self::new(name, backend, Arc::new(ManualClock::new()), true, true)
+    }
+
+    /// A TLS-only 3-master cluster (`rediss://`, certificates from the test CA), the shape
+    /// ElastiCache Serverless has.
+    async fn tls_cluster(name: &str) -> Self {
+        let mut cfg = RedisConfig::from_url(&shared_tls_cluster().urls().join(",")).unwrap();
+        cfg.ca_cert = Some(test_ca().ca_pem());
         let backend = Arc::new(RedisBackend::connect(cfg).await.unwrap());
         Self::new(name, backend, Arc::new(ManualClock::new()), true, true)
     }
@@ -715,6 +724,10 @@ macro_rules! contract {
         mod redis_cluster {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() { super::$name(super::Fixture::cluster(stringify!($name)).await).await }) *
+        }
+        mod redis_tls_cluster {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Fixture::tls_cluster(stringify!($name)).await).await }) *
         }
     };
 }

@@ -1,4 +1,5 @@
-//! Faults against a real redis-server that these tests own: killed, frozen, absent at start.
+//! Faults against real Redis that these tests own — a single redis-server and a TLS-only
+//! 3-master cluster (the shape of ElastiCache Serverless): killed, frozen, absent at start.
 //!
 //! The bound: with `command_timeout` = 100 ms and a loader of ~1 ms, no `get_or_load` takes
 //! longer than 100 ms + loader + scheduling slack (asserted as < 400 ms), and once the circuit
@@ -9,7 +10,61 @@ use std::time::{Duration, Instant};
 
 use livecache_cache::breaker::BreakerConfig;
 use livecache_cache::{Cache, Keyspace, Policy, RedisBackend, RedisConfig, Source};
-use livecache_testkit::{free_port, unique_prefix, RedisServer};
+use livecache_testkit::{free_port, test_ca, unique_prefix, RedisCluster, RedisServer};
+
+/// What a test breaks: one server, or every node of a TLS cluster.
+enum Target {
+    Single(RedisServer),
+    TlsCluster(RedisCluster),
+}
+
+impl Target {
+    fn single() -> Self {
+        Self::Single(RedisServer::start())
+    }
+
+    fn tls_cluster() -> Self {
+        Self::TlsCluster(RedisCluster::start_tls(3))
+    }
+
+    fn servers(&self) -> Vec<&RedisServer> {
+        match self {
+            Self::Single(s) => vec![s],
+            Self::TlsCluster(c) => c.nodes().iter().collect(),
+        }
+    }
+
+    fn config(&self) -> RedisConfig {
+        match self {
+            Self::Single(s) => config(&s.url()),
+            Self::TlsCluster(c) => {
+                let mut cfg = config(&c.urls().join(","));
+                cfg.ca_cert = Some(test_ca().ca_pem());
+                cfg
+            }
+        }
+    }
+
+    /// The server processes' ids (asked while they answer).
+    fn pids(&self) -> Vec<String> {
+        self.servers()
+            .iter()
+            .map(|server| {
+                server
+                    .cli(&["INFO", "server"])
+                    .and_then(|i| i.lines().find_map(|l| l.strip_prefix("process_id:")).map(|p| p.trim().to_string()))
+                    .unwrap()
+            })
+            .collect()
+    }
+}
+
+/// Sends `signal` (`-STOP`, `-CONT`) to every process of `pids`.
+fn signal(pids: &[String], signal: &str) {
+    for pid in pids {
+        std::process::Command::new("kill").args([signal, pid]).status().unwrap();
+    }
+}
 
 fn config(url: &str) -> RedisConfig {
     let mut cfg = RedisConfig::from_url(url).unwrap();
@@ -54,15 +109,13 @@ async fn wait_for_hit(cache: &Cache, id: &str) -> Duration {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_redis_degrades_to_the_loader_with_bounded_latency_and_recovers() {
-    let server = RedisServer::start();
-    let backend = Arc::new(RedisBackend::connect(config(&server.url())).await.unwrap());
+async fn killed_redis_degrades_to_the_loader_with_bounded_latency_and_recovers(target: Target) {
+    let backend = Arc::new(RedisBackend::connect(target.config()).await.unwrap());
     let cache = cache_on(backend.clone());
     assert_eq!(lookup(&cache, "a").await.0, Source::Loaded);
     assert_eq!(lookup(&cache, "a").await.0, Source::Hit);
 
-    server.kill();
+    target.servers().iter().for_each(|s| s.kill());
     let mut worst = Duration::ZERO;
     for i in 0..50 {
         let (source, took) = lookup(&cache, &format!("down-{i}")).await;
@@ -74,35 +127,50 @@ async fn killed_redis_degrades_to_the_loader_with_bounded_latency_and_recovers()
     let (_, took) = lookup(&cache, "while-open").await;
     assert!(took < Duration::from_millis(50), "an open circuit costs nothing: {took:?}");
 
-    server.restart();
+    target.servers().iter().for_each(|s| s.restart());
     // The restarted server is empty: the first lookups store, then one hits.
     let recovered_in = wait_for_hit(&cache, "after").await;
     assert!(!backend.circuit_open());
     eprintln!("worst lookup while down: {worst:?}; recovered {recovered_in:?} after restart");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn frozen_redis_costs_at_most_the_command_timeout() {
-    let server = RedisServer::start();
-    let backend = Arc::new(RedisBackend::connect(config(&server.url())).await.unwrap());
+async fn frozen_redis_costs_at_most_the_command_timeout(target: Target) {
+    let backend = Arc::new(RedisBackend::connect(target.config()).await.unwrap());
     let cache = cache_on(backend.clone());
     assert_eq!(lookup(&cache, "f").await.0, Source::Loaded);
-    let pid = server
-        .cli(&["INFO", "server"])
-        .and_then(|i| i.lines().find_map(|l| l.strip_prefix("process_id:")).map(|p| p.trim().to_string()))
-        .unwrap();
     // SIGSTOP: the socket stays open but nothing answers, as with a network partition.
-    std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    let pids = target.pids();
+    signal(&pids, "-STOP");
     let mut worst = Duration::ZERO;
     for i in 0..20 {
         let (source, took) = lookup(&cache, &format!("frozen-{i}")).await;
         assert_eq!(source, Source::Loaded);
         worst = worst.max(took);
     }
-    std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    signal(&pids, "-CONT");
     assert!(worst < Duration::from_millis(400), "worst lookup with Redis frozen took {worst:?}");
     let recovered = wait_for_hit(&cache, "f").await;
     eprintln!("worst lookup while frozen: {worst:?}; recovered in {recovered:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_single_node() {
+    killed_redis_degrades_to_the_loader_with_bounded_latency_and_recovers(Target::single()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_tls_cluster() {
+    killed_redis_degrades_to_the_loader_with_bounded_latency_and_recovers(Target::tls_cluster()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_single_node() {
+    frozen_redis_costs_at_most_the_command_timeout(Target::single()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_tls_cluster() {
+    frozen_redis_costs_at_most_the_command_timeout(Target::tls_cluster()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

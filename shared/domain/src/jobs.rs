@@ -2,6 +2,7 @@
 //! server's in-process scheduler both run these; each run leaves a [`JobRun`] record.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -11,7 +12,7 @@ use crate::error::StoreError;
 use crate::events::{DomainEvent, Envelope, OfferExpired};
 use crate::models::JobRun;
 use crate::services::keys::*;
-use crate::services::{apply_views, Marketplace};
+use crate::services::Marketplace;
 use crate::store::ExpireOutcome;
 use crate::time;
 
@@ -71,6 +72,95 @@ async fn record<T: Serialize>(
     tracing::info!(target: "job", job, outcome, duration_ms = run.duration_ms, figures = %run.figures, error = run.error.as_deref().unwrap_or(""));
 }
 
+// ---------------------------------------------------------------- run time
+
+/// The time a job run sees: the real clock, or one a test drives so that no assertion depends
+/// on how fast the machine is.
+pub trait RunClock: Send + Sync {
+    fn now(&self) -> Instant;
+    fn sleep(&self, d: Duration) -> futures::future::BoxFuture<'static, ()>;
+}
+
+/// Tokio's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RealClock;
+
+impl RunClock for RealClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep(&self, d: Duration) -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(d))
+    }
+}
+
+/// When a run must be finished (the Lambda deadline), and how much of the time before it is
+/// kept in reserve: work starts only while more than `margin` is left, and nothing that was
+/// started runs past the deadline itself.
+#[derive(Clone)]
+pub struct Deadline {
+    at: Option<Instant>,
+    margin: Duration,
+    clock: Arc<dyn RunClock>,
+}
+
+impl std::fmt::Debug for Deadline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deadline").field("remaining", &self.remaining()).field("margin", &self.margin).finish()
+    }
+}
+
+impl Deadline {
+    /// `at` on the real clock, with no reserve.
+    pub fn at(at: Instant) -> Self {
+        Self::with_clock(at, Arc::new(RealClock))
+    }
+
+    /// `at` as read by `clock`.
+    pub fn with_clock(at: Instant, clock: Arc<dyn RunClock>) -> Self {
+        Self { at: Some(at), margin: Duration::ZERO, clock }
+    }
+
+    /// No deadline (a drain called directly).
+    pub fn never() -> Self {
+        Self { at: None, margin: Duration::ZERO, clock: Arc::new(RealClock) }
+    }
+
+    /// The same deadline with `margin` kept in reserve.
+    pub fn with_margin(mut self, margin: Duration) -> Self {
+        self.margin = margin;
+        self
+    }
+
+    /// Time left before the deadline itself (`Duration::MAX` when there is none).
+    pub fn remaining(&self) -> Duration {
+        self.at.map_or(Duration::MAX, |at| at.saturating_duration_since(self.clock.now()))
+    }
+
+    /// Time left for starting new work: the remaining time less the reserve.
+    pub fn budget(&self) -> Duration {
+        self.remaining().saturating_sub(self.margin)
+    }
+
+    /// Whether new work may start.
+    pub fn allows_work(&self) -> bool {
+        !self.budget().is_zero()
+    }
+
+    pub async fn sleep(&self, d: Duration) {
+        self.clock.sleep(d).await
+    }
+
+    /// Runs `work`, giving up when the deadline itself passes (`None`).
+    async fn bounded<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
+        match self.at {
+            None => Some(work.await),
+            Some(_) => tokio::time::timeout(self.remaining(), work).await.ok(),
+        }
+    }
+}
+
 // ---------------------------------------------------------------- view-sync
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -82,6 +172,9 @@ pub struct ViewSyncReport {
     /// Batches left behind by an earlier, crashed run and finished by this one.
     pub recovered: usize,
     pub drains: usize,
+    /// Batches left for the next run because the deadline came first (their applied chunks are
+    /// recognised then, so stopping anywhere is safe).
+    pub deferred: usize,
 }
 
 impl ViewSyncReport {
@@ -92,6 +185,7 @@ impl ViewSyncReport {
         self.batches += o.batches;
         self.recovered += o.recovered;
         self.drains += o.drains;
+        self.deferred += o.deferred;
     }
 }
 
@@ -111,8 +205,14 @@ impl ViewSync {
         Self { market, fault: None }
     }
 
-    /// One drain.
+    /// One drain, with no deadline.
     pub async fn drain_once(&self) -> Result<ViewSyncReport, JobError> {
+        self.drain(&Deadline::never()).await
+    }
+
+    /// One drain that starts no chunk once `deadline` leaves no budget; a batch it stops in is
+    /// finished by the next drain.
+    pub async fn drain(&self, deadline: &Deadline) -> Result<ViewSyncReport, JobError> {
         let mut report = ViewSyncReport { drains: 1, ..Default::default() };
         let cache = self.market.cache();
         let backend = self.market.backend();
@@ -120,13 +220,18 @@ impl ViewSync {
         for kind in KINDS {
             let pattern = views_batch_pattern(cache, kind)?;
             for key in backend.scan(&pattern, 10_000).await? {
-                let r = self.apply_batch(kind, &key).await?;
+                let r = self.apply_batch(kind, &key, deadline).await?;
+                if r.deferred == 0 {
+                    report.recovered += 1;
+                }
                 report.add(&r);
-                report.recovered += 1;
             }
         }
         // Move what is pending now, then apply it.
         for kind in KINDS {
+            if !deadline.allows_work() {
+                break;
+            }
             let batch_id = format!("{}-{:08x}", time::now().timestamp_millis(), rand::random::<u32>());
             let batch = views_batch_key(cache, kind, &batch_id)?;
             if !backend.move_to(&pending_views_key(cache, kind), &batch).await? {
@@ -135,29 +240,42 @@ impl ViewSync {
             if self.fault == Some(Fault::AfterMove) {
                 return Err(JobError::Injected(Fault::AfterMove));
             }
-            report.add(&self.apply_batch(kind, &batch).await?);
+            report.add(&self.apply_batch(kind, &batch, deadline).await?);
         }
         Ok(report)
     }
 
     /// Applies one moved batch (chunk ids derive from the batch key, so a retry is recognised)
-    /// and deletes it.
-    async fn apply_batch(&self, kind: &str, batch_key: &str) -> Result<ViewSyncReport, JobError> {
+    /// and deletes it. Checks the deadline before each chunk: a batch it stops in stays where
+    /// it is, reported as deferred, and is finished by the next drain.
+    async fn apply_batch(&self, kind: &str, batch_key: &str, deadline: &Deadline) -> Result<ViewSyncReport, JobError> {
         let backend = self.market.backend();
+        let deferred = ViewSyncReport { deferred: 1, ..Default::default() };
+        if !deadline.allows_work() {
+            return Ok(deferred);
+        }
         let counts: BTreeMap<String, i64> = backend.fields(batch_key).await?.into_iter().collect();
         let batch_id = batch_key.rsplit(':').next().unwrap_or(batch_key).to_string();
         let empty = BTreeMap::new();
         let (products, streams) = if kind == "products" { (&counts, &empty) } else { (&empty, &counts) };
         let chunk_batch = format!("{kind}-{batch_id}");
-        let out = if self.fault == Some(Fault::BetweenChunks) {
-            let chunks = crate::store::view_chunks(&chunk_batch, products, streams);
-            if let Some(first) = chunks.first() {
-                self.market.store().apply_view_chunk(first).await?;
+        let mut out = crate::store::ChunkOutcome::default();
+        for (i, chunk) in crate::store::view_chunks(&chunk_batch, products, streams).iter().enumerate() {
+            if self.fault == Some(Fault::BetweenChunks) && i == 1 {
+                return Err(JobError::Injected(Fault::BetweenChunks));
             }
-            return Err(JobError::Injected(Fault::BetweenChunks));
-        } else {
-            apply_views(&**self.market.store(), &chunk_batch, products, streams).await?
-        };
+            if !deadline.allows_work() {
+                return Ok(deferred);
+            }
+            // A write cut off by the deadline has an unknown outcome; its marker makes the
+            // retry by the next drain count it once.
+            let Some(done) = deadline.bounded(self.market.store().apply_view_chunk(chunk)).await else {
+                return Ok(deferred);
+            };
+            let done = done?;
+            out.products += done.products;
+            out.streams += done.streams;
+        }
         if self.fault == Some(Fault::AfterWrite) {
             return Err(JobError::Injected(Fault::AfterWrite));
         }
@@ -171,23 +289,25 @@ impl ViewSync {
         })
     }
 
-    /// Drains every `interval` until less than `interval + margin` is left before `deadline`
-    /// (a once-a-minute schedule syncing every few seconds), then records the run.
+    /// Drains every `interval` while more than `interval + margin` is left before `deadline`
+    /// (a once-a-minute schedule syncing every few seconds), then records the run. Inside a
+    /// drain no chunk starts with less than `margin` left, and none runs past the deadline.
     pub async fn run(
         &self,
-        deadline: Instant,
+        deadline: Deadline,
         interval: Duration,
         margin: Duration,
     ) -> Result<ViewSyncReport, JobError> {
         let (started, t0) = (time::now(), Instant::now());
+        let deadline = deadline.with_margin(margin);
         let result = async {
             let mut total = ViewSyncReport::default();
             loop {
-                total.add(&self.drain_once().await?);
-                if deadline.saturating_duration_since(Instant::now()) < interval + margin {
+                total.add(&self.drain(&deadline).await?);
+                if deadline.budget() < interval {
                     return Ok(total);
                 }
-                tokio::time::sleep(interval).await;
+                deadline.sleep(interval).await;
             }
         }
         .await;

@@ -21,6 +21,9 @@ pub struct ApiRequest {
     pub request_id: String,
     /// JWT claims put there by the API Gateway authorizer (or the dev server's emulation).
     pub claims: Option<serde_json::Value>,
+    /// The IAM principal (user or role ARN) API Gateway's IAM authorizer verified from the
+    /// request's SigV4 signature; set only by the Lambda request path.
+    pub iam_principal: Option<String>,
 }
 
 impl ApiRequest {
@@ -34,6 +37,7 @@ impl ApiRequest {
             body: Bytes::new(),
             request_id: String::new(),
             claims: None,
+            iam_principal: None,
         }
     }
 }

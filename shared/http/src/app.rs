@@ -79,17 +79,97 @@ impl Deps {
     }
 }
 
+/// Who may use the admin routes.
+#[derive(Clone, PartialEq, Eq)]
+pub enum AdminAuth {
+    /// Nobody: admin routes fail closed (403 `admin_disabled`).
+    Disabled,
+    /// `Authorization: Bearer <token>`, compared in constant time (the dev server).
+    Token(String),
+    /// API Gateway's IAM authorizer verified the request's SigV4 signature and put the caller's
+    /// ARN in the request context; the handler trusts that identity and needs no second
+    /// secret. With `principals`, only those ARNs (a trailing `*` matches any rest, e.g.
+    /// `arn:aws:sts::123456789012:assumed-role/Ops/*`); empty, any principal IAM let through.
+    Iam { principals: Vec<String> },
+}
+
+impl std::fmt::Debug for AdminAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Disabled => f.write_str("Disabled"),
+            Self::Token(_) => f.write_str("Token(..)"),
+            Self::Iam { principals } => f.debug_struct("Iam").field("principals", principals).finish(),
+        }
+    }
+}
+
+impl AdminAuth {
+    /// IAM, restricted to the comma-separated ARNs of `ADMIN_PRINCIPAL_ARNS` when set (the
+    /// Lambda functions).
+    pub fn iam_from_env() -> Self {
+        let principals = std::env::var("ADMIN_PRINCIPAL_ARNS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        Self::Iam { principals }
+    }
+
+    fn check(&self, req: &ApiRequest) -> Result<(), ApiError> {
+        let forbidden = |code, message: &str| Err(ApiError::new(StatusCode::FORBIDDEN, code, message));
+        match self {
+            Self::Disabled => {
+                forbidden("admin_disabled", "admin routes are disabled: no admin credentials are configured")
+            }
+            Self::Token(expected) => {
+                let given = req
+                    .headers
+                    .get(http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .unwrap_or("");
+                if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+                    Ok(())
+                } else {
+                    Err(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthorized",
+                        "a valid admin bearer token is required",
+                    ))
+                }
+            }
+            Self::Iam { principals } => match req.iam_principal.as_deref() {
+                None => {
+                    forbidden("iam_required", "admin routes need a request signed with AWS IAM credentials (SigV4)")
+                }
+                Some(arn) if principals.is_empty() || principals.iter().any(|p| arn_matches(p, arn)) => Ok(()),
+                Some(_) => forbidden("principal_not_allowed", "this IAM principal may not use the admin routes"),
+            },
+        }
+    }
+}
+
+/// `pattern` equals `arn`, or ends with `*` and `arn` starts with the rest.
+fn arn_matches(pattern: &str, arn: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => arn.starts_with(prefix),
+        None => pattern == arn,
+    }
+}
+
 /// Answers requests. One per process; cheap to share behind an `Arc`.
 pub struct App {
     pub market: Marketplace,
-    admin_token: Option<String>,
+    admin: AdminAuth,
     /// On Lambda: only this function's routes are served.
     function: Option<&'static str>,
 }
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App").field("function", &self.function).field("admin", &self.admin_token.is_some()).finish()
+        f.debug_struct("App").field("function", &self.function).field("admin", &self.admin).finish()
     }
 }
 
@@ -100,12 +180,7 @@ pub fn admin_token_from_env() -> Option<String> {
 
 impl App {
     /// `tasks` receives post-response work (refreshes, prefetches).
-    pub fn new(
-        deps: &Deps,
-        tasks: Arc<dyn TaskRunner>,
-        admin_token: Option<String>,
-        function: Option<&'static str>,
-    ) -> Self {
+    pub fn new(deps: &Deps, tasks: Arc<dyn TaskRunner>, admin: AdminAuth, function: Option<&'static str>) -> Self {
         // Compression saves network bytes and Redis memory; an in-process cache has neither to
         // save, so it keeps values plain and spends nothing inflating them.
         let codec = if deps.backend.backend() == "memory" {
@@ -120,7 +195,7 @@ impl App {
             .tasks(tasks.clone())
             .build();
         let market = Marketplace::new(cache, deps.store.clone(), deps.events.clone(), tasks);
-        Self { market, admin_token, function }
+        Self { market, admin, function }
     }
 
     /// Answers one request; never panics (a panic in a handler becomes a 500 JSON answer) and
@@ -177,31 +252,11 @@ impl App {
 
     fn authorize(&self, access: Access, req: &ApiRequest) -> Result<(), ApiError> {
         match access {
-            Access::Public => return Ok(()),
+            Access::Public => Ok(()),
             // API Gateway's JWT authorizer already refused unsigned requests; this is the
             // second lock, for any path that reaches the handler without one.
-            Access::User => {
-                return crate::handlers::caller(req).map(|_| ());
-            }
-            Access::Admin => {}
-        }
-        let Some(expected) = &self.admin_token else {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "admin_disabled",
-                "admin routes are disabled: no admin token is configured",
-            ));
-        };
-        let given = req
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-            Ok(())
-        } else {
-            Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid admin bearer token is required"))
+            Access::User => crate::handlers::caller(req).map(|_| ()),
+            Access::Admin => self.admin.check(req),
         }
     }
 }
@@ -218,6 +273,14 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::constant_time_eq;
+
+    #[test]
+    fn principal_patterns() {
+        assert!(super::arn_matches("arn:aws:iam::1:role/Ops", "arn:aws:iam::1:role/Ops"));
+        assert!(!super::arn_matches("arn:aws:iam::1:role/Ops", "arn:aws:iam::1:role/Ops2"));
+        assert!(super::arn_matches("arn:aws:sts::1:assumed-role/Ops/*", "arn:aws:sts::1:assumed-role/Ops/alice"));
+        assert!(!super::arn_matches("arn:aws:sts::1:assumed-role/Ops/*", "arn:aws:sts::1:assumed-role/Dev/bob"));
+    }
 
     #[test]
     fn token_comparison() {

@@ -127,6 +127,9 @@ pub async fn dispatch(
             let offer = m.create_offer(new).await?;
             Ok(ApiResponse::json(StatusCode::CREATED, &json!({ "offer": offer })))
         }
+        Route::GetOffer => {
+            Ok(ApiResponse::json(StatusCode::OK, &json!({ "offer": m.offer_for(id(), caller(req)?).await? })))
+        }
         Route::ExtendOffer => {
             let body: ExtendOffer = body_of(req)?;
             let expiry = expiry_of(body.expires_in_minutes, body.expires_at.as_deref())?
@@ -143,11 +146,19 @@ pub async fn dispatch(
         }
         Route::ExpiringSoon => {
             let minutes = q.integer("within_minutes", 1, 24 * 60)?.unwrap_or(5);
-            let offers = m.expiring_soon(Duration::from_secs(minutes as u64 * 60)).await?;
+            let offers = m.expiring_soon(caller(req)?, Duration::from_secs(minutes as u64 * 60)).await?;
             Ok(ApiResponse::json(StatusCode::OK, &json!({ "offers": offers, "within_minutes": minutes })))
         }
         Route::CacheStats => Ok(ApiResponse::json(StatusCode::OK, &m.cache_stats().await?)),
-        Route::CacheJobs => Ok(ApiResponse::json(StatusCode::OK, &json!({ "jobs": m.job_runs().await? }))),
+        Route::CacheStatsDetails => Ok(ApiResponse::json(StatusCode::OK, &m.cache_stats_details().await?)),
+        Route::CacheJobs => {
+            // Outcome, timing and figures for anyone; error text (it can name AWS resources)
+            // only on the admin route.
+            let mut runs = m.job_runs().await?;
+            runs.iter_mut().for_each(|r| r.error = None);
+            Ok(ApiResponse::json(StatusCode::OK, &json!({ "jobs": runs })))
+        }
+        Route::CacheJobsDetails => Ok(ApiResponse::json(StatusCode::OK, &json!({ "jobs": m.job_runs().await? }))),
         Route::Invalidate => {
             let body: Invalidate = body_of(req)?;
             let done = match (body.namespace, body.pattern, body.version) {

@@ -13,7 +13,7 @@ use livecache_cache::DeferredTasks;
 use tokio::sync::{mpsc, Mutex};
 
 use crate::api::{parse_query, ApiRequest, ApiResponse};
-use crate::app::{admin_token_from_env, App, Deps};
+use crate::app::{AdminAuth, App, Deps};
 use crate::telemetry::{self, Metrics};
 
 pub type Error = lambda_http::Error;
@@ -21,12 +21,18 @@ pub type Error = lambda_http::Error;
 /// Converts an API Gateway (HTTP API, payload 2.0) request.
 pub fn to_api_request(req: Request) -> ApiRequest {
     let request_id = req.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
-    let claims = match req.request_context_ref() {
+    let (claims, iam_principal) = match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => {
-            ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).and_then(|jwt| serde_json::to_value(&jwt.claims).ok())
+            let authorizer = ctx.authorizer.as_ref();
+            let claims = authorizer.and_then(|a| a.jwt.as_ref()).and_then(|jwt| serde_json::to_value(&jwt.claims).ok());
+            let principal = authorizer
+                .and_then(|a| a.iam.as_ref())
+                .and_then(|iam| iam.user_arn.clone().or_else(|| iam.caller_id.clone()))
+                .filter(|arn| !arn.is_empty());
+            (claims, principal)
         }
         #[allow(unreachable_patterns)]
-        _ => None,
+        _ => (None, None),
     };
     let (parts, body) = req.into_parts();
     let body = match body {
@@ -43,6 +49,7 @@ pub fn to_api_request(req: Request) -> ApiRequest {
         body,
         request_id,
         claims,
+        iam_principal,
     }
 }
 
@@ -75,7 +82,7 @@ pub async fn run(function: &'static str) -> Result<(), Error> {
         e
     })?;
     let tasks = Arc::new(DeferredTasks::new());
-    let app = Arc::new(App::new(&deps, tasks.clone(), admin_token_from_env(), Some(function)));
+    let app = Arc::new(App::new(&deps, tasks.clone(), AdminAuth::iam_from_env(), Some(function)));
     let metrics = Arc::new(Metrics::default());
     let (done_tx, done_rx) = mpsc::unbounded_channel::<()>();
     let done_rx = Arc::new(Mutex::new(done_rx));

@@ -12,5 +12,5 @@ pub mod telemetry;
 pub mod worker;
 
 pub use api::{ApiError, ApiRequest, ApiResponse};
-pub use app::{App, Deps};
+pub use app::{AdminAuth, App, Deps};
 pub use routes::{Route, ROUTES};

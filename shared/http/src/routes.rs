@@ -14,10 +14,13 @@ pub enum Route {
     EndStream,
     LiveStreams,
     CreateOffer,
+    GetOffer,
     ExtendOffer,
     ExpiringSoon,
     CacheStats,
+    CacheStatsDetails,
     CacheJobs,
+    CacheJobsDetails,
     Invalidate,
     Warm,
 }
@@ -29,7 +32,8 @@ pub enum Access {
     /// A signed-in caller: the API Gateway JWT authorizer (the dev server emulates it); the
     /// handler takes the caller from the `sub` claim.
     User,
-    /// `Authorization: Bearer $LIVECACHE_ADMIN_TOKEN` (and IAM auth in the SAM template).
+    /// On AWS: IAM auth (SigV4), the identity taken from the request context (see
+    /// [`AdminAuth`](crate::app::AdminAuth)); on the dev server: its admin bearer token.
     Admin,
 }
 
@@ -59,10 +63,13 @@ pub const ROUTES: &[RouteDef] = &[
     def(Route::EndStream, Method::POST, "/api/v1/streams/{id}/end", "streams", Access::User),
     def(Route::LiveStreams, Method::GET, "/api/v1/streams/live", "streams", Access::Public),
     def(Route::CreateOffer, Method::POST, "/api/v1/offers", "offers", Access::User),
+    def(Route::GetOffer, Method::GET, "/api/v1/offers/{id}", "offers", Access::User),
     def(Route::ExtendOffer, Method::POST, "/api/v1/offers/{id}/extend", "offers", Access::User),
-    def(Route::ExpiringSoon, Method::GET, "/api/v1/offers/expiring-soon", "offers", Access::Public),
+    def(Route::ExpiringSoon, Method::GET, "/api/v1/offers/expiring-soon", "offers", Access::User),
     def(Route::CacheStats, Method::GET, "/api/v1/cache/stats", "stats", Access::Public),
+    def(Route::CacheStatsDetails, Method::GET, "/api/v1/cache/stats/details", "stats", Access::Admin),
     def(Route::CacheJobs, Method::GET, "/api/v1/cache/jobs", "stats", Access::Public),
+    def(Route::CacheJobsDetails, Method::GET, "/api/v1/cache/jobs/details", "stats", Access::Admin),
     def(Route::Invalidate, Method::POST, "/api/v1/cache/invalidate", "stats", Access::Admin),
     def(Route::Warm, Method::POST, "/api/v1/cache/warm", "stats", Access::Admin),
 ];

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use livecache_cache::DeferredTasks;
-use livecache_domain::jobs::{self, JobError, ViewSync};
+use livecache_domain::jobs::{self, Deadline, JobError, ViewSync};
 use livecache_domain::services::Marketplace;
 use livecache_domain::{Envelope, EventHandler};
 use serde_json::{json, Value};
 
-use crate::app::{App, Deps};
+use crate::app::{AdminAuth, App, Deps};
 use crate::telemetry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,9 +60,9 @@ pub async fn handle(job: Job, market: &Marketplace, event: &Value, deadline: Ins
         )));
     }
     Ok(match job {
-        Job::ViewSync => {
-            to_json(&ViewSync::new(market.clone()).run(deadline, view_sync_interval(), SAFETY_MARGIN).await?)
-        }
+        Job::ViewSync => to_json(
+            &ViewSync::new(market.clone()).run(Deadline::at(deadline), view_sync_interval(), SAFETY_MARGIN).await?,
+        ),
         Job::OfferExpiry => {
             to_json(&jobs::expire_offers(market, deadline.checked_sub(SAFETY_MARGIN).unwrap_or(deadline)).await?)
         }
@@ -91,7 +91,7 @@ pub async fn run(job: Job) -> Result<(), lambda_runtime::Error> {
         e
     })?;
     let tasks = Arc::new(DeferredTasks::new());
-    let app = Arc::new(App::new(&deps, tasks.clone(), None, None));
+    let app = Arc::new(App::new(&deps, tasks.clone(), AdminAuth::Disabled, None));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let (app, tasks) = (app.clone(), tasks.clone());
         async move {

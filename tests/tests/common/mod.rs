@@ -12,8 +12,39 @@ use livecache_cache::{
 use livecache_domain::seed::{self, DemoData, SeedSize};
 use livecache_domain::tables::{self, TableNames};
 use livecache_domain::{DynamoStore, InProcessBus, MemoryStore, Store};
-use livecache_http::{App, Deps};
+use livecache_http::{AdminAuth, App, Deps};
 use livecache_testkit::{shared_moto, shared_redis, unique_prefix};
+
+/// A job clock that moves only when read or slept on: each reading costs `step`, a sleep
+/// passes at once. Runs shaped by it do not depend on how busy the machine is.
+pub struct SteppingClock {
+    start: std::time::Instant,
+    elapsed_us: std::sync::atomic::AtomicU64,
+    step: std::time::Duration,
+}
+
+impl SteppingClock {
+    pub fn new(step: std::time::Duration) -> Self {
+        Self { start: std::time::Instant::now(), elapsed_us: Default::default(), step }
+    }
+
+    fn advance(&self, d: std::time::Duration) -> std::time::Instant {
+        let us = d.as_micros() as u64;
+        let was = self.elapsed_us.fetch_add(us, std::sync::atomic::Ordering::SeqCst);
+        self.start + std::time::Duration::from_micros(was + us)
+    }
+}
+
+impl livecache_domain::jobs::RunClock for SteppingClock {
+    fn now(&self) -> std::time::Instant {
+        self.advance(self.step)
+    }
+
+    fn sleep(&self, d: std::time::Duration) -> futures::future::BoxFuture<'static, ()> {
+        self.advance(d);
+        Box::pin(async {})
+    }
+}
 
 /// The key the test server verifies JWTs with.
 pub const TEST_JWT_SECRET: &str = "test-secret";
@@ -108,7 +139,8 @@ pub async fn serve(
     tasks: Arc<dyn TaskRunner>,
     admin_token: Option<&str>,
 ) -> Api {
-    let app = Arc::new(App::new(&deps, tasks, admin_token.map(String::from), None));
+    let admin = admin_token.map_or(AdminAuth::Disabled, |t| AdminAuth::Token(t.into()));
+    let app = Arc::new(App::new(&deps, tasks, admin, None));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -123,6 +155,17 @@ impl Api {
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
         let resp = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
         Self::read(resp).await
+    }
+
+    /// GET with `Authorization: Bearer <bearer>` (a user's JWT or the admin token).
+    pub async fn get_with(&self, path: &str, bearer: &str) -> (u16, serde_json::Value) {
+        let resp = self.http.get(format!("{}{path}", self.base)).bearer_auth(bearer).send().await.unwrap();
+        Self::read(resp).await
+    }
+
+    /// GET as the signed-in user `sub`.
+    pub async fn get_as(&self, sub: &str, path: &str) -> (u16, serde_json::Value) {
+        self.get_with(path, &token(sub)).await
     }
 
     pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {

@@ -35,6 +35,9 @@ pub struct RedisConfig {
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
     pub breaker: BreakerConfig,
+    /// A private CA (PEM) that `rediss://` servers' certificates are checked against; `None`:
+    /// the system's roots.
+    pub ca_cert: Option<Vec<u8>>,
 }
 
 impl RedisConfig {
@@ -71,6 +74,7 @@ impl RedisConfig {
             connect_timeout: Duration::from_millis(500),
             command_timeout: Duration::from_millis(250),
             breaker: BreakerConfig::default(),
+            ca_cert: None,
         })
     }
 }
@@ -178,6 +182,18 @@ impl RedisBackend {
         for node in &cfg.nodes {
             redis::Client::open(node.as_str()).map_err(|e| CacheError::Config(format!("REDIS_URL: {e}")))?;
         }
+        if cfg.nodes.iter().any(|n| n.starts_with("rediss://")) {
+            // rustls picks its crypto provider from crate features, and a binary may link
+            // more than one; name it so TLS never depends on what else is linked.
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        }
+        if let Some(ca) = &cfg.ca_cert {
+            let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(ca.clone()) };
+            if let Some(tls) = cfg.nodes.iter().find(|n| n.starts_with("rediss://")) {
+                redis::Client::build_with_tls(tls.as_str(), certs)
+                    .map_err(|e| CacheError::Config(format!("REDIS_CA_FILE: {e}")))?;
+            }
+        }
         Ok(Self { breaker: Breaker::new(cfg.breaker), cfg, conn: OnceCell::new(), scripts: Scripts::new() })
     }
 
@@ -192,14 +208,20 @@ impl RedisBackend {
 
     async fn open(&self) -> RedisResult<Conn> {
         if self.cfg.cluster {
-            let client = ClusterClientBuilder::new(self.cfg.nodes.clone())
+            let mut builder = ClusterClientBuilder::new(self.cfg.nodes.clone())
                 .connection_timeout(self.cfg.connect_timeout)
                 .response_timeout(self.cfg.command_timeout)
-                .retries(1)
-                .build()?;
-            Ok(Conn::Cluster(client.get_async_connection().await?))
+                .retries(1);
+            if let Some(certs) = self.certificates() {
+                builder = builder.certs(certs);
+            }
+            Ok(Conn::Cluster(builder.build()?.get_async_connection().await?))
         } else {
-            let client = redis::Client::open(self.cfg.nodes[0].as_str())?;
+            let node = self.cfg.nodes[0].as_str();
+            let client = match self.certificates() {
+                Some(certs) => redis::Client::build_with_tls(node, certs)?,
+                None => redis::Client::open(node)?,
+            };
             let mgr_cfg = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(self.cfg.connect_timeout))
                 .set_response_timeout(Some(self.cfg.command_timeout))
@@ -208,6 +230,13 @@ impl RedisBackend {
                 .set_max_delay(self.cfg.connect_timeout);
             Ok(Conn::Single(ConnectionManager::new_with_config(client, mgr_cfg).await?))
         }
+    }
+
+    /// The private CA, for `rediss://` nodes (plain ones ignore it).
+    fn certificates(&self) -> Option<redis::TlsCertificates> {
+        let tls = self.cfg.nodes.iter().any(|n| n.starts_with("rediss://"));
+        let ca = self.cfg.ca_cert.clone().filter(|_| tls)?;
+        Some(redis::TlsCertificates { client_tls: None, root_cert: Some(ca) })
     }
 
     async fn connection(&self) -> Result<Conn> {

@@ -147,14 +147,22 @@ pub struct BatchAnswer {
     pub misses: usize,
 }
 
+/// The public statistics: hit rates and counts, nothing about the servers.
 #[derive(Debug, Clone, Serialize)]
 pub struct CacheStatsAnswer {
     /// Every instance's figures, as flushed to the shared hash.
     pub aggregate: StatsReport,
     /// This instance's figures.
     pub instance: StatsReport,
-    pub backend: ServerInfo,
     pub feed_entries: FeedEntries,
+}
+
+/// The admins' statistics: the public ones and the cache server's own figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct CacheStatsDetails {
+    #[serde(flatten)]
+    pub stats: CacheStatsAnswer,
+    pub backend: ServerInfo,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -549,6 +557,15 @@ impl Marketplace {
         }
     }
 
+    /// An offer, for its buyer or seller only: anyone else is told it does not exist.
+    pub async fn offer_for(&self, id: &str, caller: &str) -> Result<Offer> {
+        let offer = self.offer(id).await?;
+        if offer.buyer_id != caller && offer.seller_id != caller {
+            return Err(ServiceError::NotFound { code: "offer_not_found", message: format!("offer {id} not found") });
+        }
+        Ok(offer)
+    }
+
     pub async fn offer(&self, id: &str) -> Result<Offer> {
         livecache_cache::keys::validate_part(id)?;
         self.inner
@@ -567,14 +584,18 @@ impl Marketplace {
         Ok(offer)
     }
 
-    /// Pending offers expiring within `window`, soonest first.
-    pub async fn expiring_soon(&self, window: Duration) -> Result<Vec<Offer>> {
+    /// The caller's pending offers (as buyer or seller) expiring within `window`, soonest first.
+    pub async fn expiring_soon(&self, caller: &str, window: Duration) -> Result<Vec<Offer>> {
         let index = offer_index_key(&self.inner.cache);
         let now = time::now().timestamp_millis() as u64;
         let due = self.inner.backend.due_within(&index, now, window, 500).await?;
         let ids: Vec<String> = due.into_iter().map(|(id, _)| id).collect();
         let offers = self.inner.store.get_offers(&ids).await?;
-        let mut out: Vec<Offer> = offers.into_iter().flatten().filter(|o| o.status == OfferStatus::Pending).collect();
+        let mut out: Vec<Offer> = offers
+            .into_iter()
+            .flatten()
+            .filter(|o| o.status == OfferStatus::Pending && (o.buyer_id == caller || o.seller_id == caller))
+            .collect();
         out.sort_by(|a, b| a.expires_at.cmp(&b.expires_at).then(a.id.cmp(&b.id)));
         Ok(out)
     }
@@ -587,15 +608,17 @@ impl Marketplace {
             tracing::warn!(error = %e, "stats flush failed");
         }
         let aggregate = cache.aggregate_stats().await.unwrap_or_else(|_| cache.report());
-        let backend = cache.server_info().await.map_err(|e| ServiceError::Unavailable(format!("cache: {e}")))?;
         let discover = cache.count(NS_FEED_DISCOVER, 1_000_000).await.unwrap_or(0);
         let community = cache.count(NS_FEED_COMMUNITY, 1_000_000).await.unwrap_or(0);
-        Ok(CacheStatsAnswer {
-            aggregate,
-            instance: cache.report(),
-            backend,
-            feed_entries: FeedEntries { discover, community },
-        })
+        Ok(CacheStatsAnswer { aggregate, instance: cache.report(), feed_entries: FeedEntries { discover, community } })
+    }
+
+    /// [`cache_stats`](Self::cache_stats) and the cache server's figures (admins only).
+    pub async fn cache_stats_details(&self) -> Result<CacheStatsDetails> {
+        let stats = self.cache_stats().await?;
+        let backend =
+            self.inner.cache.server_info().await.map_err(|e| ServiceError::Unavailable(format!("cache: {e}")))?;
+        Ok(CacheStatsDetails { stats, backend })
     }
 
     pub async fn job_runs(&self) -> Result<Vec<JobRun>> {
@@ -684,23 +707,4 @@ fn expiry_time(expiry: Expiry, now: Timestamp) -> Result<Timestamp> {
         ));
     }
     Ok(at)
-}
-
-/// Applies a batch of increments as deterministic chunks (see [`crate::store::view_chunks`]):
-/// the same batch id always yields the same chunk ids, so a retried batch counts once.
-pub async fn apply_views(
-    store: &dyn Store,
-    batch_id: &str,
-    products: &std::collections::BTreeMap<String, i64>,
-    streams: &std::collections::BTreeMap<String, i64>,
-) -> Result<crate::store::ChunkOutcome, StoreError> {
-    let mut total = crate::store::ChunkOutcome { applied: true, ..Default::default() };
-    for chunk in crate::store::view_chunks(batch_id, products, streams) {
-        let out = store.apply_view_chunk(&chunk).await?;
-        total.products += out.products;
-        total.streams += out.streams;
-        total.views += out.views;
-        total.skipped_missing += out.skipped_missing;
-    }
-    Ok(total)
 }
