@@ -22,6 +22,12 @@ if [ ! -x .venv/bin/moto_server ]; then
   .venv/bin/pip install -q --disable-pip-version-check 'moto[server]>=5.1,<6'
 fi
 
+# schemathesis, pinned: the contract check of openapi.yaml against the dev server.
+if [ ! -x .venv/bin/schemathesis ]; then
+  echo "installing schemathesis into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check 'schemathesis==4.32.5'
+fi
+
 # Template checks: cfn-lint pinned to 1.53.x (later versions stop transforming SAM) and the SAM CLI.
 if [ "${SETUP_TEMPLATE_TOOLS:-0}" = 1 ] && { [ ! -x .venv/bin/cfn-lint ] || [ ! -x .venv/bin/sam ]; }; then
   echo "installing cfn-lint 1.53.x and aws-sam-cli into .venv"

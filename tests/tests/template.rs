@@ -156,3 +156,42 @@ fn the_api_is_throttled_and_the_jwt_authorizer_is_parameterised() {
         assert!(!t["Parameters"][p].is_null(), "parameter {p}");
     }
 }
+
+#[test]
+fn operators_are_alarmed_through_the_topic_and_have_a_dashboard() {
+    let t = template();
+    let resources = t["Resources"].as_mapping().unwrap();
+    let alarms: Vec<(&str, &Value)> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .map(|(k, r)| (k.as_str().unwrap(), r))
+        .collect();
+    for (name, alarm) in &alarms {
+        let actions = format!("{:?}", alarm["Properties"]["AlarmActions"]);
+        assert!(actions.contains("AlarmTopicArn"), "{name} notifies the operators' topic: {actions}");
+    }
+    let metric_of = |name: &str| {
+        let a = alarms.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("alarm {name}")).1;
+        format!("{:?}", a["Properties"])
+    };
+    // Each scheduled job: failed, and did not run in its window.
+    for job in ["ViewSync", "OfferExpiry", "CacheCleanup"] {
+        let failed = metric_of(&format!("{job}FailedAlarm"));
+        assert!(failed.contains("Errors") && failed.contains(&format!("{job}Function")), "{failed}");
+        let missed = metric_of(&format!("{job}MissedAlarm"));
+        assert!(missed.contains("Invocations") && missed.contains("breaching"), "{missed}");
+    }
+    assert!(metric_of("Api5xxRateAlarm").contains("5xx"));
+    assert!(metric_of("CacheErrorRateAlarm").contains("CacheErrors"));
+    // The EMF metrics the alarms read are the ones the functions emit.
+    let telemetry = std::fs::read_to_string(root().join("shared/http/src/telemetry.rs")).unwrap();
+    for metric in ["CacheErrors", "CacheHits", "CacheMisses", "CacheBreakerOpened", "JobLagSeconds", "JobFailed"] {
+        assert!(telemetry.contains(&format!("\"{metric}\"")), "the functions emit {metric}");
+    }
+    assert!(metric_of("CacheBreakerAlarm").contains("CacheBreakerOpened"));
+    assert_eq!(t["Parameters"]["AlarmTopicArn"]["Type"].as_str(), Some("String"));
+    let dashboard = format!("{:?}", t["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"]);
+    for widget in ["hit rate", "Latency", "reads saved", "JobLagSeconds"] {
+        assert!(dashboard.contains(widget), "the dashboard shows {widget}");
+    }
+}

@@ -74,9 +74,9 @@ async fn handle(State((app, auth)): State<(Arc<App>, DevAuth)>, req: Request) ->
 }
 
 fn to_response(resp: ApiResponse) -> Response {
-    Response::builder()
-        .status(resp.status)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Body::from(resp.body))
-        .unwrap_or_else(|_| Response::new(Body::empty()))
+    let mut builder = Response::builder().status(resp.status).header(http::header::CONTENT_TYPE, "application/json");
+    for (name, value) in resp.headers {
+        builder = builder.header(name, value);
+    }
+    builder.body(Body::from(resp.body)).unwrap_or_else(|_| Response::new(Body::empty()))
 }

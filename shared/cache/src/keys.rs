@@ -99,7 +99,7 @@ impl Keyspace {
         let tail = tail.unwrap_or("*");
         if tail.is_empty()
             || tail.len() > 256
-            || tail.chars().any(|c| c.is_whitespace() || matches!(c, '[' | ']' | '{' | '}' | '\\'))
+            || !tail.bytes().all(|b| b.is_ascii_alphanumeric() || b":-_.@+=*?".contains(&b))
         {
             return Err(CacheError::InvalidKey {
                 part: tail.to_string(),

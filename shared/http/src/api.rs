@@ -53,15 +53,22 @@ pub struct ApiResponse {
     pub body: Vec<u8>,
     /// For the request log line: `hit`, `miss`, `stale` or none.
     pub cache: Option<&'static str>,
+    /// Headers besides `content-type` (e.g. `allow` on a 405).
+    pub headers: Vec<(http::HeaderName, String)>,
 }
 
 impl ApiResponse {
     pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Self {
         let mut body = Vec::with_capacity(4096);
         match serde_json::to_writer(&mut body, value) {
-            Ok(()) => Self { status, body, cache: None },
+            Ok(()) => Self { status, body, cache: None, headers: Vec::new() },
             Err(e) => ApiError::internal(format!("response could not be encoded: {e}")).into_response(),
         }
+    }
+
+    pub fn with_header(mut self, name: http::HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
     }
 
     pub fn with_cache(mut self, cached: bool, stale: bool) -> Self {
@@ -104,7 +111,7 @@ impl ApiError {
     pub fn into_response(self) -> ApiResponse {
         let body = serde_json::to_vec(&ErrorBody { error: self.code, message: &self.message })
             .unwrap_or_else(|_| br#"{"error":"internal","message":"error"}"#.to_vec());
-        ApiResponse { status: self.status, body, cache: None }
+        ApiResponse { status: self.status, body, cache: None, headers: Vec::new() }
     }
 }
 

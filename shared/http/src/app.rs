@@ -234,7 +234,9 @@ impl App {
             Err(Miss::MethodNotAllowed(allowed)) => {
                 let allowed: Vec<String> = allowed.iter().map(|m| m.to_string()).collect();
                 let msg = format!("{} is not allowed here; allowed: {}", req.method, allowed.join(", "));
-                ("-", ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", msg).into_response())
+                let resp = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", msg).into_response();
+                // RFC 9110: a 405 lists the methods the resource supports.
+                ("-", resp.with_header(http::header::ALLOW, allowed.join(", ")))
             }
         };
         tracing::info!(

@@ -164,7 +164,7 @@ pub async fn dispatch(
             let done = match (body.namespace, body.pattern, body.version) {
                 (Some(ns), None, None) => m.invalidate_namespace(&ns).await?,
                 (None, Some(p), None) => m.invalidate_pattern(&p).await?,
-                (None, None, Some(_)) => m.bump_version().await?,
+                (None, None, Some(serde_json::Value::Bool(true))) => m.bump_version().await?,
                 _ => {
                     return Err(ApiError::bad_request(
                         "invalid_body",
@@ -243,12 +243,16 @@ fn page_of(q: &Query<'_>) -> Result<PageRequest> {
 struct Query<'a>(&'a [(String, String)]);
 
 impl Query<'_> {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+    /// The first value given for `name`; an empty one (`?page=`) is an error, not a default.
+    fn get(&self, name: &str) -> Result<Option<&str>> {
+        match self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()) {
+            Some("") => Err(ApiError::bad_request("invalid_parameter", format!("{name} must not be empty"))),
+            v => Ok(v),
+        }
     }
 
     fn integer(&self, name: &str, min: u32, max: u32) -> Result<Option<u32>> {
-        let Some(v) = self.get(name) else { return Ok(None) };
+        let Some(v) = self.get(name)? else { return Ok(None) };
         match v.parse::<u32>() {
             Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
             _ => Err(ApiError::bad_request(
@@ -259,7 +263,7 @@ impl Query<'_> {
     }
 
     fn number(&self, name: &str, min: f64, max: f64) -> Result<Option<f64>> {
-        let Some(v) = self.get(name) else { return Ok(None) };
+        let Some(v) = self.get(name)? else { return Ok(None) };
         match v.parse::<f64>() {
             Ok(n) if n.is_finite() && (min..=max).contains(&n) => Ok(Some(n)),
             _ => {
@@ -269,7 +273,7 @@ impl Query<'_> {
     }
 
     fn parse<T: std::str::FromStr<Err = String>>(&self, name: &str) -> Result<Option<T>> {
-        self.get(name)
+        self.get(name)?
             .map(|v| v.parse::<T>().map_err(|e| ApiError::bad_request("invalid_parameter", format!("{name}: {e}"))))
             .transpose()
     }
@@ -303,6 +307,12 @@ fn expiry_of(minutes: Option<u32>, at: Option<&str>) -> Result<Option<Expiry>> {
     }
 }
 
+/// An optional body field that, when given, must have its type: `null` is refused like any
+/// other wrong type (the spec does not make these fields nullable).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> std::result::Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BatchUsers {
@@ -319,30 +329,39 @@ struct BatchProducts {
 #[serde(deny_unknown_fields)]
 struct CreateOffer {
     product_id: String,
+    #[serde(default, deserialize_with = "present")]
     buyer_id: Option<String>,
     amount: f64,
+    #[serde(default, deserialize_with = "present")]
     expires_in_minutes: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
     expires_at: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ExtendOffer {
+    #[serde(default, deserialize_with = "present")]
     expires_in_minutes: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
     expires_at: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Invalidate {
+    #[serde(default, deserialize_with = "present")]
     namespace: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pattern: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     version: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Warm {
+    #[serde(default, deserialize_with = "present")]
     pages: Option<u32>,
 }
 

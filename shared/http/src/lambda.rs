@@ -54,11 +54,11 @@ pub fn to_api_request(req: Request) -> ApiRequest {
 }
 
 pub fn to_lambda_response(resp: ApiResponse) -> Response<Body> {
-    Response::builder()
-        .status(resp.status)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Body::Binary(resp.body))
-        .unwrap_or_else(|_| Response::new(Body::Empty))
+    let mut builder = Response::builder().status(resp.status).header(http::header::CONTENT_TYPE, "application/json");
+    for (name, value) in resp.headers {
+        builder = builder.header(name, value);
+    }
+    builder.body(Body::Binary(resp.body)).unwrap_or_else(|_| Response::new(Body::Empty))
 }
 
 /// Post-response work of one invocation, run by the extension after the handler answered:

@@ -103,7 +103,7 @@ pub fn match_route(method: &Method, path: &str, function: Option<&str>) -> Resul
         let mut literal = 0;
         let ok = pat.iter().zip(&segs).all(|(p, s)| {
             if let Some(name) = p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-                params.push((name, (*s).to_string()));
+                params.push((name, percent_decode(s)));
                 !s.is_empty()
             } else {
                 literal += 1;
@@ -128,6 +128,28 @@ pub fn match_route(method: &Method, path: &str, function: Option<&str>) -> Resul
     }
 }
 
+/// A path segment as the client meant it (`%2B` is `+`); a malformed escape is kept as it is,
+/// and the id check refuses it.
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| segment.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +169,7 @@ mod tests {
             Miss::MethodNotAllowed(vec![Method::POST])
         );
         assert_eq!(match_route(&Method::GET, "/api/v1/products/p1", Some("feeds")).unwrap_err(), Miss::NotFound);
+        let (_, p) = match_route(&Method::GET, "/api/v1/products/%2B57A%3D", None).unwrap();
+        assert_eq!(p, vec![("id", "+57A=".to_string())], "path segments are percent-decoded");
     }
 }

@@ -16,15 +16,17 @@ pub fn init() {
 /// Emits the cache counters that moved since the last call as one EMF line.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    last: Mutex<CountsSnapshot>,
+    last: Mutex<(CountsSnapshot, u64)>,
 }
 
 impl Metrics {
     pub fn emit(&self, function: &str, cache: &Cache) {
         let report = cache.report();
         let now = report.counts;
-        let delta = {
-            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let trips = cache.backend().circuit_trips();
+        let (delta, opened) = {
+            let mut guard = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            let (last, last_trips) = &mut *guard;
             let d = CountsSnapshot {
                 hits: now.hits - last.hits,
                 misses: now.misses - last.misses,
@@ -35,10 +37,11 @@ impl Metrics {
                 errors: now.errors - last.errors,
                 ..CountsSnapshot::default()
             };
-            *last = now;
-            d
+            let opened = trips - *last_trips;
+            (*last, *last_trips) = (now, trips);
+            (d, opened)
         };
-        if delta == CountsSnapshot::default() {
+        if delta == CountsSnapshot::default() && opened == 0 {
             return;
         }
         let line = serde_json::json!({
@@ -55,6 +58,7 @@ impl Metrics {
                         {"Name": "CacheLoads", "Unit": "Count"},
                         {"Name": "CacheLoadErrors", "Unit": "Count"},
                         {"Name": "CacheErrors", "Unit": "Count"},
+                        {"Name": "CacheBreakerOpened", "Unit": "Count"},
                         {"Name": "CacheLatencyP99", "Unit": "Microseconds"}
                     ]
                 }]
@@ -67,8 +71,33 @@ impl Metrics {
             "CacheLoads": delta.loads,
             "CacheLoadErrors": delta.load_errors,
             "CacheErrors": delta.errors,
+            "CacheBreakerOpened": opened,
             "CacheLatencyP99": report.latency.p99_us,
         });
         println!("{line}");
     }
+}
+
+/// One EMF line per job run: whether it failed, how long it took, and its lag (how long after
+/// its scheduled time it started), for the operators' alarms and dashboard.
+pub fn emit_job(job: &str, failed: bool, duration_ms: u64, lag_secs: Option<f64>) {
+    let line = serde_json::json!({
+        "_aws": {
+            "Timestamp": chrono::Utc::now().timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": "livecache",
+                "Dimensions": [["job"]],
+                "Metrics": [
+                    {"Name": "JobFailed", "Unit": "Count"},
+                    {"Name": "JobDurationMs", "Unit": "Milliseconds"},
+                    {"Name": "JobLagSeconds", "Unit": "Seconds"}
+                ]
+            }]
+        },
+        "job": job,
+        "JobFailed": u64::from(failed),
+        "JobDurationMs": duration_ms,
+        "JobLagSeconds": lag_secs.unwrap_or(0.0),
+    });
+    println!("{line}");
 }

@@ -79,6 +79,12 @@ pub async fn handle(job: Job, market: &Marketplace, event: &Value, deadline: Ins
     })
 }
 
+/// Seconds between the event's `time` (the schedule's tick, or when the event was put) and now.
+fn lag(event: &Value) -> Option<f64> {
+    let at = chrono::DateTime::parse_from_rfc3339(event.get("time")?.as_str()?).ok()?;
+    Some((chrono::Utc::now() - at.with_timezone(&chrono::Utc)).num_milliseconds().max(0) as f64 / 1000.0)
+}
+
 fn to_json<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or_default()
 }
@@ -97,7 +103,9 @@ pub async fn run(job: Job) -> Result<(), lambda_runtime::Error> {
         async move {
             let remaining =
                 event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO);
-            let out = handle(job, &app.market, &event.payload, Instant::now() + remaining).await;
+            let started = Instant::now();
+            let out = handle(job, &app.market, &event.payload, started + remaining).await;
+            telemetry::emit_job(job.name(), out.is_err(), started.elapsed().as_millis() as u64, lag(&event.payload));
             tasks.run_all().await;
             let _ = app.market.cache().flush_stats().await;
             out.map_err(|e| lambda_runtime::Error::from(e.to_string()))

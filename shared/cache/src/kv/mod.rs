@@ -48,6 +48,12 @@ pub trait KvStore: Send + Sync + 'static {
     /// `"redis"`, `"redis-cluster"` or `"memory"`.
     fn backend(&self) -> &'static str;
 
+    /// How often a circuit breaker in front of the store has opened since start-up (0 for
+    /// stores without one).
+    fn circuit_trips(&self) -> u64 {
+        0
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
 
     /// Values in the order of `keys`; works across cluster slots.

@@ -435,6 +435,10 @@ impl KvStore for RedisBackend {
         }
     }
 
+    fn circuit_trips(&self) -> u64 {
+        self.breaker.trips()
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.query(redis::cmd("GET").arg(key).to_owned()).await
     }

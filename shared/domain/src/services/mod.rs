@@ -521,8 +521,9 @@ impl Marketplace {
     /// Validates and stores an offer, then tracks it in the expiry index.
     pub async fn create_offer(&self, new: NewOffer) -> Result<Offer> {
         livecache_cache::keys::validate_part(&new.buyer_id)?;
-        if !new.amount.is_finite() || new.amount <= 0.0 || new.amount > 1e9 {
-            return Err(ServiceError::invalid("invalid_amount", "amount must be a positive number"));
+        // Amounts are kept in cents: anything that rounds to less than one cent is no offer.
+        if !new.amount.is_finite() || new.amount < 0.01 || new.amount > 1e9 {
+            return Err(ServiceError::invalid("invalid_amount", "amount must be from 0.01 to 1000000000"));
         }
         let product = self.product_for_offer(&new.product_id).await?;
         if product.seller_id == new.buyer_id {
