@@ -56,6 +56,15 @@ async fn increments(m: &Marketplace, n: usize) {
     }
 }
 
+/// Pending views on 250 distinct products (three chunks of at most 99); returns their sum.
+async fn views_on_250_products(m: &Marketplace) -> i64 {
+    let pending = pending_views_key(m.cache(), "products");
+    for i in 0..250 {
+        m.backend().incr(&pending, &format!("prod-{i:05}"), 1 + (i % 3) as i64).await.unwrap();
+    }
+    (0..250).map(|i| 1 + (i % 3) as i64).sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn view_sync_counts_every_view_exactly_once_through_crashes() {
     let (m, data, _api) = market("viewsync").await;
@@ -103,12 +112,7 @@ async fn view_sync_counts_every_view_exactly_once_through_crashes() {
 async fn a_crash_between_chunks_is_finished_without_counting_the_written_chunk_twice() {
     let (m, data, _api) = market("viewsync-chunks").await;
     let (p0, _) = view_totals(&**m.store(), &data).await;
-    // 250 distinct products: three chunks of at most 99.
-    let pending = pending_views_key(m.cache(), "products");
-    for i in 0..250 {
-        m.backend().incr(&pending, &format!("prod-{i:05}"), 1 + (i % 3) as i64).await.unwrap();
-    }
-    let counted: i64 = (0..250).map(|i| 1 + (i % 3) as i64).sum();
+    let counted = views_on_250_products(&m).await;
     let crashing = ViewSync { market: m.clone(), fault: Some(Fault::BetweenChunks) };
     assert!(matches!(crashing.drain_once().await, Err(jobs::JobError::Injected(Fault::BetweenChunks))));
     let (partial, _) = view_totals(&**m.store(), &data).await;
@@ -123,12 +127,7 @@ async fn a_crash_between_chunks_is_finished_without_counting_the_written_chunk_t
 async fn view_sync_checks_the_deadline_before_each_chunk_and_the_next_run_finishes_the_batch() {
     let (m, data, _api) = market("viewsync-deadline").await;
     let (p0, _) = view_totals(&**m.store(), &data).await;
-    // 250 distinct products: three chunks of at most 99.
-    let pending = pending_views_key(m.cache(), "products");
-    for i in 0..250 {
-        m.backend().incr(&pending, &format!("prod-{i:05}"), 1 + (i % 3) as i64).await.unwrap();
-    }
-    let counted: i64 = (0..250).map(|i| 1 + (i % 3) as i64).sum();
+    let counted = views_on_250_products(&m).await;
     // Each reading of the clock costs 1 s; a deadline 12 s away with an 8 s margin leaves time
     // to move the batch and write a chunk or two, not all three.
     let clock = Arc::new(common::SteppingClock::new(Duration::from_secs(1)));
