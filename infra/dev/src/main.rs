@@ -15,7 +15,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use livecache_cache::SpawnTasks;
 use livecache_dev::DevAuth;
-use livecache_http::app::{admin_token_from_env, AdminAuth};
+use livecache_http::app::AdminAuth;
 use livecache_http::{telemetry, worker, App, Deps};
 
 struct Args {
@@ -54,6 +54,12 @@ fn parse_args() -> anyhow::Result<Args> {
         }
     }
     Ok(args)
+}
+
+/// `LIVECACHE_ADMIN_TOKEN`, if set and not empty (the dev server's admin bearer token; on AWS
+/// the admin routes use IAM instead).
+fn admin_token_from_env() -> Option<String> {
+    std::env::var("LIVECACHE_ADMIN_TOKEN").ok().filter(|t| !t.trim().is_empty())
 }
 
 /// `livecache-dev token --sub <user-id> [--ttl-secs 3600]`: prints a development JWT.

@@ -173,11 +173,6 @@ impl std::fmt::Debug for App {
     }
 }
 
-/// `LIVECACHE_ADMIN_TOKEN`, if set and not empty.
-pub fn admin_token_from_env() -> Option<String> {
-    std::env::var("LIVECACHE_ADMIN_TOKEN").ok().filter(|t| !t.trim().is_empty())
-}
-
 impl App {
     /// `tasks` receives post-response work (refreshes, prefetches).
     pub fn new(deps: &Deps, tasks: Arc<dyn TaskRunner>, admin: AdminAuth, function: Option<&'static str>) -> Self {

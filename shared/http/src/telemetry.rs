@@ -44,60 +44,71 @@ impl Metrics {
         if delta == CountsSnapshot::default() && opened == 0 {
             return;
         }
-        let line = serde_json::json!({
-            "_aws": {
-                "Timestamp": chrono::Utc::now().timestamp_millis(),
-                "CloudWatchMetrics": [{
-                    "Namespace": "livecache",
-                    "Dimensions": [["function"]],
-                    "Metrics": [
-                        {"Name": "CacheHits", "Unit": "Count"},
-                        {"Name": "CacheMisses", "Unit": "Count"},
-                        {"Name": "CacheStale", "Unit": "Count"},
-                        {"Name": "CacheFailSafe", "Unit": "Count"},
-                        {"Name": "CacheLoads", "Unit": "Count"},
-                        {"Name": "CacheLoadErrors", "Unit": "Count"},
-                        {"Name": "CacheErrors", "Unit": "Count"},
-                        {"Name": "CacheBreakerOpened", "Unit": "Count"},
-                        {"Name": "CacheLatencyP99", "Unit": "Microseconds"}
-                    ]
-                }]
-            },
-            "function": function,
-            "CacheHits": delta.hits,
-            "CacheMisses": delta.misses,
-            "CacheStale": delta.stale,
-            "CacheFailSafe": delta.fail_safe,
-            "CacheLoads": delta.loads,
-            "CacheLoadErrors": delta.load_errors,
-            "CacheErrors": delta.errors,
-            "CacheBreakerOpened": opened,
-            "CacheLatencyP99": report.latency.p99_us,
-        });
-        println!("{line}");
+        println!(
+            "{}",
+            emf_line(
+                ("function", function),
+                &[
+                    ("CacheHits", "Count", delta.hits.into()),
+                    ("CacheMisses", "Count", delta.misses.into()),
+                    ("CacheStale", "Count", delta.stale.into()),
+                    ("CacheFailSafe", "Count", delta.fail_safe.into()),
+                    ("CacheLoads", "Count", delta.loads.into()),
+                    ("CacheLoadErrors", "Count", delta.load_errors.into()),
+                    ("CacheErrors", "Count", delta.errors.into()),
+                    ("CacheBreakerOpened", "Count", opened.into()),
+                    ("CacheLatencyP99", "Microseconds", report.latency.p99_us.into()),
+                ],
+            )
+        );
     }
 }
 
 /// One EMF line per job run: whether it failed, how long it took, and its lag (how long after
 /// its scheduled time it started), for the operators' alarms and dashboard.
 pub fn emit_job(job: &str, failed: bool, duration_ms: u64, lag_secs: Option<f64>) {
-    let line = serde_json::json!({
+    println!(
+        "{}",
+        emf_line(
+            ("job", job),
+            &[
+                ("JobFailed", "Count", u64::from(failed).into()),
+                ("JobDurationMs", "Milliseconds", duration_ms.into()),
+                ("JobLagSeconds", "Seconds", lag_secs.unwrap_or(0.0).into()),
+            ],
+        )
+    );
+}
+
+/// One CloudWatch Embedded Metric Format line in the `livecache` namespace: the metrics
+/// `(name, unit, value)` under one dimension `(name, value)`.
+fn emf_line(dimension: (&str, &str), metrics: &[(&str, &str, serde_json::Value)]) -> serde_json::Value {
+    let mut line = serde_json::json!({
         "_aws": {
             "Timestamp": chrono::Utc::now().timestamp_millis(),
             "CloudWatchMetrics": [{
                 "Namespace": "livecache",
-                "Dimensions": [["job"]],
-                "Metrics": [
-                    {"Name": "JobFailed", "Unit": "Count"},
-                    {"Name": "JobDurationMs", "Unit": "Milliseconds"},
-                    {"Name": "JobLagSeconds", "Unit": "Seconds"}
-                ]
+                "Dimensions": [[dimension.0]],
+                "Metrics": metrics.iter().map(|(name, unit, _)| serde_json::json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
             }]
         },
-        "job": job,
-        "JobFailed": u64::from(failed),
-        "JobDurationMs": duration_ms,
-        "JobLagSeconds": lag_secs.unwrap_or(0.0),
+        dimension.0: dimension.1,
     });
-    println!("{line}");
+    for (name, _, value) in metrics {
+        line[*name] = value.clone();
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_emf_line_declares_each_metric_and_carries_its_value_and_dimension() {
+        let line = super::emf_line(("job", "view-sync"), &[("JobFailed", "Count", 1u64.into())]);
+        let declared = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(declared["Namespace"], "livecache");
+        assert_eq!(declared["Dimensions"], serde_json::json!([["job"]]));
+        assert_eq!(declared["Metrics"], serde_json::json!([{"Name": "JobFailed", "Unit": "Count"}]));
+        assert_eq!((line["job"].as_str(), line["JobFailed"].as_u64()), (Some("view-sync"), Some(1)));
+    }
 }
