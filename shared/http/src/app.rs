@@ -41,12 +41,33 @@ impl std::fmt::Debug for Deps {
     }
 }
 
+/// Where a cold start's time went, in milliseconds (logged once per init as target `init`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InitTimings {
+    /// Reading the cache configuration and the bounded first Redis connect.
+    pub cache_ms: f64,
+    /// The AWS SDK configuration and clients, or building and seeding the memory store.
+    pub data_ms: f64,
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
 impl Deps {
     /// From the environment (see the README's configuration table). With the memory data
     /// backend the store is seeded with the demo data; with `DATA_CREATE_TABLES=true` missing
     /// DynamoDB tables are created (and seeded when empty), for emulators.
     pub async fn from_env() -> anyhow::Result<Self> {
+        Ok(Self::from_env_timed().await?.0)
+    }
+
+    /// [`from_env`](Self::from_env), and where its time went.
+    pub async fn from_env_timed() -> anyhow::Result<(Self, InitTimings)> {
+        let t = Instant::now();
         let backend = connect(BackendConfig::from_env()?).await?;
+        let cache_ms = ms_since(t);
+        let t = Instant::now();
         let keyspace = Keyspace::new(
             std::env::var("CACHE_KEY_PREFIX").ok().filter(|p| !p.is_empty()).as_deref(),
             &std::env::var("CACHE_KEY_VERSION").unwrap_or_else(|_| "v1".into()),
@@ -75,7 +96,8 @@ impl Deps {
                 (store, events, None)
             }
         };
-        Ok(Self { backend, keyspace, store, events, bus, clock: Arc::new(SystemClock) })
+        let timings = InitTimings { cache_ms, data_ms: ms_since(t) };
+        Ok((Self { backend, keyspace, store, events, bus, clock: Arc::new(SystemClock) }, timings))
     }
 }
 

@@ -76,8 +76,9 @@ pub async fn after_response(tasks: &DeferredTasks, app: &App, metrics: &Metrics,
 
 /// The entry point of every HTTP function's `main`.
 pub async fn run(function: &'static str) -> Result<(), Error> {
+    let started = std::time::Instant::now();
     telemetry::init();
-    let deps = Deps::from_env().await.map_err(|e| {
+    let (deps, timings) = Deps::from_env_timed().await.map_err(|e| {
         tracing::error!(error = %e, "configuration error");
         e
     })?;
@@ -101,6 +102,7 @@ pub async fn run(function: &'static str) -> Result<(), Error> {
             }
         })
     };
+    let registering = std::time::Instant::now();
     let extension = tokio::time::timeout(
         Duration::from_secs(2),
         Extension::new()
@@ -110,6 +112,7 @@ pub async fn run(function: &'static str) -> Result<(), Error> {
             .register(),
     )
     .await;
+    let extension_ms = registering.elapsed().as_secs_f64() * 1000.0;
     let extension = match extension {
         Ok(Ok(ext)) => Some(ext),
         Ok(Err(e)) => {
@@ -122,6 +125,7 @@ pub async fn run(function: &'static str) -> Result<(), Error> {
         }
     };
     let held_open = extension.is_some();
+    telemetry::log_init(function, started, timings, Some(extension_ms));
     let handler = lambda_http::service_fn(move |req: Request| {
         let (app, tasks, metrics, done_tx) = (app.clone(), tasks.clone(), metrics.clone(), done_tx.clone());
         async move {

@@ -64,6 +64,19 @@ impl Metrics {
     }
 }
 
+/// One log line (target `init`) per cold start saying where its time went, in milliseconds.
+pub fn log_init(function: &str, started: std::time::Instant, t: crate::app::InitTimings, extension_ms: Option<f64>) {
+    tracing::info!(
+        target: "init",
+        function,
+        cache_ms = t.cache_ms,
+        data_ms = t.data_ms,
+        extension_ms = extension_ms.unwrap_or(0.0),
+        total_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "initialised"
+    );
+}
+
 /// One EMF line per job run: whether it failed, how long it took, and its lag (how long after
 /// its scheduled time it started), for the operators' alarms and dashboard.
 pub fn emit_job(job: &str, failed: bool, duration_ms: u64, lag_secs: Option<f64>) {

@@ -91,13 +91,15 @@ fn to_json<T: serde::Serialize>(v: &T) -> Value {
 
 /// The entry point of every job function's `main`.
 pub async fn run(job: Job) -> Result<(), lambda_runtime::Error> {
+    let started = Instant::now();
     telemetry::init();
-    let deps = Deps::from_env().await.map_err(|e| {
+    let (deps, timings) = Deps::from_env_timed().await.map_err(|e| {
         tracing::error!(error = %e, "configuration error");
         e
     })?;
     let tasks = Arc::new(DeferredTasks::new());
     let app = Arc::new(App::new(&deps, tasks.clone(), AdminAuth::Disabled, None));
+    telemetry::log_init(job.name(), started, timings, None);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let (app, tasks) = (app.clone(), tasks.clone());
         async move {
