@@ -88,16 +88,7 @@ pub async fn dispatch(
         }
         Route::GoLive | Route::EndStream => {
             let to = if def.route == Route::GoLive { StreamStatus::Live } else { StreamStatus::Ended };
-            // Only the stream's seller; checked before anything is written, invalidated or published.
-            let who = caller(req)?;
-            if m.stream(id()).await?.seller_id != who {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "not_stream_owner",
-                    "only the stream's seller may start or end it",
-                ));
-            }
-            let stream = m.transition_stream(id(), to).await?;
+            let stream = m.transition_stream(id(), to, caller(req)?).await?;
             Ok(ApiResponse::json(StatusCode::OK, &json!({ "stream": stream })))
         }
         Route::LiveStreams => {
@@ -110,20 +101,15 @@ pub async fn dispatch(
         }
         Route::CreateOffer => {
             let body: CreateOffer = body_of(req)?;
-            // The buyer is the caller. A different buyer_id in the body is refused (403), not
-            // silently replaced, so a client bug cannot place an offer it did not mean.
-            let buyer = caller(req)?;
-            if body.buyer_id.as_deref().is_some_and(|b| b != buyer) {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "buyer_mismatch",
-                    "buyer_id must be the signed-in caller (or left out)",
-                ));
-            }
             let expiry =
                 expiry_of(body.expires_in_minutes, body.expires_at.as_deref())?.unwrap_or(Expiry::InMinutes(60));
-            let new =
-                NewOffer { product_id: body.product_id, buyer_id: buyer.to_string(), amount: body.amount, expiry };
+            let new = NewOffer {
+                product_id: body.product_id,
+                caller: caller(req)?.to_string(),
+                buyer_id: body.buyer_id,
+                amount: body.amount,
+                expiry,
+            };
             let offer = m.create_offer(new).await?;
             Ok(ApiResponse::json(StatusCode::CREATED, &json!({ "offer": offer })))
         }
@@ -134,14 +120,7 @@ pub async fn dispatch(
             let body: ExtendOffer = body_of(req)?;
             let expiry = expiry_of(body.expires_in_minutes, body.expires_at.as_deref())?
                 .ok_or_else(|| ApiError::bad_request("invalid_expiry", "give expires_in_minutes or expires_at"))?;
-            if m.offer(id()).await?.buyer_id != caller(req)? {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "not_offer_buyer",
-                    "only the offer's buyer may extend it",
-                ));
-            }
-            let offer = m.extend_offer(id(), expiry).await?;
+            let offer = m.extend_offer(id(), expiry, caller(req)?).await?;
             Ok(ApiResponse::json(StatusCode::OK, &json!({ "offer": offer })))
         }
         Route::ExpiringSoon => {

@@ -181,7 +181,10 @@ pub enum Expiry {
 #[derive(Debug, Clone)]
 pub struct NewOffer {
     pub product_id: String,
-    pub buyer_id: String,
+    /// The signed-in caller: the buyer.
+    pub caller: String,
+    /// The buyer as the request named it, if it did: it must be the caller.
+    pub buyer_id: Option<String>,
     pub amount: f64,
     pub expiry: Expiry,
 }
@@ -475,7 +478,7 @@ impl Marketplace {
     }
 
     /// The stream's current state (for access checks before a transition).
-    pub async fn stream(&self, id: &str) -> Result<Stream> {
+    async fn stream(&self, id: &str) -> Result<Stream> {
         livecache_cache::keys::validate_part(id)?;
         self.inner.store.get_stream(id).await?.ok_or_else(|| ServiceError::NotFound {
             code: "stream_not_found",
@@ -485,8 +488,15 @@ impl Marketplace {
 
     /// SCHEDULED → LIVE or LIVE → ENDED in DynamoDB; on success the feeds and the live list are
     /// invalidated before answering, then StreamStatusChanged is published.
-    pub async fn transition_stream(&self, id: &str, to: StreamStatus) -> Result<Stream> {
-        livecache_cache::keys::validate_part(id)?;
+    /// Only the stream's seller may; checked before anything is written, invalidated or
+    /// published (403 `not_stream_owner`).
+    pub async fn transition_stream(&self, id: &str, to: StreamStatus, caller: &str) -> Result<Stream> {
+        if self.stream(id).await?.seller_id != caller {
+            return Err(ServiceError::Forbidden {
+                code: "not_stream_owner",
+                message: "only the stream's seller may start or end it".into(),
+            });
+        }
         let at = time::now();
         let stream = self.inner.store.transition_stream(id, to, at).await?;
         for ns in [NS_FEED_DISCOVER, NS_FEED_COMMUNITY, NS_LIVE] {
@@ -519,14 +529,23 @@ impl Marketplace {
     }
 
     /// Validates and stores an offer, then tracks it in the expiry index.
+    /// The buyer is the caller. A different `buyer_id` in the request is refused (403
+    /// `buyer_mismatch`), not silently replaced, so a client bug cannot place an offer it did
+    /// not mean; nobody offers on their own product (403 `own_product`).
     pub async fn create_offer(&self, new: NewOffer) -> Result<Offer> {
-        livecache_cache::keys::validate_part(&new.buyer_id)?;
+        if new.buyer_id.as_deref().is_some_and(|b| b != new.caller) {
+            return Err(ServiceError::Forbidden {
+                code: "buyer_mismatch",
+                message: "buyer_id must be the signed-in caller (or left out)".into(),
+            });
+        }
+        livecache_cache::keys::validate_part(&new.caller)?;
         // Amounts are kept in cents: anything that rounds to less than one cent is no offer.
         if !new.amount.is_finite() || new.amount < 0.01 || new.amount > 1e9 {
             return Err(ServiceError::invalid("invalid_amount", "amount must be from 0.01 to 1000000000"));
         }
         let product = self.product_for_offer(&new.product_id).await?;
-        if product.seller_id == new.buyer_id {
+        if product.seller_id == new.caller {
             return Err(ServiceError::Forbidden {
                 code: "own_product",
                 message: "a seller cannot make an offer on their own product".into(),
@@ -537,7 +556,7 @@ impl Marketplace {
         let offer = Offer {
             id: format!("offer-{:016x}", rand::random::<u64>()),
             product_id: product.id.clone(),
-            buyer_id: new.buyer_id,
+            buyer_id: new.caller,
             seller_id: product.seller_id.clone(),
             amount: (new.amount * 100.0).round() / 100.0,
             currency: product.currency.clone(),
@@ -577,8 +596,14 @@ impl Marketplace {
     }
 
     /// Moves a pending offer's expiry (from now, or to a time).
-    pub async fn extend_offer(&self, id: &str, expiry: Expiry) -> Result<Offer> {
-        livecache_cache::keys::validate_part(id)?;
+    /// Only the offer's buyer may (403 `not_offer_buyer`).
+    pub async fn extend_offer(&self, id: &str, expiry: Expiry, caller: &str) -> Result<Offer> {
+        if self.offer(id).await?.buyer_id != caller {
+            return Err(ServiceError::Forbidden {
+                code: "not_offer_buyer",
+                message: "only the offer's buyer may extend it".into(),
+            });
+        }
         let expires_at = expiry_time(expiry, time::now())?;
         let offer = self.inner.store.extend_offer(id, expires_at).await?;
         self.track_expiry(&offer).await;
