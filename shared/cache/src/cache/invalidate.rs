@@ -1,0 +1,66 @@
+//! Invalidation: one key, a pattern, a namespace (generation, O(1)) or everything (epoch).
+
+use super::*;
+
+impl Cache {
+    /// Deletes one key.
+    pub async fn invalidate(&self, key: &Key) -> Result<u64> {
+        let n = self
+            .inner
+            .backend
+            .delete(&[key.as_str().to_string()])
+            .await
+            .inspect_err(|e| self.backend_error("delete", e))?;
+        self.inner.stats.add(|c| &c.deletes, n);
+        self.inner.stats.incr(|c| &c.invalidations);
+        Ok(n)
+    }
+
+    /// Invalidates every value of a namespace in O(1) by moving its generation on; returns the
+    /// new generation.
+    pub async fn invalidate_namespace(&self, ns: &str) -> Result<u64> {
+        crate::keys::validate_part(ns)?;
+        let generation = self
+            .inner
+            .backend
+            .bump(&self.inner.keys.generation_key(ns), self.inner.clock.now_ms())
+            .await
+            .inspect_err(|e| self.backend_error("bump", e))?;
+        self.inner.stats.incr(|c| &c.invalidations);
+        Ok(generation)
+    }
+
+    /// Deletes the keys of `ns` matching `tail` (a glob with `*` and `?`) on every node;
+    /// returns how many.
+    pub async fn invalidate_pattern(&self, ns: &str, tail: &str) -> Result<u64> {
+        let pattern = self.inner.keys.pattern(ns, Some(tail))?;
+        let n = self
+            .inner
+            .backend
+            .delete_by_pattern(&pattern)
+            .await
+            .inspect_err(|e| self.backend_error("delete_by_pattern", e))?;
+        self.inner.stats.add(|c| &c.deletes, n);
+        self.inner.stats.incr(|c| &c.invalidations);
+        Ok(n)
+    }
+
+    /// Invalidates everything this keyspace holds by moving the epoch on; returns the new one.
+    pub async fn bump_version(&self) -> Result<u64> {
+        let epoch = self
+            .inner
+            .backend
+            .bump(&self.inner.keys.epoch_key(), self.inner.clock.now_ms())
+            .await
+            .inspect_err(|e| self.backend_error("bump", e))?;
+        self.inner.stats.incr(|c| &c.invalidations);
+        Ok(epoch)
+    }
+
+    /// The current epoch and a namespace's generation.
+    pub async fn current_stamp(&self, ns: &str) -> Result<Stamp> {
+        let keys = [self.inner.keys.epoch_key(), self.inner.keys.generation_key(ns)];
+        let v = self.inner.backend.mget(&keys).await.inspect_err(|e| self.backend_error("mget", e))?;
+        Ok(Stamp { epoch: parse_counter(v[0].as_ref()), generation: parse_counter(v[1].as_ref()) })
+    }
+}

@@ -1,0 +1,253 @@
+//! The cache engine: policies on top of the ports.
+//!
+//! A lookup reads, in ONE round trip (MGET), the keyspace epoch, the namespace generation and
+//! the value. A value stamped with an older epoch or generation is invalid, which makes
+//! namespace invalidation and the global version bump O(1) and cluster-safe (no SCAN, no
+//! multi-slot command). Values are stamped with the epoch/generation read *before* their load,
+//! so a load racing with an invalidation can only write a value that is already invalid.
+//!
+//! Rooms: this file holds the types, the builder and the accessors; `read` single keys and the
+//! one-round-trip read; `batch` many keys and warming; `flight` single-flight in-process and
+//! across instances, and refreshes; `invalidate` keys, patterns, namespaces, the epoch;
+//! `maintenance` counts, the sweep and statistics.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::clock::{Clock, SystemClock};
+use crate::codec::Codec;
+use crate::entry::{self, Freshness, Stamp, Times};
+use crate::error::{CacheError, CodecError, LoadError, Result};
+use crate::keys::{Key, Keyspace};
+use crate::kv::{Backend, Counters, ServerInfo};
+use crate::policy::Policy;
+use crate::stats::{Stats, StatsReport};
+use crate::tasks::{SpawnTasks, TaskRunner};
+
+/// Where a value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Fresh from the cache.
+    Hit,
+    /// Stale from the cache; a refresh was handed to the task runner.
+    Stale,
+    /// Loaded by this call and stored.
+    Loaded,
+    /// Loaded by a concurrent caller (same process or, via the lock, another instance).
+    Coalesced,
+    /// The loader failed; a stale value within the fail-safe window stood in.
+    FailSafe,
+}
+
+/// A value and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lookup<T> {
+    pub value: T,
+    pub source: Source,
+}
+
+impl<T> Lookup<T> {
+    /// Whether the value came out of the cache rather than from this call's load.
+    pub fn cached(&self) -> bool {
+        self.source != Source::Loaded
+    }
+
+    /// Whether the value is past its fresh lifetime.
+    pub fn is_stale(&self) -> bool {
+        matches!(self.source, Source::Stale | Source::FailSafe)
+    }
+}
+
+/// The answer to a batch lookup, in request order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch<T> {
+    /// `None` where the loader had no value for the key.
+    pub values: Vec<Option<T>>,
+    pub hits: usize,
+    pub misses: usize,
+    /// Misses answered by a stale value because the loader failed.
+    pub fail_safe: usize,
+}
+
+/// What [`Cache::sweep`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SweepReport {
+    pub scanned: usize,
+    /// Value keys with no TTL (every value is written with one).
+    pub no_ttl: usize,
+    /// Keys of another key version under the same prefix.
+    pub old_version: usize,
+    /// Values stamped with an epoch or generation that has moved on (unreachable).
+    pub old_generation: usize,
+}
+
+impl SweepReport {
+    pub fn deleted(&self) -> usize {
+        self.no_ttl + self.old_version + self.old_generation
+    }
+}
+
+/// What [`Cache::warm`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct WarmReport {
+    pub requested: usize,
+    pub warmed: usize,
+    pub already_cached: usize,
+    pub failed: usize,
+}
+
+type FlightResult = std::result::Result<(Arc<[u8]>, Source), String>;
+
+struct Inner {
+    backend: Arc<dyn Backend>,
+    keys: Keyspace,
+    codec: Codec,
+    clock: Arc<dyn Clock>,
+    tasks: Arc<dyn TaskRunner>,
+    stats: Stats,
+    flights: Mutex<HashMap<String, watch::Receiver<Option<FlightResult>>>>,
+    refreshing: Mutex<HashSet<String>>,
+    owner: String,
+}
+
+/// The cache. Cheap to clone; build one per process (per cold start on Lambda).
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("backend", &self.inner.backend.backend())
+            .field("root", &self.inner.keys.root())
+            .finish()
+    }
+}
+
+/// Builds a [`Cache`].
+pub struct CacheBuilder {
+    backend: Arc<dyn Backend>,
+    keys: Option<Keyspace>,
+    codec: Codec,
+    clock: Arc<dyn Clock>,
+    tasks: Arc<dyn TaskRunner>,
+}
+
+impl CacheBuilder {
+    pub fn keyspace(mut self, keys: Keyspace) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Where refresh work goes (see [`crate::tasks`]); defaults to spawning on tokio.
+    pub fn tasks(mut self, tasks: Arc<dyn TaskRunner>) -> Self {
+        self.tasks = tasks;
+        self
+    }
+
+    pub fn build(self) -> Cache {
+        let keys = self.keys.unwrap_or_else(|| Keyspace::new(None, "v1").expect("v1 is a valid version"));
+        Cache {
+            inner: Arc::new(Inner {
+                backend: self.backend,
+                keys,
+                codec: self.codec,
+                clock: self.clock,
+                tasks: self.tasks,
+                stats: Stats::default(),
+                flights: Mutex::new(HashMap::new()),
+                refreshing: Mutex::new(HashSet::new()),
+                owner: format!("{:016x}", rand::random::<u64>()),
+            }),
+        }
+    }
+}
+
+/// A value read from the backend whose stamp is current.
+struct Raw {
+    bytes: Vec<u8>,
+    times: Times,
+}
+
+impl Raw {
+    fn entry(&self) -> entry::Entry<'_> {
+        entry::read(&self.bytes).expect("validated when read")
+    }
+}
+
+/// What one MGET told us about one key.
+struct Read {
+    /// The epoch/generation current at read time; None if the backend could not be read.
+    stamp: Option<Stamp>,
+    raw: Option<Raw>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn parse_counter(v: Option<&Vec<u8>>) -> u64 {
+    v.and_then(|b| std::str::from_utf8(b).ok()).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+impl Cache {
+    pub fn builder(backend: Arc<dyn Backend>) -> CacheBuilder {
+        CacheBuilder {
+            backend,
+            keys: None,
+            codec: Codec::default(),
+            clock: Arc::new(SystemClock),
+            tasks: Arc::new(SpawnTasks),
+        }
+    }
+
+    pub fn keys(&self) -> &Keyspace {
+        &self.inner.keys
+    }
+
+    /// Shorthand for `keys().key(ns, parts)`.
+    pub fn key(&self, ns: &str, parts: &[&str]) -> Result<Key> {
+        self.inner.keys.key(ns, parts)
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.inner.backend
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    pub fn codec(&self) -> &Codec {
+        &self.inner.codec
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+}
+
+mod batch;
+mod flight;
+mod invalidate;
+mod maintenance;
+mod read;

@@ -1,0 +1,190 @@
+//! Single keys: read-through with stale-while-revalidate and fail-safe, plain get/set, and
+//! the one-round-trip read (epoch, generation and value in one MGET) every lookup starts with.
+
+use super::*;
+
+impl Cache {
+    /// Read-through: the cached value if fresh; a stale one (with a refresh handed to the task
+    /// runner) inside the SWR window; otherwise one load per key across callers and instances,
+    /// stored with the policy's TTL. If the load fails or times out, a value still inside the
+    /// fail-safe window stands in.
+    pub async fn get_or_load<T, E, F, Fut>(
+        &self,
+        key: &Key,
+        policy: &Policy,
+        loader: F,
+    ) -> std::result::Result<Lookup<T>, LoadError<E>>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
+    {
+        let started = Instant::now();
+        let out = self.get_or_load_inner(key, policy, loader).await;
+        self.inner.stats.latency.record(started.elapsed());
+        out
+    }
+
+    pub(super) async fn get_or_load_inner<T, E, F, Fut>(
+        &self,
+        key: &Key,
+        policy: &Policy,
+        loader: F,
+    ) -> std::result::Result<Lookup<T>, LoadError<E>>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
+    {
+        let read = self.read_one(key).await;
+        let now = self.inner.clock.now_ms();
+        if let Some(raw) = &read.raw {
+            match raw.times.at(now) {
+                Freshness::Fresh => {
+                    if let Some(value) = self.decode(key, raw) {
+                        self.inner.stats.incr(|c| &c.hits);
+                        return Ok(Lookup { value, source: Source::Hit });
+                    }
+                }
+                Freshness::Stale => {
+                    if let Some(value) = self.decode(key, raw) {
+                        self.inner.stats.incr(|c| &c.stale);
+                        if let Some(stamp) = read.stamp {
+                            self.refresh_later(key, policy, stamp, loader);
+                        }
+                        return Ok(Lookup { value, source: Source::Stale });
+                    }
+                }
+                Freshness::FailSafe | Freshness::Expired => {}
+            }
+        }
+        self.load_coalesced(key, policy, read, loader).await
+    }
+
+    /// The cached value, fresh or stale, without loading.
+    pub async fn get<T: DeserializeOwned>(&self, key: &Key) -> Option<Lookup<T>> {
+        let read = self.read_one(key).await;
+        let raw = read.raw?;
+        let source = match raw.times.at(self.inner.clock.now_ms()) {
+            Freshness::Fresh => Source::Hit,
+            Freshness::Stale => Source::Stale,
+            _ => return None,
+        };
+        let value = self.decode(key, &raw)?;
+        Some(Lookup { value, source })
+    }
+
+    /// Whether `key` holds a fresh value, judged from its header alone (nothing is decoded).
+    pub async fn is_fresh(&self, key: &Key) -> bool {
+        self.read_one(key).await.raw.is_some_and(|r| r.times.at(self.inner.clock.now_ms()) == Freshness::Fresh)
+    }
+
+    /// Stores `value` under `key` with the policy's lifetimes.
+    pub async fn set<T: Serialize + ?Sized>(&self, key: &Key, value: &T, policy: &Policy) -> Result<()> {
+        let json = serde_json::to_vec(value).map_err(CodecError::from)?;
+        let stamp = self.current_stamp(key.namespace()).await?;
+        self.store(key, policy, stamp, json).await
+    }
+
+    pub(super) fn backend_error(&self, op: &'static str, e: &CacheError) {
+        self.inner.stats.incr(|c| &c.errors);
+        tracing::warn!(op, error = %e, "cache backend error; falling through");
+    }
+
+    pub(super) async fn read_one(&self, key: &Key) -> Read {
+        self.read_many(std::slice::from_ref(key)).await.pop().unwrap_or(Read { stamp: None, raw: None })
+    }
+
+    /// One MGET: epoch, the generation of each namespace involved, then the values.
+    pub(super) async fn read_many(&self, keys: &[Key]) -> Vec<Read> {
+        let mut namespaces: Vec<&str> = Vec::new();
+        for k in keys {
+            if !namespaces.contains(&k.namespace()) {
+                namespaces.push(k.namespace());
+            }
+        }
+        let mut request = Vec::with_capacity(1 + namespaces.len() + keys.len());
+        request.push(self.inner.keys.epoch_key());
+        request.extend(namespaces.iter().map(|ns| self.inner.keys.generation_key(ns)));
+        request.extend(keys.iter().map(|k| k.as_str().to_string()));
+        let mut values = match self.inner.backend.mget(&request).await {
+            Ok(v) if v.len() == request.len() => v,
+            Ok(_) => {
+                self.inner.stats.incr(|c| &c.errors);
+                return keys.iter().map(|_| Read { stamp: None, raw: None }).collect();
+            }
+            Err(e) => {
+                self.backend_error("mget", &e);
+                return keys.iter().map(|_| Read { stamp: None, raw: None }).collect();
+            }
+        };
+        let epoch = parse_counter(values[0].as_ref());
+        let gens: Vec<u64> = (0..namespaces.len()).map(|i| parse_counter(values[1 + i].as_ref())).collect();
+        let first = 1 + namespaces.len();
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let ns = namespaces.iter().position(|n| *n == k.namespace()).unwrap_or(0);
+                let stamp = Stamp { epoch, generation: gens[ns] };
+                let raw = values[first + i].take().and_then(|bytes| match entry::read(&bytes) {
+                    Ok(e) if e.stamp == stamp => Some(Raw { times: e.times, bytes }),
+                    Ok(_) => None,
+                    Err(err) => {
+                        self.inner.stats.incr(|c| &c.decode_errors);
+                        tracing::warn!(key = %k, error = %err, "unreadable cache entry treated as a miss");
+                        None
+                    }
+                });
+                Read { stamp: Some(stamp), raw }
+            })
+            .collect()
+    }
+
+    pub(super) fn decode<T: DeserializeOwned>(&self, key: &Key, raw: &Raw) -> Option<T> {
+        let e = raw.entry();
+        match self.inner.codec.decode(e.tag, e.body) {
+            Ok(v) => Some(v),
+            Err(err) => {
+                self.inner.stats.incr(|c| &c.decode_errors);
+                tracing::warn!(key = %key, error = %err, "undecodable cache value treated as a miss");
+                None
+            }
+        }
+    }
+
+    pub(super) fn json_of(&self, raw: &Raw) -> Option<Arc<[u8]>> {
+        let e = raw.entry();
+        self.inner.codec.unpack_json(e.tag, e.body).ok().map(|j| Arc::from(&*j))
+    }
+
+    /// Lifetimes for a value written now, and its backend TTL.
+    pub(super) fn times_for(&self, policy: &Policy, is_null: bool) -> (Times, Duration) {
+        let now = self.inner.clock.now_ms();
+        let (fresh, stale, keep) = match (is_null, policy.negative_ttl) {
+            (true, Some(neg)) => (neg, Duration::ZERO, Duration::ZERO),
+            _ => (policy.jittered_ttl(policy.ttl), policy.stale_for, policy.fail_safe_for),
+        };
+        let fresh_until = now + fresh.as_millis() as u64;
+        let stale_until = fresh_until + stale.as_millis() as u64;
+        let keep_until = stale_until + keep.as_millis() as u64;
+        (Times { fresh_until, stale_until, keep_until }, Duration::from_millis((keep_until - now).max(1)))
+    }
+
+    pub(super) async fn store(&self, key: &Key, policy: &Policy, stamp: Stamp, json: Vec<u8>) -> Result<()> {
+        let (times, ttl) = self.times_for(policy, json == b"null");
+        let (tag, body) = self.inner.codec.pack_json(json);
+        let bytes = entry::write(stamp, times, tag, &body);
+        match self.inner.backend.set(key.as_str(), &bytes, Some(ttl)).await {
+            Ok(()) => {
+                self.inner.stats.incr(|c| &c.sets);
+                Ok(())
+            }
+            Err(e) => {
+                self.backend_error("set", &e);
+                Err(e)
+            }
+        }
+    }
+}
