@@ -301,6 +301,8 @@ async fn bad_input_is_a_clear_json_error_never_a_500() {
         ("/batch/users", "{not json", 400, "invalid_body"),
         ("/batch/users", r#"{"user_ids": "user-1"}"#, 400, "invalid_body"),
         ("/batch/users", r#"{"user_ids": []}"#, 400, "invalid_batch_size"),
+        ("/batch/users", "[]", 400, "invalid_body"),
+        ("/batch/users", r#"[["user-0001"]]"#, 400, "invalid_body"),
         ("/batch/users", r#"{"user_ids": ["a b"]}"#, 400, "invalid_id"),
         ("/batch/products", r#"{"ids": ["p"]}"#, 400, "invalid_body"),
         ("/offers", r#"{"product_id":"prod-00001","amount":5,"expires_in_minutes":0}"#, 400, "invalid_expiry"),

@@ -262,6 +262,10 @@ fn body_of<T: DeserializeOwned>(req: &ApiRequest) -> Result<T> {
     if req.body.is_empty() {
         return Err(ApiError::bad_request("invalid_body", "a JSON body is required"));
     }
+    // Every body is a JSON object: serde would also read a struct from an array (`[]`).
+    if req.body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request("invalid_body", "the body must be a JSON object"));
+    }
     serde_json::from_slice(&req.body)
         .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid JSON body: {e}")))
 }
