@@ -124,11 +124,6 @@ impl Keyspace {
         self.epoch.clone()
     }
 
-    /// Key of the cross-instance load lock for `key`.
-    pub fn lock_key(&self, key: &Key) -> String {
-        format!("{}:{META_NS}:lock:{}", self.root, &key.full[self.root.len() + 1..])
-    }
-
     /// Key of the hash that aggregates every instance's statistics.
     pub fn stats_key(&self) -> String {
         format!("{}:{META_NS}:stats", self.root)

@@ -46,6 +46,7 @@ macro_rules! counters {
     };
 }
 
+// `voided`: fills dropped because their key was invalidated while they loaded.
 counters!(
     hits,
     misses,
@@ -59,7 +60,8 @@ counters!(
     invalidations,
     errors,
     decode_errors,
-    refreshes
+    refreshes,
+    voided
 );
 
 #[derive(Debug)]

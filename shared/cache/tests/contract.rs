@@ -11,7 +11,7 @@ use livecache_cache::codec::TAG_ZLIB_JSON;
 use livecache_cache::entry;
 use livecache_cache::{
     Backend, Cache, Clock, Codec, Counters, DeferredTasks, ExpiryIndex, KeyTtl, Keyspace, KvStore, LoadError,
-    ManualClock, MemoryBackend, Policy, RedisBackend, RedisConfig, Source,
+    ManualClock, MemoryBackend, Policy, RedisBackend, RedisConfig, Source, Swap,
 };
 use livecache_testkit::{shared_cluster, shared_redis, shared_tls_cluster, test_ca, unique_prefix};
 use serde::{Deserialize, Serialize};
@@ -215,6 +215,41 @@ async fn kv_set_if_absent_is_a_lock(f: Fixture) {
     assert!(kv.set_if_absent(&lock, b"you", Duration::from_millis(100)).await.unwrap());
     f.elapse(Duration::from_millis(300)).await;
     assert!(kv.set_if_absent(&lock, b"me", Duration::from_secs(5)).await.unwrap(), "an expired lock is free");
+}
+
+async fn kv_swap_compares_and_sets(f: Fixture) {
+    let kv: &dyn KvStore = &*f.backend;
+    let k = f.k("swap");
+    let put = |expect: Option<&[u8]>, value: Option<&[u8]>| Swap {
+        key: k.clone(),
+        expect: expect.map(<[u8]>::to_vec),
+        value: value.map(|v| (v.to_vec(), Duration::from_secs(60))),
+    };
+    assert_eq!(kv.swap(&[put(Some(b"x"), Some(b"never"))]).await.unwrap(), vec![false], "absent is not `x`");
+    assert_eq!(kv.swap(&[put(None, Some(b"lease-1"))]).await.unwrap(), vec![true], "absent as expected");
+    assert_eq!(kv.swap(&[put(None, Some(b"lease-2"))]).await.unwrap(), vec![false], "taken");
+    assert_eq!(kv.swap(&[put(Some(b"lease-2"), Some(b"v2"))]).await.unwrap(), vec![false], "not my lease");
+    assert_eq!(kv.swap(&[put(Some(b"lease-1"), Some(b"value-1"))]).await.unwrap(), vec![true], "prefix matches");
+    assert_eq!(kv.get(&k).await.unwrap().as_deref(), Some(&b"value-1"[..]));
+    assert_eq!(kv.swap(&[put(Some(b"value"), Some(b"value-2"))]).await.unwrap(), vec![true], "a prefix is enough");
+    kv.delete(std::slice::from_ref(&k)).await.unwrap();
+    assert_eq!(kv.swap(&[put(Some(b"value"), Some(b"late"))]).await.unwrap(), vec![false], "a delete voids it");
+    assert_eq!(kv.get(&k).await.unwrap(), None);
+    // Deleting under a condition, and many keys (many slots on a cluster) in one call, in order.
+    kv.set(&k, b"mine", None).await.unwrap();
+    assert_eq!(kv.swap(&[put(Some(b"yours"), None), put(Some(b"mine"), None)]).await.unwrap(), vec![false, true]);
+    assert_eq!(kv.get(&k).await.unwrap(), None);
+    let many: Vec<Swap> = (0..40)
+        .map(|i| Swap {
+            key: f.k(&format!("swap-{i}")),
+            expect: (i % 2 == 1).then(|| b"odd".to_vec()),
+            value: Some((format!("v{i}").into_bytes(), Duration::from_secs(60))),
+        })
+        .collect();
+    let applied = kv.swap(&many).await.unwrap();
+    assert_eq!(applied, (0..40).map(|i| i % 2 == 0).collect::<Vec<_>>());
+    assert_eq!(kv.get(&f.k("swap-38")).await.unwrap().as_deref(), Some(&b"v38"[..]));
+    assert_eq!(kv.get(&f.k("swap-39")).await.unwrap(), None);
 }
 
 async fn kv_bump_moves_forward_past_a_floor(f: Fixture) {
@@ -534,6 +569,172 @@ async fn a_load_racing_an_invalidation_never_resurrects_old_data(f: Fixture) {
     assert!(cache.get::<Item>(&key).await.is_none(), "the value loaded before the invalidation is not served after it");
 }
 
+/// A versioned source of truth: `write` moves a key's version on.
+#[derive(Clone, Default)]
+struct Source2(Arc<std::sync::Mutex<HashMap<String, u32>>>);
+
+impl Source2 {
+    fn read(&self, id: &str) -> Item {
+        item(id, *self.0.lock().unwrap().get(id).unwrap_or(&1))
+    }
+
+    fn write(&self, id: &str) {
+        *self.0.lock().unwrap().entry(id.to_string()).or_insert(1) += 1;
+    }
+}
+
+async fn a_load_racing_a_key_invalidation_is_not_stored(f: Fixture) {
+    let cache = f.cache();
+    let src = Source2::default();
+    let key = cache.key("products", &["p1"]).unwrap();
+    let (c2, k2, s2) = (cache.clone(), key.clone(), src.clone());
+    // The load reads version 1; the update and its invalidation land before the load stores.
+    let got = cache
+        .get_or_load(&key, &policy(), move || async move {
+            let read = s2.read("p1");
+            s2.write("p1");
+            c2.invalidate(&k2).await.unwrap();
+            Ok::<_, String>(read)
+        })
+        .await
+        .unwrap();
+    assert_eq!((got.source, got.value.price), (Source::Loaded, 1), "the caller that asked first gets what it read");
+    assert!(cache.get::<Item>(&key).await.is_none(), "version 1 is not stored after the invalidation");
+    let s3 = src.clone();
+    let next = cache.get_or_load(&key, &policy(), move || async move { Ok::<_, String>(s3.read("p1")) }).await.unwrap();
+    assert_eq!((next.source, next.value.price), (Source::Loaded, 2));
+    assert_eq!(cache.report().counts.voided, 1);
+}
+
+async fn a_refresh_racing_an_invalidation_is_not_stored(f: Fixture) {
+    let cache = f.cache();
+    let src = Source2::default();
+    let swr = Policy::ttl(Duration::from_secs(10)).jitter(0.0).stale_while_revalidate(Duration::from_secs(60));
+    let key = cache.key("products", &["p2"]).unwrap();
+    let s1 = src.clone();
+    cache.get_or_load(&key, &swr, move || async move { Ok::<_, String>(s1.read("p2")) }).await.unwrap();
+    f.clock.advance(Duration::from_secs(11));
+    // The refresh reads version 1 (the source has not moved yet); the update and its
+    // invalidation land before the refresh stores.
+    let (c2, k2, s2) = (cache.clone(), key.clone(), src.clone());
+    let stale = cache
+        .get_or_load(&key, &swr, move || async move {
+            let read = s2.read("p2");
+            s2.write("p2");
+            c2.invalidate(&k2).await.unwrap();
+            Ok::<_, String>(read)
+        })
+        .await
+        .unwrap();
+    assert_eq!(stale.source, Source::Stale);
+    assert_eq!(f.tasks.run_all().await, 1);
+    assert!(cache.get::<Item>(&key).await.is_none(), "the refresh's version 1 is not stored after the invalidation");
+    let s3 = src.clone();
+    let next = cache.get_or_load(&key, &swr, move || async move { Ok::<_, String>(s3.read("p2")) }).await.unwrap();
+    assert_eq!((next.source, next.value.price), (Source::Loaded, 2));
+    assert_eq!(cache.report().counts.refreshes, 0);
+}
+
+async fn a_load_racing_a_pattern_invalidation_is_not_stored(f: Fixture) {
+    let cache = f.cache();
+    let src = Source2::default();
+    let key = cache.key("feeds", &["discover", "1"]).unwrap();
+    let (c2, s2) = (cache.clone(), src.clone());
+    cache
+        .get_or_load(&key, &policy(), move || async move {
+            let read = s2.read("d1");
+            s2.write("d1");
+            c2.invalidate_pattern("feeds", "discover:*").await.unwrap();
+            Ok::<_, String>(read)
+        })
+        .await
+        .unwrap();
+    assert!(cache.get::<Item>(&key).await.is_none(), "the pattern invalidation voided the load in flight");
+    // Batches too: every key's fill is voided by the invalidation that lands during the load.
+    let keys: Vec<_> = (0..20).map(|i| cache.key("feeds", &["discover", &format!("b{i}")]).unwrap()).collect();
+    let (c3, s3) = (cache.clone(), src.clone());
+    let batch = cache
+        .get_many_or_load(&keys, &policy(), move |missing: Vec<usize>| async move {
+            let read: Vec<_> = missing.iter().map(|i| Some(s3.read(&format!("b{i}")))).collect();
+            for i in &missing {
+                s3.write(&format!("b{i}"));
+            }
+            c3.invalidate_pattern("feeds", "discover:b*").await.unwrap();
+            Ok::<_, String>(read)
+        })
+        .await
+        .unwrap();
+    assert_eq!(batch.misses, 20);
+    for k in &keys {
+        assert!(cache.get::<Item>(k).await.is_none(), "{k} was not stored");
+    }
+    let s4 = src.clone();
+    let again = cache
+        .get_many_or_load(&keys, &policy(), move |missing: Vec<usize>| async move {
+            Ok::<_, String>(missing.iter().map(|i| Some(s4.read(&format!("b{i}")))).collect())
+        })
+        .await
+        .unwrap();
+    assert!(again.values.iter().all(|v| v.as_ref().unwrap().price == 2), "the reload reads version 2");
+    assert_eq!(cache.get::<Item>(&keys[3]).await.unwrap().value.price, 2, "and stores it");
+}
+
+async fn a_read_after_an_invalidation_does_not_join_an_older_load(f: Fixture) {
+    let cache = f.cache();
+    let src = Source2::default();
+    let key = cache.key("products", &["p3"]).unwrap();
+    let (read_tx, read_rx) = tokio::sync::oneshot::channel();
+    let (gate_tx, gate_rx) = tokio::sync::oneshot::channel::<()>();
+    let (c1, k1, s1) = (cache.clone(), key.clone(), src.clone());
+    let old = tokio::spawn(async move {
+        c1.get_or_load(&k1, &policy(), move || async move {
+            let read = s1.read("p3");
+            let _ = read_tx.send(());
+            let _ = gate_rx.await;
+            Ok::<_, String>(read)
+        })
+        .await
+    });
+    read_rx.await.unwrap();
+    src.write("p3");
+    cache.invalidate(&key).await.unwrap();
+    // This read starts after the invalidation: it loads version 2 itself.
+    let s2 = src.clone();
+    let new = cache.get_or_load(&key, &policy(), move || async move { Ok::<_, String>(s2.read("p3")) }).await.unwrap();
+    assert_eq!((new.source, new.value.price), (Source::Loaded, 2));
+    gate_tx.send(()).unwrap();
+    assert_eq!(old.await.unwrap().unwrap().value.price, 1, "the older read gets what it read");
+    assert_eq!(cache.get::<Item>(&key).await.unwrap().value.price, 2, "and does not overwrite version 2");
+}
+
+async fn a_lease_left_by_a_cancelled_load_lapses(f: Fixture) {
+    let cache = f.cache();
+    let pol = policy().lock(Duration::from_secs(3), Duration::from_millis(20));
+    let key = cache.key("products", &["p4"]).unwrap();
+    let (c1, k1) = (cache.clone(), key.clone());
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let cancelled = tokio::spawn(async move {
+        c1.get_or_load(&k1, &pol, move || async move {
+            let _ = started_tx.send(());
+            std::future::pending::<Result<Item, String>>().await
+        })
+        .await
+    });
+    started_rx.await.unwrap(); // the lease is taken before the loader runs
+    cancelled.abort();
+    let _ = cancelled.await;
+    // Another instance meanwhile: the lease is held, so it loads without storing.
+    let other = f.cache();
+    let calls = Calls::default();
+    let got = other.get_or_load(&key, &pol, calls.loader(item("p4", 1))).await.unwrap();
+    assert_eq!(got.source, Source::Loaded);
+    assert!(other.get::<Item>(&key).await.is_none(), "not stored over somebody else's lease");
+    // Once the lease has lapsed, the next load takes the key over and stores.
+    f.clock.advance(Duration::from_secs(4));
+    other.get_or_load(&key, &pol, calls.loader(item("p4", 2))).await.unwrap();
+    assert_eq!(other.get::<Item>(&key).await.unwrap().value.price, 2);
+}
+
 async fn version_bump_invalidates_everything(f: Fixture) {
     let cache = f.cache();
     let calls = Calls::default();
@@ -738,6 +939,7 @@ contract!(
     kv_batches_cross_slots,
     kv_pattern_delete_reaches_every_node,
     kv_set_if_absent_is_a_lock,
+    kv_swap_compares_and_sets,
     kv_bump_moves_forward_past_a_floor,
     kv_info_reports_server_figures,
     counters_increment_read_and_drain,
@@ -755,6 +957,11 @@ contract!(
     corrupt_values_are_misses_not_errors,
     namespace_invalidation_is_o1_and_scoped,
     a_load_racing_an_invalidation_never_resurrects_old_data,
+    a_load_racing_a_key_invalidation_is_not_stored,
+    a_refresh_racing_an_invalidation_is_not_stored,
+    a_load_racing_a_pattern_invalidation_is_not_stored,
+    a_read_after_an_invalidation_does_not_join_an_older_load,
+    a_lease_left_by_a_cancelled_load_lapses,
     version_bump_invalidates_everything,
     pattern_and_key_invalidation_delete,
     unknown_ids_are_cached_briefly_as_missing,

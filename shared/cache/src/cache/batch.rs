@@ -1,6 +1,7 @@
 //! Many keys at once: one MGET, one loader call for the misses, one pipelined backfill; and
 //! warming.
 
+use super::lease;
 use super::*;
 
 impl Cache {
@@ -61,6 +62,17 @@ impl Cache {
         if missing.is_empty() {
             return Ok(batch);
         }
+        // Lease the misses first (one pipelined round trip): only a leased key is filled.
+        let wanted: Vec<(&Key, &Read)> = missing.iter().map(|&i| (&keys[i], &reads[i])).collect();
+        let mut leases: Vec<Option<lease::Lease>> = self
+            .leases(&wanted, policy)
+            .await
+            .into_iter()
+            .map(|l| match l {
+                lease::Leased::Held(l) => Some(l),
+                _ => None,
+            })
+            .collect();
         let load = tokio::time::timeout(policy.load_timeout, loader(missing.clone())).await;
         let loaded = match load {
             Ok(Ok(loaded)) if loaded.len() == missing.len() => Ok(loaded),
@@ -79,26 +91,25 @@ impl Cache {
             Ok(Err(e)) => Err(LoadError::Loader(e)),
             Err(_) => Err(LoadError::Timeout(policy.load_timeout)),
         };
+        if loaded.is_err() {
+            let held = missing.iter().zip(leases.iter_mut()).filter_map(|(&i, l)| Some((&keys[i], l.take()?)));
+            self.release(held.collect()).await;
+        }
         match loaded {
             Ok(loaded) => {
                 self.inner.stats.incr(|c| &c.loads);
-                let mut writes = Vec::with_capacity(missing.len());
-                for (i, value) in missing.iter().copied().zip(loaded) {
-                    if value.is_some() || policy.negative_ttl.is_some() {
-                        if let (Some(stamp), Ok(json)) = (reads[i].stamp, serde_json::to_vec(&value)) {
-                            let (times, ttl) = self.times_for(policy, json == b"null");
-                            let (tag, body) = self.inner.codec.pack_json(json);
-                            writes.push((keys[i].as_str().to_string(), entry::write(stamp, times, tag, &body), ttl));
-                        }
+                let (mut fills, mut unfilled) = (Vec::with_capacity(missing.len()), Vec::new());
+                for ((i, value), lease) in missing.iter().copied().zip(loaded).zip(leases) {
+                    let keep = value.is_some() || policy.negative_ttl.is_some();
+                    match (lease, reads[i].stamp, serde_json::to_vec(&value)) {
+                        (Some(lease), Some(stamp), Ok(json)) if keep => fills.push((&keys[i], lease, stamp, json)),
+                        (Some(lease), ..) => unfilled.push((&keys[i], lease)),
+                        _ => {}
                     }
                     batch.values[i] = value;
                 }
-                if !writes.is_empty() {
-                    match self.inner.backend.mset_with_ttl(&writes).await {
-                        Ok(()) => self.inner.stats.add(|c| &c.sets, writes.len() as u64),
-                        Err(e) => self.backend_error("mset", &e),
-                    }
-                }
+                self.fill(fills, policy).await;
+                self.release(unfilled).await;
                 Ok(batch)
             }
             Err(e) => {
@@ -145,28 +156,35 @@ impl Cache {
             if read.raw.as_ref().is_some_and(|r| r.times.at(now) == Freshness::Fresh) {
                 report.already_cached += 1;
             } else {
-                todo.push((key, fut, read.stamp));
+                todo.push((key, fut, read));
             }
         }
-        let results: Vec<bool> = futures::stream::iter(todo)
-            .map(|(key, fut, stamp)| async move {
-                match (tokio::time::timeout(policy.load_timeout, fut).await, stamp) {
-                    (Ok(Ok(v)), Some(stamp)) => match serde_json::to_vec(&v) {
-                        Ok(json) => self.store(&key, policy, stamp, json).await.is_ok(),
-                        Err(_) => false,
-                    },
-                    (Ok(Err(e)), _) => {
+        // Lease them all in one round trip; a key another loader holds is being filled already.
+        let wanted: Vec<(&Key, &Read)> = todo.iter().map(|(k, _, r)| (k, r)).collect();
+        let leases = self.leases(&wanted, policy).await;
+        let mut runs = Vec::with_capacity(todo.len());
+        for ((key, fut, read), lease) in todo.into_iter().zip(leases) {
+            match lease {
+                lease::Leased::Held(lease) => runs.push((key, fut, read.stamp, lease)),
+                lease::Leased::Busy => report.already_cached += 1,
+                lease::Leased::Unavailable => report.failed += 1,
+            }
+        }
+        let results: Vec<bool> = futures::stream::iter(runs)
+            .map(|(key, fut, stamp, lease)| async move {
+                match self.locked_load(&key, policy, stamp, Some(lease), || fut).await {
+                    Ok((_, _, stored)) => stored,
+                    Err(e) => {
                         tracing::warn!(key = %key, error = %e, "warming load failed");
                         false
                     }
-                    _ => false,
                 }
             })
             .buffer_unordered(8)
             .collect()
             .await;
         report.warmed = results.iter().filter(|ok| **ok).count();
-        report.failed = results.len() - report.warmed;
+        report.failed += results.len() - report.warmed;
         report
     }
 }

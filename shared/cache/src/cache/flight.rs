@@ -1,6 +1,7 @@
 //! Single-flight: one load per key in this process (followers wait for the leader), one
-//! across instances (a short Redis lock), and refreshes handed to the task runner.
+//! across instances (the key's lease, see `lease`), and refreshes handed to the task runner.
 
+use super::lease;
 use super::*;
 
 impl Cache {
@@ -23,18 +24,19 @@ impl Cache {
             let role = {
                 let mut flights = lock(&self.inner.flights);
                 match flights.get(key.as_str()) {
-                    Some(rx) => Err(rx.clone()),
+                    Some((_, rx)) => Err(rx.clone()),
                     None => {
                         let (tx, rx) = watch::channel(None);
-                        flights.insert(key.as_str().to_string(), rx);
-                        Ok(tx)
+                        let id = rand::random::<u64>();
+                        flights.insert(key.as_str().to_string(), (id, rx));
+                        Ok((tx, id))
                     }
                 }
             };
-            let follow = match role {
-                Err(rx) => Some(rx),
-                Ok(tx) => {
-                    let _guard = FlightGuard { cache: self, key: key.as_str() };
+            let mut rx = match role {
+                Err(rx) => rx,
+                Ok((tx, id)) => {
+                    let _guard = FlightGuard { cache: self, key: key.as_str(), id };
                     self.inner.stats.incr(|c| &c.misses);
                     let result = self.lead_load(key, policy, read, loader).await;
                     let shared: FlightResult = match &result {
@@ -45,29 +47,29 @@ impl Cache {
                     return result.map(|(value, _, source)| Lookup { value, source });
                 }
             };
-            if let Some(mut rx) = follow {
-                let shared = match rx.wait_for(Option::is_some).await {
-                    Ok(v) => v.clone(),
-                    // The leader was cancelled before finishing: try again (maybe as leader).
-                    Err(_) => continue,
-                };
-                self.inner.stats.incr(|c| &c.coalesced);
-                return match shared {
-                    Some(Ok((json, source))) => {
-                        let source = if source == Source::Loaded { Source::Coalesced } else { source };
-                        serde_json::from_slice(&json)
-                            .map(|value| Lookup { value, source })
-                            .map_err(|e| LoadError::Codec(e.into()))
-                    }
-                    Some(Err(msg)) => Err(LoadError::Coalesced(msg)),
-                    None => continue,
-                };
-            }
+            let shared = match rx.wait_for(Option::is_some).await {
+                Ok(v) => v.clone(),
+                // The leader was cancelled before finishing: try again (maybe as leader).
+                Err(_) => continue,
+            };
+            self.inner.stats.incr(|c| &c.coalesced);
+            return match shared {
+                Some(Ok((json, source))) => {
+                    let source = if source == Source::Loaded { Source::Coalesced } else { source };
+                    serde_json::from_slice(&json)
+                        .map(|value| Lookup { value, source })
+                        .map_err(|e| LoadError::Codec(e.into()))
+                }
+                Some(Err(msg)) => Err(LoadError::Coalesced(msg)),
+                None => continue,
+            };
         }
     }
 
-    /// The leader's load: take the cross-instance lock (or wait briefly for its holder's
-    /// value), run the loader under its timeout, store, and fall back to a stale value.
+    /// The leader's load: lease the key (or, when another instance holds the lease, wait
+    /// briefly for its value, then fall back to a stale one), load under the lease, and fall
+    /// back to a stale value if the load fails. Without a lease the value is returned but not
+    /// stored: only a lease can tell whether an invalidation came in between.
     pub(super) async fn lead_load<T, E, F, Fut>(
         &self,
         key: &Key,
@@ -81,60 +83,82 @@ impl Cache {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
     {
-        let lock_key = self.inner.keys.lock_key(key);
-        let token = format!("{}:{:x}", self.inner.owner, rand::random::<u64>());
-        // Without a reachable backend there is nobody to coordinate with: load.
-        let locked = read.stamp.is_none()
-            || self.inner.backend.set_if_absent(&lock_key, token.as_bytes(), policy.lock_ttl).await.unwrap_or(true);
-        if !locked {
-            if let Some(found) = self.wait_for_holder::<T>(key, policy).await {
-                return Ok(found);
-            }
-            // The holder is slow: a value still inside the fail-safe window beats a second load.
-            if let Some(raw) = read.raw.as_ref().filter(|r| r.times.at(self.inner.clock.now_ms()) != Freshness::Expired)
-            {
-                if let (Some(v), Some(json)) = (self.decode::<T>(key, raw), self.json_of(raw)) {
-                    self.inner.stats.incr(|c| &c.fail_safe);
-                    return Ok((v, json, Source::FailSafe));
+        let lease = match self.lease(key, &read, policy).await {
+            lease::Leased::Held(lease) => Some(lease),
+            lease::Leased::Unavailable => None,
+            lease::Leased::Busy => {
+                if let Some(found) = self.wait_for_holder::<T>(key, policy).await {
+                    return Ok(found);
                 }
-            }
-        }
-        let outcome = tokio::time::timeout(policy.load_timeout, loader()).await;
-        let result = match outcome {
-            Ok(Ok(value)) => {
-                self.inner.stats.incr(|c| &c.loads);
-                let json = serde_json::to_vec(&value).map_err(|e| LoadError::Codec(e.into()))?;
-                let shared: Arc<[u8]> = Arc::from(json.as_slice());
-                if let Some(stamp) = read.stamp {
-                    let _ = self.store(key, policy, stamp, json).await;
+                // The holder is slow: a value still inside the fail-safe window beats a load.
+                if let Some(found) = self.stand_in::<T>(key, &read) {
+                    return Ok(found);
                 }
-                Ok((value, shared, Source::Loaded))
-            }
-            failed => {
-                self.inner.stats.incr(|c| &c.load_errors);
-                let err = match failed {
-                    Ok(Err(e)) => LoadError::Loader(e),
-                    _ => LoadError::Timeout(policy.load_timeout),
-                };
-                tracing::warn!(key = %key, error = %err, "load failed");
-                let stale = read
-                    .raw
-                    .as_ref()
-                    .filter(|r| r.times.at(self.inner.clock.now_ms()) != Freshness::Expired)
-                    .and_then(|raw| Some((self.decode::<T>(key, raw)?, self.json_of(raw)?)));
-                match stale {
-                    Some((v, json)) => {
-                        self.inner.stats.incr(|c| &c.fail_safe);
-                        Ok((v, json, Source::FailSafe))
-                    }
-                    None => Err(err),
-                }
+                None
             }
         };
-        if locked && read.stamp.is_some() {
-            let _ = self.inner.backend.delete_if_equals(&lock_key, token.as_bytes()).await;
+        match self.locked_load(key, policy, read.stamp, lease, loader).await {
+            Ok((value, json, _)) => Ok((value, json, Source::Loaded)),
+            Err(err) => {
+                tracing::warn!(key = %key, error = %err, "load failed");
+                self.stand_in::<T>(key, &read).ok_or(err)
+            }
         }
-        result
+    }
+
+    /// The one load sequence of first loads and refreshes: run the loader under its timeout,
+    /// then fill the key under `lease` — or, if the load failed, give the lease back.
+    pub(super) async fn locked_load<T, E, F, Fut>(
+        &self,
+        key: &Key,
+        policy: &Policy,
+        stamp: Option<Stamp>,
+        lease: Option<lease::Lease>,
+        loader: F,
+    ) -> std::result::Result<(T, Arc<[u8]>, bool), LoadError<E>>
+    where
+        T: Serialize,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+    {
+        let outcome = tokio::time::timeout(policy.load_timeout, loader()).await;
+        let value = match outcome {
+            Ok(Ok(value)) => value,
+            failed => {
+                self.inner.stats.incr(|c| &c.load_errors);
+                if let Some(lease) = lease {
+                    self.release(vec![(key, lease)]).await;
+                }
+                return Err(match failed {
+                    Ok(Err(e)) => LoadError::Loader(e),
+                    _ => LoadError::Timeout(policy.load_timeout),
+                });
+            }
+        };
+        self.inner.stats.incr(|c| &c.loads);
+        let json = match serde_json::to_vec(&value) {
+            Ok(json) => json,
+            Err(e) => {
+                if let Some(lease) = lease {
+                    self.release(vec![(key, lease)]).await;
+                }
+                return Err(LoadError::Codec(e.into()));
+            }
+        };
+        let shared: Arc<[u8]> = Arc::from(json.as_slice());
+        let stored = match (lease, stamp) {
+            (Some(lease), Some(stamp)) => self.fill(vec![(key, lease, stamp, json)], policy).await == 1,
+            _ => false,
+        };
+        Ok((value, shared, stored))
+    }
+
+    /// A value still inside the fail-safe window, standing in for one that could not be had.
+    fn stand_in<T: DeserializeOwned>(&self, key: &Key, read: &Read) -> Option<(T, Arc<[u8]>, Source)> {
+        let raw = read.raw.as_ref().filter(|r| r.times.at(self.inner.clock.now_ms()) != Freshness::Expired)?;
+        let found = (self.decode::<T>(key, raw)?, self.json_of(raw)?);
+        self.inner.stats.incr(|c| &c.fail_safe);
+        Some((found.0, found.1, Source::FailSafe))
     }
 
     /// Polls for the value another instance is loading, up to the policy's lock wait.
@@ -157,15 +181,17 @@ impl Cache {
         None
     }
 
-    /// Hands one refresh of `key` to the task runner, unless one is already pending here.
-    pub(super) fn refresh_later<T, E, F, Fut>(&self, key: &Key, policy: &Policy, stamp: Stamp, loader: F)
+    /// Hands one refresh of `key` to the task runner, unless one is already pending here or
+    /// another instance holds the key's lease.
+    pub(super) fn refresh_later<T, E, F, Fut>(&self, key: &Key, policy: &Policy, read: Read, loader: F)
     where
         T: Serialize + Send + 'static,
         E: std::fmt::Display + Send + 'static,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
     {
-        if !lock(&self.inner.refreshing).insert(key.as_str().to_string()) {
+        if read.lease_until > self.inner.clock.now_ms() || !lock(&self.inner.refreshing).insert(key.as_str().to_string())
+        {
             return;
         }
         // Created outside the task so that a task dropped unrun still clears the mark.
@@ -175,42 +201,37 @@ impl Cache {
         let policy = *policy;
         self.inner.tasks.submit(Box::pin(async move {
             let _mark = mark;
-            let lock_key = cache.inner.keys.lock_key(&key);
-            let token = format!("{}:{:x}", cache.inner.owner, rand::random::<u64>());
-            if !cache.inner.backend.set_if_absent(&lock_key, token.as_bytes(), policy.lock_ttl).await.unwrap_or(false) {
-                return; // another instance is refreshing it
+            let lease::Leased::Held(lease) = cache.lease(&key, &read, &policy).await else {
+                return; // another instance is refreshing it, or Redis is not answering
+            };
+            match cache.locked_load(&key, &policy, read.stamp, Some(lease), loader).await {
+                Ok((_, _, true)) => cache.inner.stats.incr(|c| &c.refreshes),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(key = %key, error = %e, "background refresh failed; stale value kept"),
             }
-            match tokio::time::timeout(policy.load_timeout, loader()).await {
-                Ok(Ok(value)) => {
-                    cache.inner.stats.incr(|c| &c.loads);
-                    if let Ok(json) = serde_json::to_vec(&value) {
-                        if cache.store(&key, &policy, stamp, json).await.is_ok() {
-                            cache.inner.stats.incr(|c| &c.refreshes);
-                        }
-                    }
-                }
-                Ok(Err(e)) => {
-                    cache.inner.stats.incr(|c| &c.load_errors);
-                    tracing::warn!(key = %key, error = %e, "background refresh failed; stale value kept");
-                }
-                Err(_) => {
-                    cache.inner.stats.incr(|c| &c.load_errors);
-                    tracing::warn!(key = %key, "background refresh timed out; stale value kept");
-                }
-            }
-            let _ = cache.inner.backend.delete_if_equals(&lock_key, token.as_bytes()).await;
         }));
+    }
+
+    /// Detaches the loads in flight here whose keys `covers` selects: reads after an
+    /// invalidation start a load of their own instead of joining one that began before it.
+    pub(super) fn detach_flights(&self, covers: impl Fn(&str) -> bool) {
+        lock(&self.inner.flights).retain(|key, _| !covers(key));
     }
 }
 
 struct FlightGuard<'a> {
     cache: &'a Cache,
     key: &'a str,
+    id: u64,
 }
 
 impl Drop for FlightGuard<'_> {
     fn drop(&mut self) {
-        lock(&self.cache.inner.flights).remove(self.key);
+        let mut flights = lock(&self.cache.inner.flights);
+        // Only this flight: an invalidation may have detached it and a newer one taken its place.
+        if flights.get(self.key).is_some_and(|(id, _)| *id == self.id) {
+            flights.remove(self.key);
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use super::*;
 impl Cache {
     /// Deletes one key.
     pub async fn invalidate(&self, key: &Key) -> Result<u64> {
+        self.detach_flights(|k| k == key.as_str());
         let n = self
             .inner
             .backend
@@ -20,6 +21,8 @@ impl Cache {
     /// new generation.
     pub async fn invalidate_namespace(&self, ns: &str) -> Result<u64> {
         crate::keys::validate_part(ns)?;
+        let prefix = format!("{}:{ns}:", self.inner.keys.root());
+        self.detach_flights(|k| k.starts_with(&prefix));
         let generation = self
             .inner
             .backend
@@ -34,6 +37,7 @@ impl Cache {
     /// returns how many.
     pub async fn invalidate_pattern(&self, ns: &str, tail: &str) -> Result<u64> {
         let pattern = self.inner.keys.pattern(ns, Some(tail))?;
+        self.detach_flights(|k| crate::kv::memory::glob_match(&pattern, k));
         let n = self
             .inner
             .backend
@@ -47,6 +51,7 @@ impl Cache {
 
     /// Invalidates everything this keyspace holds by moving the epoch on; returns the new one.
     pub async fn bump_version(&self) -> Result<u64> {
+        self.detach_flights(|_| true);
         let epoch = self
             .inner
             .backend

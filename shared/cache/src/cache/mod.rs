@@ -113,9 +113,11 @@ struct Inner {
     clock: Arc<dyn Clock>,
     tasks: Arc<dyn TaskRunner>,
     stats: Stats,
-    flights: Mutex<HashMap<String, watch::Receiver<Option<FlightResult>>>>,
+    /// Loads in flight in this process, by key: an id (so that a finished flight removes only
+    /// itself) and where its result will appear. An invalidation detaches the flights it
+    /// covers, so that a read after it never joins a load that began before it.
+    flights: Mutex<HashMap<String, (u64, watch::Receiver<Option<FlightResult>>)>>,
     refreshing: Mutex<HashSet<String>>,
-    owner: String,
 }
 
 /// The cache. Cheap to clone; build one per process (per cold start on Lambda).
@@ -176,7 +178,6 @@ impl CacheBuilder {
                 stats: Stats::default(),
                 flights: Mutex::new(HashMap::new()),
                 refreshing: Mutex::new(HashSet::new()),
-                owner: format!("{:016x}", rand::random::<u64>()),
             }),
         }
     }
@@ -198,7 +199,18 @@ impl Raw {
 struct Read {
     /// The epoch/generation current at read time; None if the backend could not be read.
     stamp: Option<Stamp>,
+    /// The value, if its stamp is current.
     raw: Option<Raw>,
+    /// What the key held, as a compare-and-swap expects it (see [`entry::prefix`]); None: absent.
+    current: Option<Vec<u8>>,
+    /// Until when a loader holds a current lease on the key (0: nobody).
+    lease_until: u64,
+}
+
+impl Read {
+    fn unavailable() -> Self {
+        Read { stamp: None, raw: None, current: None, lease_until: 0 }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -249,5 +261,6 @@ impl Cache {
 mod batch;
 mod flight;
 mod invalidate;
+mod lease;
 mod maintenance;
 mod read;

@@ -51,9 +51,7 @@ impl Cache {
                 Freshness::Stale => {
                     if let Some(value) = self.decode(key, raw) {
                         self.inner.stats.incr(|c| &c.stale);
-                        if let Some(stamp) = read.stamp {
-                            self.refresh_later(key, policy, stamp, loader);
-                        }
+                        self.refresh_later(key, policy, read, loader);
                         return Ok(Lookup { value, source: Source::Stale });
                     }
                 }
@@ -94,7 +92,7 @@ impl Cache {
     }
 
     pub(super) async fn read_one(&self, key: &Key) -> Read {
-        self.read_many(std::slice::from_ref(key)).await.pop().unwrap_or(Read { stamp: None, raw: None })
+        self.read_many(std::slice::from_ref(key)).await.pop().unwrap_or_else(Read::unavailable)
     }
 
     /// One MGET: epoch, the generation of each namespace involved, then the values.
@@ -113,11 +111,11 @@ impl Cache {
             Ok(v) if v.len() == request.len() => v,
             Ok(_) => {
                 self.inner.stats.incr(|c| &c.errors);
-                return keys.iter().map(|_| Read { stamp: None, raw: None }).collect();
+                return keys.iter().map(|_| Read::unavailable()).collect();
             }
             Err(e) => {
                 self.backend_error("mget", &e);
-                return keys.iter().map(|_| Read { stamp: None, raw: None }).collect();
+                return keys.iter().map(|_| Read::unavailable()).collect();
             }
         };
         let epoch = parse_counter(values[0].as_ref());
@@ -128,16 +126,23 @@ impl Cache {
             .map(|(i, k)| {
                 let ns = namespaces.iter().position(|n| *n == k.namespace()).unwrap_or(0);
                 let stamp = Stamp { epoch, generation: gens[ns] };
-                let raw = values[first + i].take().and_then(|bytes| match entry::read(&bytes) {
-                    Ok(e) if e.stamp == stamp => Some(Raw { times: e.times, bytes }),
-                    Ok(_) => None,
+                let Some(bytes) = values[first + i].take() else {
+                    return Read { stamp: Some(stamp), raw: None, current: None, lease_until: 0 };
+                };
+                let current = Some(entry::prefix(&bytes).to_vec());
+                match entry::read(&bytes) {
+                    // A lease or value of an older stamp is void.
+                    Ok(e) if e.stamp == stamp => {
+                        let (times, lease_until) = (e.times, e.lease_until);
+                        Read { stamp: Some(stamp), raw: Some(Raw { times, bytes }), current, lease_until }
+                    }
+                    Ok(_) => Read { stamp: Some(stamp), raw: None, current, lease_until: 0 },
                     Err(err) => {
                         self.inner.stats.incr(|c| &c.decode_errors);
                         tracing::warn!(key = %k, error = %err, "unreadable cache entry treated as a miss");
-                        None
+                        Read { stamp: Some(stamp), raw: None, current, lease_until: 0 }
                     }
-                });
-                Read { stamp: Some(stamp), raw }
+                }
             })
             .collect()
     }

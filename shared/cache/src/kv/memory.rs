@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use moka::future::Cache as Moka;
 use moka::Expiry;
 
-use super::{Counters, ExpiryIndex, KeyTtl, KvStore, ServerInfo};
+use super::{Counters, ExpiryIndex, KeyTtl, KvStore, ServerInfo, Swap};
 use crate::clock::{Clock, SystemClock};
 use crate::error::Result;
 
@@ -244,6 +244,36 @@ impl KvStore for MemoryBackend {
     async fn delete_by_pattern(&self, pattern: &str) -> Result<u64> {
         let keys = self.scan(pattern, usize::MAX).await?;
         self.delete(&keys).await
+    }
+
+    async fn swap(&self, swaps: &[Swap]) -> Result<Vec<bool>> {
+        let mut out = Vec::with_capacity(swaps.len());
+        for s in swaps {
+            let now = self.clock.now_ms();
+            let replacement = s.value.as_ref().map(|(v, ttl)| self.entry(Some(*ttl), v));
+            let mut applied = false;
+            let applied_ref = &mut applied;
+            self.values
+                .entry(s.key.clone())
+                .and_compute_with(|current| {
+                    let current = current.map(|e| e.into_value()).filter(|e| e.expires_at.is_none_or(|at| at > now));
+                    let matches = match (&s.expect, &current) {
+                        (None, None) => true,
+                        (Some(prefix), Some(e)) => e.bytes.starts_with(prefix),
+                        _ => false,
+                    };
+                    *applied_ref = matches;
+                    let op = match (matches, replacement) {
+                        (true, Some(e)) => moka::ops::compute::Op::Put(e),
+                        (true, None) if current.is_some() => moka::ops::compute::Op::Remove,
+                        _ => moka::ops::compute::Op::Nop,
+                    };
+                    std::future::ready(op)
+                })
+                .await;
+            out.push(applied);
+        }
+        Ok(out)
     }
 
     async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {

@@ -43,6 +43,17 @@ pub struct ServerInfo {
     pub evicted_keys: u64,
 }
 
+/// One conditional write: `key` is replaced by `value` (or deleted, when `value` is `None`) only
+/// if it holds what `expect` says — absent (`None`), or a value starting with these bytes.
+/// The cache's fills are swaps against the header their loader saw, so that a delete in
+/// between voids them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Swap {
+    pub key: String,
+    pub expect: Option<Vec<u8>>,
+    pub value: Option<(Vec<u8>, Duration)>,
+}
+
 #[async_trait]
 pub trait KvStore: Send + Sync + 'static {
     /// `"redis"`, `"redis-cluster"` or `"memory"`.
@@ -73,6 +84,10 @@ pub trait KvStore: Send + Sync + 'static {
 
     /// Deletes every key matching a glob on every node (SCAN + UNLINK); returns how many.
     async fn delete_by_pattern(&self, pattern: &str) -> Result<u64>;
+
+    /// Conditional writes, each atomic on its own key, pipelined (grouped by slot on a
+    /// cluster); whether each one was applied, in order.
+    async fn swap(&self, swaps: &[Swap]) -> Result<Vec<bool>>;
 
     /// SET NX PX: true when this call created the key.
     async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool>;

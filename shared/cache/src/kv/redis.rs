@@ -21,7 +21,7 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Script, Value};
 use tokio::sync::OnceCell;
 
-use super::{Counters, ExpiryIndex, KeyTtl, KvStore, ServerInfo};
+use super::{Counters, ExpiryIndex, KeyTtl, KvStore, ServerInfo, Swap};
 use crate::breaker::{Breaker, BreakerConfig};
 use crate::error::{CacheError, Result};
 use crate::slot::slot;
@@ -130,6 +130,16 @@ impl std::fmt::Debug for RedisBackend {
             .finish()
     }
 }
+
+/// A conditional write (see [`Swap`]): ARGV = expect-present flag, expected prefix, write flag,
+/// value, TTL in ms. A matching delete of an absent key succeeds.
+const SWAP_SCRIPT: &str = "local v = redis.call('GET', KEYS[1]) \
+    if ARGV[1] == '1' then \
+      if not v or string.sub(v, 1, #ARGV[2]) ~= ARGV[2] then return 0 end \
+    elseif v then return 0 end \
+    if ARGV[3] == '1' then redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[5]) \
+    elseif v then redis.call('DEL', KEYS[1]) end \
+    return 1";
 
 struct Scripts {
     drain: Script,
@@ -517,6 +527,47 @@ impl KvStore for RedisBackend {
             deleted += self.delete(&keys).await?;
         }
         Ok(deleted)
+    }
+
+    async fn swap(&self, swaps: &[Swap]) -> Result<Vec<bool>> {
+        if swaps.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One pipeline per slot on a cluster; EVAL (not EVALSHA) so that no node needs the
+        // script loaded first. Results come back per group and are put back in order.
+        let mut groups: BTreeMap<u16, (Pipeline, Vec<usize>)> = BTreeMap::new();
+        for (i, s) in swaps.iter().enumerate() {
+            let group = if self.cfg.cluster { slot(s.key.as_bytes()) } else { 0 };
+            let (pipe, at) = groups.entry(group).or_insert_with(|| (redis::pipe(), Vec::new()));
+            let (value, ttl) = match &s.value {
+                Some((v, ttl)) => (v.as_slice(), ttl.as_millis().max(1) as u64),
+                None => (&[][..], 0),
+            };
+            pipe.cmd("EVAL")
+                .arg(SWAP_SCRIPT)
+                .arg(1)
+                .arg(&s.key)
+                .arg(if s.expect.is_some() { "1" } else { "0" })
+                .arg(s.expect.as_deref().unwrap_or_default())
+                .arg(if s.value.is_some() { "1" } else { "0" })
+                .arg(value)
+                .arg(ttl);
+            at.push(i);
+        }
+        self.run(|c| async move {
+            let sends = groups.into_values().map(|(p, at)| {
+                let mut c = c.clone();
+                async move { p.query_async::<Vec<i64>>(&mut c).await.map(|r| (at, r)) }
+            });
+            let mut out = vec![false; swaps.len()];
+            for (at, replies) in futures::future::try_join_all(sends).await? {
+                for (i, r) in at.into_iter().zip(replies) {
+                    out[i] = r == 1;
+                }
+            }
+            Ok(out)
+        })
+        .await
     }
 
     async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {
