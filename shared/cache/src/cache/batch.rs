@@ -172,7 +172,7 @@ impl Cache {
         }
         let results: Vec<bool> = futures::stream::iter(runs)
             .map(|(key, fut, stamp, lease)| async move {
-                match self.locked_load(&key, policy, stamp, Some(lease), || fut).await {
+                match self.locked_load(&key, policy, stamp, Some(lease), || fut, || {}).await {
                     Ok((_, _, stored)) => stored,
                     Err(e) => {
                         tracing::warn!(key = %key, error = %e, "warming load failed");

@@ -5,14 +5,18 @@ use super::lease;
 use super::*;
 
 impl Cache {
-    /// Joins the load of `key` in flight in this process, or leads it.
+    /// Joins the load of `key` in flight in this process, or leads it. A follower takes the
+    /// leader's value only when the leader can vouch that no invalidation came between its
+    /// read of the source and this follower's arrival (it filled the key under an intact lease
+    /// with the stamp the follower read, or its load failed, or there is no backend to
+    /// invalidate); otherwise the loader is handed back and the caller reads again.
     pub(super) async fn load_coalesced<T, E, F, Fut>(
         &self,
         key: &Key,
         policy: &Policy,
         read: Read,
         loader: F,
-    ) -> std::result::Result<Lookup<T>, LoadError<E>>
+    ) -> std::result::Result<std::result::Result<Lookup<T>, LoadError<E>>, F>
     where
         T: Serialize + DeserializeOwned + Send + 'static,
         E: std::fmt::Display + Send + 'static,
@@ -36,15 +40,15 @@ impl Cache {
             let mut rx = match role {
                 Err(rx) => rx,
                 Ok((tx, id)) => {
-                    let _guard = FlightGuard { cache: self, key: key.as_str(), id };
+                    let flight = Flight { cache: self, key: key.as_str(), id };
                     self.inner.stats.incr(|c| &c.misses);
-                    let result = self.lead_load(key, policy, read, loader).await;
+                    let result = self.lead_load(key, policy, read, loader, &flight).await;
                     let shared: FlightResult = match &result {
-                        Ok((_, json, source)) => Ok((json.clone(), *source)),
+                        Ok(led) => Ok((led.json.clone(), led.source, led.vouched)),
                         Err(e) => Err(e.to_string()),
                     };
                     let _ = tx.send(Some(shared));
-                    return result.map(|(value, _, source)| Lookup { value, source });
+                    return Ok(result.map(|led| Lookup { value: led.value, source: led.source }));
                 }
             };
             let shared = match rx.wait_for(Option::is_some).await {
@@ -52,15 +56,19 @@ impl Cache {
                 // The leader was cancelled before finishing: try again (maybe as leader).
                 Err(_) => continue,
             };
-            self.inner.stats.incr(|c| &c.coalesced);
             return match shared {
-                Some(Ok((json, source))) => {
+                Some(Ok((json, source, vouched))) if vouched == Some(read.stamp) => {
+                    self.inner.stats.incr(|c| &c.coalesced);
                     let source = if source == Source::Loaded { Source::Coalesced } else { source };
-                    serde_json::from_slice(&json)
+                    Ok(serde_json::from_slice(&json)
                         .map(|value| Lookup { value, source })
-                        .map_err(|e| LoadError::Codec(e.into()))
+                        .map_err(|e| LoadError::Codec(e.into())))
                 }
-                Some(Err(msg)) => Err(LoadError::Coalesced(msg)),
+                Some(Ok(_)) => Err(loader),
+                Some(Err(msg)) => {
+                    self.inner.stats.incr(|c| &c.coalesced);
+                    Ok(Err(LoadError::Coalesced(msg)))
+                }
                 None => continue,
             };
         }
@@ -76,38 +84,51 @@ impl Cache {
         policy: &Policy,
         read: Read,
         loader: F,
-    ) -> std::result::Result<(T, Arc<[u8]>, Source), LoadError<E>>
+        flight: &Flight<'_>,
+    ) -> std::result::Result<Led<T>, LoadError<E>>
     where
         T: Serialize + DeserializeOwned + Send + 'static,
         E: std::fmt::Display + Send + 'static,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
     {
+        let unvouched = |(value, json, source)| Led { value, json, source, vouched: None };
         let lease = match self.lease(key, &read, policy).await {
             lease::Leased::Held(lease) => Some(lease),
             lease::Leased::Unavailable => None,
             lease::Leased::Busy => {
+                // What comes next is not this flight's to vouch for: nobody joins it any more.
+                flight.close();
                 if let Some(found) = self.wait_for_holder::<T>(key, policy).await {
-                    return Ok(found);
+                    return Ok(unvouched(found));
                 }
                 // The holder is slow: a value still inside the fail-safe window beats a load.
                 if let Some(found) = self.stand_in::<T>(key, &read) {
-                    return Ok(found);
+                    return Ok(unvouched(found));
                 }
                 None
             }
         };
-        match self.locked_load(key, policy, read.stamp, lease, loader).await {
-            Ok((value, json, _)) => Ok((value, json, Source::Loaded)),
+        let leased = lease.is_some();
+        match self.locked_load(key, policy, read.stamp, lease, loader, || flight.close()).await {
+            Ok((value, json, stored)) => {
+                // A fill under an intact lease proves no delete came after the lease; without a
+                // backend there is nothing to invalidate.
+                let vouched = (stored || (!leased && read.stamp.is_none())).then_some(read.stamp);
+                Ok(Led { value, json, source: Source::Loaded, vouched })
+            }
             Err(err) => {
                 tracing::warn!(key = %key, error = %err, "load failed");
-                self.stand_in::<T>(key, &read).ok_or(err)
+                // A failing source is shared as it is (one error or stale stand-in for all).
+                let (value, json, source) = self.stand_in::<T>(key, &read).ok_or(err)?;
+                Ok(Led { value, json, source, vouched: Some(read.stamp) })
             }
         }
     }
 
-    /// The one load sequence of first loads and refreshes: run the loader under its timeout,
-    /// then fill the key under `lease` — or, if the load failed, give the lease back.
+    /// The one load sequence of first loads, refreshes and warming: run the loader under its
+    /// timeout, then fill the key under `lease` (calling `before_fill` first) — or, if the load
+    /// failed, give the lease back. Returns the value, its JSON and whether it was stored.
     pub(super) async fn locked_load<T, E, F, Fut>(
         &self,
         key: &Key,
@@ -115,6 +136,7 @@ impl Cache {
         stamp: Option<Stamp>,
         lease: Option<lease::Lease>,
         loader: F,
+        before_fill: impl FnOnce(),
     ) -> std::result::Result<(T, Arc<[u8]>, bool), LoadError<E>>
     where
         T: Serialize,
@@ -146,6 +168,7 @@ impl Cache {
             }
         };
         let shared: Arc<[u8]> = Arc::from(json.as_slice());
+        before_fill();
         let stored = match (lease, stamp) {
             (Some(lease), Some(stamp)) => self.fill(vec![(key, lease, stamp, json)], policy).await == 1,
             _ => false,
@@ -190,7 +213,8 @@ impl Cache {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
     {
-        if read.lease_until > self.inner.clock.now_ms() || !lock(&self.inner.refreshing).insert(key.as_str().to_string())
+        if read.lease_until > self.inner.clock.now_ms()
+            || !lock(&self.inner.refreshing).insert(key.as_str().to_string())
         {
             return;
         }
@@ -204,7 +228,7 @@ impl Cache {
             let lease::Leased::Held(lease) = cache.lease(&key, &read, &policy).await else {
                 return; // another instance is refreshing it, or Redis is not answering
             };
-            match cache.locked_load(&key, &policy, read.stamp, Some(lease), loader).await {
+            match cache.locked_load(&key, &policy, read.stamp, Some(lease), loader, || {}).await {
                 Ok((_, _, true)) => cache.inner.stats.incr(|c| &c.refreshes),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(key = %key, error = %e, "background refresh failed; stale value kept"),
@@ -219,20 +243,39 @@ impl Cache {
     }
 }
 
-struct FlightGuard<'a> {
+/// The leader's hold on its entry in the flight map.
+pub(super) struct Flight<'a> {
     cache: &'a Cache,
     key: &'a str,
     id: u64,
 }
 
-impl Drop for FlightGuard<'_> {
-    fn drop(&mut self) {
+impl Flight<'_> {
+    /// Takes this flight out of the map: callers arriving from now on start their own. Done
+    /// before the step that decides what the flight can vouch for (the fill), so that every
+    /// follower joined before it.
+    pub(super) fn close(&self) {
         let mut flights = lock(&self.cache.inner.flights);
         // Only this flight: an invalidation may have detached it and a newer one taken its place.
         if flights.get(self.key).is_some_and(|(id, _)| *id == self.id) {
             flights.remove(self.key);
         }
     }
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// What a leader's load produced, and for followers with which stamp it can vouch.
+pub(super) struct Led<T> {
+    value: T,
+    json: Arc<[u8]>,
+    source: Source,
+    /// `Some(stamp)`: followers whose own read saw `stamp` may take the value; `None`: nobody.
+    vouched: Option<Option<Stamp>>,
 }
 
 struct RefreshMark {

@@ -131,7 +131,11 @@ impl Cache {
         }
         let swaps: Vec<Swap> = leases
             .into_iter()
-            .map(|(key, lease)| Swap { key: key.as_str().to_string(), expect: Some(lease.prefix), value: lease.restore })
+            .map(|(key, lease)| Swap {
+                key: key.as_str().to_string(),
+                expect: Some(lease.prefix),
+                value: lease.restore,
+            })
             .collect();
         if let Err(e) = self.inner.backend.swap(&swaps).await {
             self.backend_error("release", &e);

@@ -104,7 +104,8 @@ pub struct WarmReport {
     pub failed: usize,
 }
 
-type FlightResult = std::result::Result<(Arc<[u8]>, Source), String>;
+/// What a leader shares: its value's JSON, where it came from, and the stamp it vouches for.
+type FlightResult = std::result::Result<(Arc<[u8]>, Source, Option<Option<Stamp>>), String>;
 
 struct Inner {
     backend: Arc<dyn Backend>,

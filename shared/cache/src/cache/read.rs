@@ -38,27 +38,34 @@ impl Cache {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
     {
-        let read = self.read_one(key).await;
-        let now = self.inner.clock.now_ms();
-        if let Some(raw) = &read.raw {
-            match raw.times.at(now) {
-                Freshness::Fresh => {
-                    if let Some(value) = self.decode(key, raw) {
-                        self.inner.stats.incr(|c| &c.hits);
-                        return Ok(Lookup { value, source: Source::Hit });
+        let mut loader = loader;
+        loop {
+            let read = self.read_one(key).await;
+            let now = self.inner.clock.now_ms();
+            if let Some(raw) = &read.raw {
+                match raw.times.at(now) {
+                    Freshness::Fresh => {
+                        if let Some(value) = self.decode(key, raw) {
+                            self.inner.stats.incr(|c| &c.hits);
+                            return Ok(Lookup { value, source: Source::Hit });
+                        }
                     }
-                }
-                Freshness::Stale => {
-                    if let Some(value) = self.decode(key, raw) {
-                        self.inner.stats.incr(|c| &c.stale);
-                        self.refresh_later(key, policy, read, loader);
-                        return Ok(Lookup { value, source: Source::Stale });
+                    Freshness::Stale => {
+                        if let Some(value) = self.decode(key, raw) {
+                            self.inner.stats.incr(|c| &c.stale);
+                            self.refresh_later(key, policy, read, loader);
+                            return Ok(Lookup { value, source: Source::Stale });
+                        }
                     }
+                    Freshness::FailSafe | Freshness::Expired => {}
                 }
-                Freshness::FailSafe | Freshness::Expired => {}
+            }
+            match self.load_coalesced(key, policy, read, loader).await {
+                Ok(done) => return done,
+                // The load this call joined cannot vouch for its value: read again.
+                Err(back) => loader = back,
             }
         }
-        self.load_coalesced(key, policy, read, loader).await
     }
 
     /// The cached value, fresh or stale, without loading.

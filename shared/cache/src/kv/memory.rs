@@ -131,7 +131,7 @@ impl MemoryBackend {
             let found = match self.values.get(key).await {
                 Some(e) if self.live(&e) => Some(e.bytes.to_vec()),
                 Some(_) => {
-                    self.values.invalidate(key).await;
+                    self.remove_if(key, |e| !self.live(e)).await;
                     None
                 }
                 None => None,
@@ -151,6 +151,35 @@ impl MemoryBackend {
         self.hits.fetch_add(hits, Ordering::Relaxed);
         self.misses.fetch_add(keys.len() as u64 - hits, Ordering::Relaxed);
         out
+    }
+
+    /// Every write of a value goes through moka's per-key compute, which is serialised per key
+    /// (plain `insert`/`remove` are not serialised with it): a delete can never slip between
+    /// a compare-and-swap's read and its write.
+    async fn put(&self, key: &str, e: Entry) {
+        self.values
+            .entry(key.to_string())
+            .and_compute_with(|_| std::future::ready(moka::ops::compute::Op::Put(e)))
+            .await;
+    }
+
+    /// Removes `key` if its value satisfies `doomed`; returns the removed value.
+    async fn remove_if(&self, key: &str, doomed: impl FnOnce(&Entry) -> bool) -> Option<Entry> {
+        let result = self
+            .values
+            .entry(key.to_string())
+            .and_compute_with(|current| {
+                let op = match current {
+                    Some(e) if doomed(e.value()) => moka::ops::compute::Op::Remove,
+                    _ => moka::ops::compute::Op::Nop,
+                };
+                std::future::ready(op)
+            })
+            .await;
+        match result {
+            moka::ops::compute::CompResult::Removed(e) => Some(e.into_value()),
+            _ => None,
+        }
     }
 
     fn all_keys(&self) -> Vec<String> {
@@ -211,13 +240,13 @@ impl KvStore for MemoryBackend {
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
-        self.values.insert(key.to_string(), self.entry(ttl, value)).await;
+        self.put(key, self.entry(ttl, value)).await;
         Ok(())
     }
 
     async fn mset_with_ttl(&self, entries: &[(String, Vec<u8>, Duration)]) -> Result<()> {
         for (k, v, ttl) in entries {
-            self.values.insert(k.clone(), self.entry(Some(*ttl), v)).await;
+            self.put(k, self.entry(Some(*ttl), v)).await;
         }
         Ok(())
     }
@@ -225,7 +254,7 @@ impl KvStore for MemoryBackend {
     async fn delete(&self, keys: &[String]) -> Result<u64> {
         let mut n = 0;
         for k in keys {
-            if let Some(e) = self.values.remove(k).await {
+            if let Some(e) = self.remove_if(k, |_| true).await {
                 if self.live(&e) {
                     n += 1;
                 }
