@@ -187,29 +187,38 @@ fn due_offer(i: usize, data: &DemoData) -> Offer {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn offer_expiry_is_idempotent_and_removes_orphans() {
-    let (m, data, _api) = market("expiry").await;
+async fn offer_expiry_is_idempotent_and_announces_each_offer_once() {
+    let (m, data, api) = market("expiry").await;
+    let seeded_due: Vec<&Offer> = data.offers.iter().filter(|o| o.expires_at <= time::now()).collect();
     let index = offer_index_key(m.cache());
     let offers: Vec<Offer> = (0..150).map(|i| due_offer(i, &data)).collect();
     m.store().put_offers(&offers).await.unwrap();
     for o in &offers {
         m.backend().schedule(&index, &o.id, o.expires_at.timestamp_millis() as u64).await.unwrap();
     }
-    // An orphan (no such offer) and a settled one.
+    // A stale index entry (no such offer), and one offer expired already by a run whose
+    // OfferExpired never went out.
     m.backend().schedule(&index, "ghost", 1).await.unwrap();
-    m.store().expire_offer("due-00000").await.unwrap();
+    m.store().expire_offer("due-00000", time::now()).await.unwrap();
+    let announced = |bus: &livecache_domain::InProcessBus| -> Vec<String> {
+        let expired = bus.published().into_iter().filter(|e| e.detail_type == "OfferExpired");
+        expired.map(|e| e.detail["event_id"].as_str().unwrap().to_string()).collect()
+    };
     let first = jobs::expire_offers(&m, Instant::now() + Duration::from_secs(60)).await.unwrap();
-    assert_eq!((first.processed, first.updated, first.orphans, first.errors), (151, 149, 2, 0));
-    assert_eq!(m.backend().count(&index).await.unwrap(), 0);
+    let total = 150 + seeded_due.len();
+    assert_eq!((first.processed, first.updated, first.announced), (total, total - 1, total));
+    assert_eq!((first.orphans, first.not_due, first.errors, first.unannounced), (0, 0, 0, 0));
+    assert_eq!(m.backend().count(&index).await.unwrap(), 1, "announced offers leave the Redis index too");
     assert_eq!(m.store().get_offer("due-00042").await.unwrap().unwrap().status, OfferStatus::Expired);
-    let second = jobs::expire_offers(&m, Instant::now() + Duration::from_secs(60)).await.unwrap();
-    assert_eq!((second.processed, second.updated), (0, 0), "a second run on the same due set changes nothing");
-    // Re-queue the same ids (a crash before removing them from the index): no double update.
-    for o in &offers[..20] {
-        m.backend().schedule(&index, &o.id, 1).await.unwrap();
+    for o in &seeded_due {
+        assert_eq!(m.store().get_offer(&o.id).await.unwrap().unwrap().status, OfferStatus::Expired, "seeded {}", o.id);
     }
-    let again = jobs::expire_offers(&m, Instant::now() + Duration::from_secs(60)).await.unwrap();
-    assert_eq!((again.updated, again.orphans), (0, 20));
+    let ids: std::collections::HashSet<String> = announced(&api.bus).into_iter().collect();
+    assert_eq!((ids.len(), announced(&api.bus).len()), (total, total), "one OfferExpired per offer, each its own id");
+    assert!(ids.contains("offer-expired:due-00000"));
+    let second = jobs::expire_offers(&m, Instant::now() + Duration::from_secs(60)).await.unwrap();
+    assert_eq!((second.processed, second.updated, second.announced), (0, 0, 0), "a second run changes nothing");
+    assert_eq!(announced(&api.bus).len(), total, "and announces nothing again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,14 +233,15 @@ async fn ten_thousand_due_offers_are_processed_in_one_run() {
     }
     let started = Instant::now();
     let report = jobs::expire_offers(&m, Instant::now() + Duration::from_secs(50)).await.unwrap();
-    assert_eq!((report.processed, report.updated, report.errors), (10_000, 10_000, 0));
+    let seeded_due = data.offers.iter().filter(|o| o.expires_at <= time::now()).count();
+    assert_eq!((report.processed, report.updated, report.errors), (10_000 + seeded_due, 10_000 + seeded_due, 0));
     assert!(started.elapsed() < Duration::from_secs(50));
     eprintln!("10,000 due offers expired in {:?}", started.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_sweeps_stale_keys_and_prunes_the_index() {
-    let (m, _data, api) = market("cleanup").await;
+    let (m, data, api) = market("cleanup").await;
     api.get("/feeds/discover").await;
     m.cache().invalidate_namespace("feed_discover").await.unwrap();
     let root = m.cache().keys().root().to_string();
@@ -246,7 +256,17 @@ async fn cleanup_sweeps_stale_keys_and_prunes_the_index() {
     );
     assert_eq!(report.deleted_orphans, 1);
     assert!(report.memory_before > 0 && report.memory_after > 0);
-    assert_eq!(m.backend().count(&index).await.unwrap(), 1, "the pending offer stays indexed");
+    // The index is rebuilt from DynamoDB: every pending offer (the seeded ones were written to
+    // the store only) is in it, the ghost is not.
+    assert_eq!(report.reindexed, data.offers.len());
+    assert_eq!(m.backend().count(&index).await.unwrap(), data.offers.len() as u64, "the pending offers are indexed");
+    assert_eq!(m.backend().scheduled_at(&index, "ghost-offer").await.unwrap(), None);
+    let o50 = &data.offers[50];
+    assert_eq!(
+        m.backend().scheduled_at(&index, &o50.id).await.unwrap(),
+        Some(o50.expires_at.timestamp_millis() as u64),
+        "at its expiry time from DynamoDB"
+    );
     let (_, jobs) = api.get("/cache/jobs").await;
     assert!(jobs["jobs"].as_array().unwrap().iter().any(|j| j["job"] == "cache-cleanup" && j["outcome"] == "ok"));
 }

@@ -27,7 +27,7 @@ fn fixtures() -> Vec<(String, String)> {
 fn status_for(name: &str) -> u16 {
     match name {
         "offers-create" => 201,
-        // Ends stream-001, which the demo data has live; extends offer-00050, pending.
+        // Ends stream-001, which the demo data has live; extends offer-00150, pending and not yet due.
         _ => 200,
     }
 }

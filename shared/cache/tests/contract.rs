@@ -360,6 +360,11 @@ async fn expiry_index_orders_by_due_time(f: Fixture) {
     assert_eq!(idx.due(&i, t0 + 15, 10).await.unwrap(), vec![("o1".to_string(), t0 + 10)]);
     assert_eq!(idx.remove(&i, &["o1".into(), "ghost".into()]).await.unwrap(), 1);
     assert_eq!(idx.count(&i).await.unwrap(), 3);
+    let many: Vec<(String, u64)> = (0..300).map(|n| (format!("m{n}"), t0 + 1_000_000 + n)).collect();
+    idx.schedule_many(&i, &many).await.unwrap();
+    idx.schedule_many(&i, &[]).await.unwrap();
+    assert_eq!(idx.scheduled_at(&i, "m299").await.unwrap(), Some(t0 + 1_000_299), "many in one call");
+    assert_eq!(idx.count(&i).await.unwrap(), 303);
 }
 
 // ---------------------------------------------------------------- policies

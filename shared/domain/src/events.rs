@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `StreamStatusChanged` | `{stream_id, seller_id, from, to, at}` | the streams function on go-live / end (and other services) |
 //! | `ProductUpdated` | `{product_id, seller_id?, fields?, at?}` | other services (the product catalogue) |
-//! | `OfferExpired` | `{offer_id, product_id, buyer_id, expired_at}` | the offer-expiry job |
+//! | `OfferExpired` | `{event_id, offer_id, product_id, buyer_id, expired_at}` | the offer-expiry job, at least once: `event_id` is the same on every delivery of one expiry, for consumers to deduplicate on |
 //!
 //! Adapters: [`EventBridgePublisher`] (PutEvents in batches of ≤ 10, failed entries retried,
 //! then reported) and [`InProcessBus`] (routes to subscribers in the same process; the dev
@@ -55,6 +55,9 @@ pub struct ProductUpdated {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OfferExpired {
+    /// `offer-expired:{offer_id}`: stable across redeliveries.
+    #[serde(default)]
+    pub event_id: String,
     pub offer_id: String,
     pub product_id: String,
     pub buyer_id: String,
@@ -67,6 +70,19 @@ pub enum DomainEvent {
     StreamStatusChanged(StreamStatusChanged),
     ProductUpdated(ProductUpdated),
     OfferExpired(OfferExpired),
+}
+
+impl OfferExpired {
+    /// The event for an offer that has expired; the same offer always gives the same event.
+    pub fn of(offer: &crate::models::Offer) -> Self {
+        Self {
+            event_id: format!("offer-expired:{}", offer.id),
+            offer_id: offer.id.clone(),
+            product_id: offer.product_id.clone(),
+            buyer_id: offer.buyer_id.clone(),
+            expired_at: offer.expires_at,
+        }
+    }
 }
 
 impl DomainEvent {

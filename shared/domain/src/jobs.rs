@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::StoreError;
 use crate::events::{DomainEvent, Envelope, OfferExpired};
-use crate::models::JobRun;
+use crate::models::{JobRun, Offer, OfferStatus};
 use crate::services::keys::*;
 use crate::services::Marketplace;
 use crate::store::ExpireOutcome;
@@ -27,6 +27,8 @@ pub enum JobError {
     Cache(#[from] livecache_cache::CacheError),
     #[error("database: {0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Service(#[from] crate::services::ServiceError),
     /// A fault injected by a test.
     #[error("injected fault at {0:?}")]
     Injected(Fault),
@@ -320,16 +322,26 @@ impl ViewSync {
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct OfferExpiryReport {
+    /// Due offers read from the due-offer index.
     pub processed: usize,
+    /// Marked EXPIRED by this run.
     pub updated: usize,
-    /// Index entries whose offer was missing or no longer pending (removed).
+    /// OfferExpired published (for offers expired by this run or by one whose publishing failed).
+    pub announced: usize,
+    /// Extended between being read as due and the conditional write: left PENDING.
+    pub not_due: usize,
+    /// Settled otherwise (accepted, rejected, …) or gone: taken out of the index.
     pub orphans: usize,
     pub errors: usize,
+    /// Expired but not announced (publishing failed): the next run publishes them.
+    pub unannounced: usize,
 }
 
-/// Expires due offers: pages of due ids from the expiry index, each marked EXPIRED in DynamoDB
-/// only if still PENDING (16 at a time), removed from the index only after the write
-/// succeeded, OfferExpired published for each.
+/// Expires due offers, reading them from DynamoDB's due-offer index (not from Redis, which may
+/// have lost them): each marked EXPIRED only if still PENDING and due (16 at a time); then
+/// OfferExpired published for every expired offer not yet announced, with a stable event id;
+/// only once that succeeded does the offer leave the due index (and the Redis index). A run
+/// that fails to publish leaves them for the next: at least once.
 pub async fn expire_offers(m: &Marketplace, deadline: Instant) -> Result<OfferExpiryReport, JobError> {
     let (started, t0) = (time::now(), Instant::now());
     let result = expire_offers_inner(m, deadline).await;
@@ -339,54 +351,89 @@ pub async fn expire_offers(m: &Marketplace, deadline: Instant) -> Result<OfferEx
 
 async fn expire_offers_inner(m: &Marketplace, deadline: Instant) -> Result<OfferExpiryReport, JobError> {
     let index = offer_index_key(m.cache());
-    let now = time::now().timestamp_millis() as u64;
+    let now = time::now();
     let mut report = OfferExpiryReport::default();
-    let mut failed: HashSet<String> = HashSet::new();
+    // Offers this run could not finish: they stay due for the next run and are not read again.
+    let mut stuck: HashSet<String> = HashSet::new();
     while Instant::now() < deadline {
-        let due = m.backend().due(&index, now, 500 + failed.len()).await?;
-        let page: Vec<String> = due.into_iter().map(|(id, _)| id).filter(|id| !failed.contains(id)).collect();
+        let due = m.store().offers_due_by(now, 500 + stuck.len()).await?;
+        let page: Vec<Offer> = due.into_iter().filter(|o| !stuck.contains(&o.id)).collect();
         if page.is_empty() {
             break;
         }
-        let outcomes: Vec<(String, Result<ExpireOutcome, StoreError>)> = futures::stream::iter(page)
+        report.processed += page.len();
+        let outcomes: Vec<(Offer, Result<ExpireOutcome, StoreError>)> = futures::stream::iter(page)
+            .map(|o| async move {
+                let r = match o.status {
+                    OfferStatus::Pending => m.store().expire_offer(&o.id, now).await,
+                    // Expired by an earlier run whose OfferExpired did not go out.
+                    OfferStatus::Expired => Ok(ExpireOutcome::NotPending(OfferStatus::Expired)),
+                    other => Ok(ExpireOutcome::NotPending(other)),
+                };
+                (o, r)
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let (mut to_announce, mut retire) = (Vec::new(), Vec::new());
+        for (offer, outcome) in outcomes {
+            match outcome {
+                Ok(ExpireOutcome::Expired(o)) => {
+                    report.updated += 1;
+                    to_announce.push(o);
+                }
+                Ok(ExpireOutcome::NotPending(OfferStatus::Expired)) => to_announce.push(offer),
+                Ok(ExpireOutcome::NotPending(_)) | Ok(ExpireOutcome::Missing) => {
+                    report.orphans += 1;
+                    retire.push(offer.id);
+                }
+                Ok(ExpireOutcome::NotDue(_)) => report.not_due += 1,
+                Err(e) => {
+                    tracing::warn!(offer = %offer.id, error = %e, "offer not expired; left for the next run");
+                    report.errors += 1;
+                    stuck.insert(offer.id);
+                }
+            }
+        }
+        let events: Vec<DomainEvent> =
+            to_announce.iter().map(|o| DomainEvent::OfferExpired(OfferExpired::of(o))).collect();
+        let mut published = 0;
+        for (batch, offers) in events.chunks(100).zip(to_announce.chunks(100)) {
+            match m.events().publish(batch).await {
+                Ok(()) => {
+                    published += batch.len();
+                    retire.extend(offers.iter().map(|o| o.id.clone()));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, offers = offers.len(), "OfferExpired not published; the next run retries");
+                    report.unannounced += offers.len();
+                    stuck.extend(offers.iter().map(|o| o.id.clone()));
+                }
+            }
+        }
+        report.announced += published;
+        // Out of the due index only after the event is out; then out of the Redis index.
+        let retired: Vec<(String, Result<(), StoreError>)> = futures::stream::iter(retire)
             .map(|id| async move {
-                let r = m.store().expire_offer(&id).await;
+                let r = m.store().offer_announced(&id).await;
                 (id, r)
             })
             .buffer_unordered(16)
             .collect()
             .await;
-        let mut done = Vec::new();
-        let mut events = Vec::new();
-        for (id, outcome) in outcomes {
-            report.processed += 1;
-            match outcome {
-                Ok(ExpireOutcome::Expired(o)) => {
-                    report.updated += 1;
-                    events.push(DomainEvent::OfferExpired(OfferExpired {
-                        offer_id: o.id.clone(),
-                        product_id: o.product_id,
-                        buyer_id: o.buyer_id,
-                        expired_at: time::now(),
-                    }));
-                    done.push(id);
-                }
-                Ok(ExpireOutcome::NotPending(_)) | Ok(ExpireOutcome::Missing) => {
-                    report.orphans += 1;
-                    done.push(id);
-                }
+        let mut done = Vec::with_capacity(retired.len());
+        for (id, r) in retired {
+            match r {
+                Ok(()) => done.push(id),
                 Err(e) => {
-                    tracing::warn!(offer = %id, error = %e, "offer not expired; kept in the index for the next run");
+                    tracing::warn!(offer = %id, error = %e, "announced offer left in the due index; the next run retires it");
                     report.errors += 1;
-                    failed.insert(id);
+                    stuck.insert(id);
                 }
             }
         }
-        m.backend().remove(&index, &done).await?;
-        for batch in events.chunks(100) {
-            if let Err(e) = m.events().publish(batch).await {
-                tracing::error!(error = %e, "OfferExpired events not published");
-            }
+        if let Err(e) = m.backend().remove(&index, &done).await {
+            tracing::warn!(error = %e, "expiry index not updated; the nightly repair prunes it");
         }
     }
     Ok(report)
@@ -401,6 +448,9 @@ pub struct CleanupReport {
     pub deleted_expired: usize,
     /// Expiry-index entries whose offer is gone or settled.
     pub deleted_orphans: usize,
+    /// PENDING offers in the rebuilt expiry index (rebuilt from DynamoDB every night, so that
+    /// entries Redis lost come back).
+    pub reindexed: usize,
     pub memory_before: u64,
     pub memory_after: u64,
 }
@@ -411,6 +461,7 @@ pub async fn cleanup(m: &Marketplace) -> Result<CleanupReport, JobError> {
     let result = async {
         let memory_before = m.cache().server_info().await?.used_memory;
         let swept = m.cache().sweep(&[NS_VIEWS, NS_OFFERS]).await?;
+        let reindexed = m.repair_expiry_index().await?;
         let index = offer_index_key(m.cache());
         let mut orphans = Vec::new();
         let everything = m.backend().due(&index, u64::MAX, usize::MAX).await?;
@@ -429,6 +480,7 @@ pub async fn cleanup(m: &Marketplace) -> Result<CleanupReport, JobError> {
             scanned: swept.scanned,
             deleted_expired: swept.deleted(),
             deleted_orphans: orphans.len(),
+            reindexed,
             memory_before,
             memory_after,
         })

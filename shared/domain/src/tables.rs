@@ -6,7 +6,7 @@
 //! | products | `id` | `by_category` (category, created_at), `by_seller` (seller_id, created_at), `by_gh5` / `by_gh4` (geohash cell, created_at) | |
 //! | users | `id` | | |
 //! | streams | `id` | `by_status` (status, started_at) | |
-//! | offers | `id` | | `ttl` (a week after expiry) |
+//! | offers | `id` | `by_due` (due_shard, due_at): sparse, only offers PENDING or EXPIRED-not-yet-announced | `ttl` (a week after expiry) |
 //! | jobs | `pk` | | `ttl` (view-sync chunk markers) |
 
 use aws_sdk_dynamodb::types::{
@@ -74,7 +74,7 @@ pub const OFFERS: TableDef = TableDef {
     env: "OFFERS_TABLE",
     default_name: "livecache-offers",
     hash: "id",
-    indexes: &[],
+    indexes: &[IndexDef { name: "by_due", hash: "due_shard", range: "due_at" }],
     ttl_attribute: Some("ttl"),
 };
 

@@ -115,6 +115,7 @@ async fn more_than_ten_events_go_out_in_batches() {
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&conf), &bus);
     let mut batch: Vec<DomainEvent> = (0..22).map(stream_event).collect();
     batch.push(DomainEvent::OfferExpired(OfferExpired {
+        event_id: "offer-expired:offer-1".into(),
         offer_id: "offer-1".into(),
         product_id: "prod-1".into(),
         buyer_id: "user-2".into(),

@@ -13,7 +13,7 @@ use livecache_domain::store::{rank_community, rank_discover};
 use livecache_domain::tables::{self, TableNames};
 use livecache_domain::{
     time, Category, CommunityQuery, Condition, DiscoverQuery, DynamoStore, ExpireOutcome, FeedSort, JobRun,
-    MemoryStore, OfferStatus, PageRequest, Store, StoreError, StreamStatus, ViewChunk,
+    MemoryStore, Offer, OfferStatus, PageRequest, Store, StoreError, StreamStatus, ViewChunk,
 };
 use livecache_testkit::{shared_moto, unique_prefix};
 
@@ -208,15 +208,70 @@ async fn offers_expire_only_while_pending(f: Fixture) {
     assert!(matches!(f.store.create_offer(&offer).await.unwrap_err(), StoreError::AlreadyExists { .. }));
     assert_eq!(f.store.get_offer("offer-new").await.unwrap().unwrap(), offer);
     let later = time::from_millis(offer.expires_at.timestamp_millis() + 600_000);
-    assert_eq!(f.store.extend_offer("offer-new", later).await.unwrap().expires_at, later);
-    match f.store.expire_offer("offer-new").await.unwrap() {
+    let now = time::now();
+    assert_eq!(f.store.extend_offer("offer-new", later, now).await.unwrap().expires_at, later);
+    let after = time::from_millis(later.timestamp_millis() + 1);
+    match f.store.expire_offer("offer-new", after).await.unwrap() {
         ExpireOutcome::Expired(o) => assert_eq!((o.status, o.expires_at), (OfferStatus::Expired, later)),
         other => panic!("{other:?}"),
     }
-    assert_eq!(f.store.expire_offer("offer-new").await.unwrap(), ExpireOutcome::NotPending(OfferStatus::Expired));
-    assert_eq!(f.store.expire_offer("offer-missing").await.unwrap(), ExpireOutcome::Missing);
-    assert!(matches!(f.store.extend_offer("offer-new", later).await.unwrap_err(), StoreError::Conflict(_)));
-    assert!(matches!(f.store.extend_offer("offer-missing", later).await.unwrap_err(), StoreError::NotFound { .. }));
+    assert_eq!(
+        f.store.expire_offer("offer-new", after).await.unwrap(),
+        ExpireOutcome::NotPending(OfferStatus::Expired)
+    );
+    assert_eq!(f.store.expire_offer("offer-missing", after).await.unwrap(), ExpireOutcome::Missing);
+    assert!(matches!(f.store.extend_offer("offer-new", later, now).await.unwrap_err(), StoreError::Conflict(_)));
+    assert!(matches!(
+        f.store.extend_offer("offer-missing", later, now).await.unwrap_err(),
+        StoreError::NotFound { .. }
+    ));
+    f.done().await;
+}
+
+async fn due_offers_come_from_the_store_and_expiry_never_overrides_an_extension(f: Fixture) {
+    let now = time::now();
+    let seeded: Vec<String> = {
+        let mut due: Vec<&Offer> = f.data.offers.iter().filter(|o| o.expires_at <= now).collect();
+        due.sort_by(|a, b| a.expires_at.cmp(&b.expires_at).then_with(|| a.id.cmp(&b.id)));
+        due.into_iter().map(|o| o.id.clone()).collect()
+    };
+    assert!(!seeded.is_empty());
+    let due: Vec<String> = f.store.offers_due_by(now, 1000).await.unwrap().into_iter().map(|o| o.id).collect();
+    assert_eq!(due, seeded, "every seeded due offer, earliest first, and nothing else");
+    assert_eq!(f.store.offers_due_by(now, 3).await.unwrap().len(), 3, "limit");
+    // Expired but not announced: still due (the next run announces it); announced: gone.
+    let first = seeded[0].clone();
+    assert!(matches!(f.store.expire_offer(&first, now).await.unwrap(), ExpireOutcome::Expired(_)));
+    let again = f.store.offers_due_by(now, 1000).await.unwrap();
+    assert_eq!(again.iter().find(|o| o.id == first).map(|o| o.status), Some(OfferStatus::Expired));
+    f.store.offer_announced(&first).await.unwrap();
+    assert!(f.store.offers_due_by(now, 1000).await.unwrap().iter().all(|o| o.id != first));
+    // An offer the job read as due at `t` (its clock a little ahead) that the buyer extended
+    // at `t - 2 s` (before it was due): the extension stands, the expiry is refused.
+    let mut raced = f.data.offers[30].clone();
+    raced.id = "offer-raced".into();
+    raced.expires_at = time::from_millis(now.timestamp_millis() - 1_000);
+    f.store.put_offers(std::slice::from_ref(&raced)).await.unwrap();
+    assert!(f.store.offers_due_by(now, 1000).await.unwrap().iter().any(|o| o.id == "offer-raced"));
+    let extended_to = time::from_millis(now.timestamp_millis() + 3_600_000);
+    let before_due = time::from_millis(now.timestamp_millis() - 2_000);
+    f.store.extend_offer("offer-raced", extended_to, before_due).await.unwrap();
+    match f.store.expire_offer("offer-raced", now).await.unwrap() {
+        ExpireOutcome::NotDue(o) => assert_eq!((o.status, o.expires_at), (OfferStatus::Pending, extended_to)),
+        other => panic!("the extension must win: {other:?}"),
+    }
+    assert!(f.store.offers_due_by(now, 1000).await.unwrap().iter().all(|o| o.id != "offer-raced"));
+    // Once due, an extension is refused (409), and the offer expires.
+    let late = time::from_millis(extended_to.timestamp_millis() + 1);
+    let err = f.store.extend_offer("offer-raced", late, late).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Conflict(m) if m.contains("due")), "{err:?}");
+    assert!(matches!(f.store.expire_offer("offer-raced", late).await.unwrap(), ExpireOutcome::Expired(_)));
+    // Settled offers written as such are not due.
+    let mut settled = f.data.offers[31].clone();
+    (settled.id, settled.status, settled.expires_at) =
+        ("offer-settled".into(), OfferStatus::Accepted, raced.expires_at);
+    f.store.put_offers(&[settled]).await.unwrap();
+    assert!(f.store.offers_due_by(now, 1000).await.unwrap().iter().all(|o| o.id != "offer-settled"));
     f.done().await;
 }
 
@@ -298,6 +353,7 @@ contract!(
     community_finds_everything_within_the_radius,
     stream_transitions_are_conditional,
     offers_expire_only_while_pending,
+    due_offers_come_from_the_store_and_expiry_never_overrides_an_extension,
     a_view_chunk_applies_exactly_once,
     a_full_chunk_fits_one_transaction,
     job_runs_keep_the_last_run_of_each_job,

@@ -429,6 +429,15 @@ impl ExpiryIndex for MemoryBackend {
         Ok(())
     }
 
+    async fn schedule_many(&self, index: &str, entries: &[(String, u64)]) -> Result<()> {
+        let mut st = self.state();
+        let idx = st.indexes.entry(index.to_string()).or_default();
+        for (id, at) in entries {
+            idx.insert(id, *at);
+        }
+        Ok(())
+    }
+
     async fn due(&self, index: &str, now_ms: u64, limit: usize) -> Result<Vec<(String, u64)>> {
         let st = self.state();
         Ok(st

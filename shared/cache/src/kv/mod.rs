@@ -131,6 +131,9 @@ pub trait ExpiryIndex: Send + Sync + 'static {
     /// Adds or reschedules `id` at `at_ms`.
     async fn schedule(&self, index: &str, id: &str, at_ms: u64) -> Result<()>;
 
+    /// Adds or reschedules many ids in one round trip.
+    async fn schedule_many(&self, index: &str, entries: &[(String, u64)]) -> Result<()>;
+
     /// Ids due at or before `now_ms`, earliest first, at most `limit`.
     async fn due(&self, index: &str, now_ms: u64, limit: usize) -> Result<Vec<(String, u64)>>;
 

@@ -678,6 +678,18 @@ impl ExpiryIndex for RedisBackend {
         self.query::<i64>(redis::cmd("ZADD").arg(index).arg(at_ms).arg(id).to_owned()).await.map(|_| ())
     }
 
+    async fn schedule_many(&self, index: &str, entries: &[(String, u64)]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(index);
+        for (id, at) in entries {
+            cmd.arg(*at).arg(id);
+        }
+        self.query::<i64>(cmd).await.map(|_| ())
+    }
+
     async fn due(&self, index: &str, now_ms: u64, limit: usize) -> Result<Vec<(String, u64)>> {
         self.by_score(index, "-inf".into(), now_ms.to_string(), limit).await
     }

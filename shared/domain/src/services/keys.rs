@@ -101,6 +101,12 @@ pub fn offer_index_key(cache: &Cache) -> String {
     format!("{}:{NS_OFFERS}:expiry", cache.keys().root())
 }
 
+/// Set (without TTL) once the expiry index has been built from DynamoDB: when Redis loses the
+/// index (flush, restart, failover) it loses this too, and the next reader rebuilds it.
+pub fn offer_index_built_key(cache: &Cache) -> String {
+    format!("{}:{NS_OFFERS}:expiry-built", cache.keys().root())
+}
+
 /// The glob of every moved batch of `kind` (products or streams).
 pub fn views_batch_pattern(cache: &Cache, kind: &str) -> Result<String, CacheError> {
     Ok(format!("{}:*", cache.keys().tagged_key(VIEWS_TAG, NS_VIEWS, &["batch", kind])?))

@@ -604,15 +604,24 @@ impl Marketplace {
                 message: "only the offer's buyer may extend it".into(),
             });
         }
-        let expires_at = expiry_time(expiry, time::now())?;
-        let offer = self.inner.store.extend_offer(id, expires_at).await?;
+        let now = time::now();
+        let expires_at = expiry_time(expiry, now)?;
+        // Refused (409) once the offer is due, even if the expiry job has not run yet.
+        let offer = self.inner.store.extend_offer(id, expires_at, now).await?;
         self.track_expiry(&offer).await;
         Ok(offer)
     }
 
     /// The caller's pending offers (as buyer or seller) expiring within `window`, soonest first.
+    /// Read from the Redis index; an index that has lost its contents (a flush, a restart
+    /// without persistence, a failover) is rebuilt from DynamoDB first.
     pub async fn expiring_soon(&self, caller: &str, window: Duration) -> Result<Vec<Offer>> {
         let index = offer_index_key(&self.inner.cache);
+        if !matches!(self.inner.backend.get(&offer_index_built_key(&self.inner.cache)).await, Ok(Some(_))) {
+            if let Err(e) = self.repair_expiry_index().await {
+                tracing::warn!(error = %e, "expiry index not rebuilt");
+            }
+        }
         let now = time::now().timestamp_millis() as u64;
         let due = self.inner.backend.due_within(&index, now, window, 500).await?;
         let ids: Vec<String> = due.into_iter().map(|(id, _)| id).collect();
@@ -624,6 +633,30 @@ impl Marketplace {
             .collect();
         out.sort_by(|a, b| a.expires_at.cmp(&b.expires_at).then(a.id.cmp(&b.id)));
         Ok(out)
+    }
+
+    /// Rebuilds the Redis expiry index from DynamoDB's due-offer index (every PENDING offer),
+    /// then marks it complete; returns how many offers it holds. Run when the mark is missing
+    /// and by the nightly cleanup. An entry it adds for an offer settled meanwhile is harmless
+    /// (readers check the status) and pruned by the next cleanup.
+    pub async fn repair_expiry_index(&self) -> Result<usize> {
+        let horizon = time::now() + chrono::Duration::minutes(MAX_OFFER_MINUTES as i64 + 24 * 60);
+        let pending: Vec<(String, u64)> = self
+            .inner
+            .store
+            .offers_due_by(horizon, usize::MAX)
+            .await?
+            .into_iter()
+            .filter(|o| o.status == OfferStatus::Pending)
+            .map(|o| (o.id, o.expires_at.timestamp_millis() as u64))
+            .collect();
+        let index = offer_index_key(&self.inner.cache);
+        for chunk in pending.chunks(500) {
+            self.inner.backend.schedule_many(&index, chunk).await?;
+        }
+        self.inner.backend.set(&offer_index_built_key(&self.inner.cache), b"1", None).await?;
+        tracing::info!(offers = pending.len(), "expiry index rebuilt from the due-offer index");
+        Ok(pending.len())
     }
 
     // ---------------------------------------------------------------- admin and stats

@@ -23,8 +23,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{
-    rank_community, rank_discover, ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, FeedSort,
-    Store, ViewChunk,
+    due_at, due_shard, extend_conflict, rank_community, rank_discover, ChunkOutcome, CommunityQuery, DiscoverQuery,
+    ExpireOutcome, FeedPage, FeedSort, Store, ViewChunk, DUE_SHARDS,
 };
 use crate::error::{Result, StoreError};
 use crate::geo;
@@ -104,9 +104,14 @@ impl DynamoStore {
         Ok(item)
     }
 
+    /// An offer's item; a PENDING one also carries the due index's keys.
     fn offer_item(o: &Offer) -> Result<Item> {
         let mut item = to_item(o)?;
         item.insert("ttl".into(), n(epoch_secs(&o.expires_at, OFFER_TTL_AFTER_EXPIRY)));
+        if o.status == OfferStatus::Pending {
+            item.insert("due_shard".into(), s(due_shard(&o.id)));
+            item.insert("due_at".into(), s(due_at(&o.expires_at)));
+        }
         Ok(item)
     }
 
@@ -399,17 +404,19 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn expire_offer(&self, id: &str) -> Result<ExpireOutcome> {
+    async fn expire_offer(&self, id: &str, now: Timestamp) -> Result<ExpireOutcome> {
+        // The due-index keys stay until the OfferExpired is out (`offer_announced`).
         let result = self
             .client
             .update_item()
             .table_name(&self.tables.offers)
             .key("id", s(id))
             .update_expression("SET #s = :expired")
-            .condition_expression("#s = :pending")
+            .condition_expression("#s = :pending AND due_at <= :now")
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":expired", s(OfferStatus::Expired.as_str()))
             .expression_attribute_values(":pending", s(OfferStatus::Pending.as_str()))
+            .expression_attribute_values(":now", s(due_at(&now)))
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
@@ -417,25 +424,28 @@ impl Store for DynamoStore {
             Ok(out) => Ok(ExpireOutcome::Expired(from_item(out.attributes.unwrap_or_default())?)),
             Err(e) if is_conditional_failure(&e) => Ok(match self.get_offer(id).await? {
                 None => ExpireOutcome::Missing,
-                Some(o) => ExpireOutcome::NotPending(o.status),
+                Some(o) if o.status != OfferStatus::Pending => ExpireOutcome::NotPending(o.status),
+                Some(o) => ExpireOutcome::NotDue(o),
             }),
             Err(e) => Err(backend(e)),
         }
     }
 
-    async fn extend_offer(&self, id: &str, expires_at: Timestamp) -> Result<Offer> {
+    async fn extend_offer(&self, id: &str, expires_at: Timestamp, now: Timestamp) -> Result<Offer> {
         let result = self
             .client
             .update_item()
             .table_name(&self.tables.offers)
             .key("id", s(id))
-            .update_expression("SET expires_at = :e, #ttl = :ttl")
-            .condition_expression("#s = :pending")
+            .update_expression("SET expires_at = :e, #ttl = :ttl, due_at = :due")
+            .condition_expression("#s = :pending AND due_at > :now")
             .expression_attribute_names("#s", "status")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":e", s(time::format(&expires_at)))
             .expression_attribute_values(":ttl", n(epoch_secs(&expires_at, OFFER_TTL_AFTER_EXPIRY)))
+            .expression_attribute_values(":due", s(due_at(&expires_at)))
             .expression_attribute_values(":pending", s(OfferStatus::Pending.as_str()))
+            .expression_attribute_values(":now", s(due_at(&now)))
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
@@ -443,11 +453,65 @@ impl Store for DynamoStore {
             Ok(out) => from_item(out.attributes.unwrap_or_default()),
             Err(e) if is_conditional_failure(&e) => match self.get_offer(id).await? {
                 None => Err(StoreError::NotFound { kind: "offer", id: id.into() }),
-                Some(o) => Err(StoreError::Conflict(format!(
-                    "offer {id} is {}; only a PENDING offer can be extended",
-                    o.status
-                ))),
+                Some(o) => Err(extend_conflict(&o)),
             },
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn offers_due_by(&self, until: Timestamp, limit: usize) -> Result<Vec<Offer>> {
+        let until = due_at(&until);
+        let shards = (0..DUE_SHARDS).map(|i| {
+            let until = until.clone();
+            async move {
+                let mut out: Vec<Item> = Vec::new();
+                let mut start: Option<Item> = None;
+                loop {
+                    let page = self
+                        .client
+                        .query()
+                        .table_name(&self.tables.offers)
+                        .index_name("by_due")
+                        .key_condition_expression("due_shard = :s AND due_at <= :until")
+                        .expression_attribute_values(":s", s(format!("due#{i}")))
+                        .expression_attribute_values(":until", s(until.as_str()))
+                        .limit((limit - out.len()).clamp(1, 1000) as i32)
+                        .set_exclusive_start_key(start.take())
+                        .send()
+                        .await
+                        .map_err(backend)?;
+                    out.extend(page.items.unwrap_or_default());
+                    start = page.last_evaluated_key.filter(|k| !k.is_empty());
+                    if start.is_none() || out.len() >= limit {
+                        return Ok::<_, StoreError>(out);
+                    }
+                }
+            }
+        });
+        let mut offers: Vec<Offer> = Vec::new();
+        for items in futures::future::try_join_all(shards).await? {
+            offers.extend(items.into_iter().map(from_item).collect::<Result<Vec<Offer>>>()?);
+        }
+        offers.sort_by(|a, b| a.expires_at.cmp(&b.expires_at).then_with(|| a.id.cmp(&b.id)));
+        offers.truncate(limit);
+        Ok(offers)
+    }
+
+    async fn offer_announced(&self, id: &str) -> Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.offers)
+            .key("id", s(id))
+            .update_expression("REMOVE due_shard, due_at")
+            .condition_expression("attribute_exists(id) AND #s <> :pending")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":pending", s(OfferStatus::Pending.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Ok(()),
             Err(e) => Err(backend(e)),
         }
     }

@@ -6,8 +6,8 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    rank_community, rank_discover, ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, Store,
-    ViewChunk,
+    extend_conflict, rank_community, rank_discover, ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome,
+    FeedPage, Store, ViewChunk,
 };
 use crate::error::{Result, StoreError};
 use crate::models::{JobRun, Offer, OfferStatus, Product, Stream, StreamStatus, User};
@@ -19,6 +19,8 @@ struct State {
     users: HashMap<String, User>,
     streams: HashMap<String, Stream>,
     offers: HashMap<String, Offer>,
+    /// EXPIRED offers whose OfferExpired is not out yet: with the PENDING ones, the due index.
+    unannounced: HashSet<String>,
     markers: HashSet<String>,
     jobs: HashMap<String, JobRun>,
 }
@@ -107,6 +109,9 @@ impl Store for MemoryStore {
 
     async fn put_offers(&self, items: &[Offer]) -> Result<()> {
         let mut st = self.state();
+        for o in items {
+            st.unannounced.remove(&o.id);
+        }
         st.offers.extend(items.iter().map(|o| (o.id.clone(), o.clone())));
         Ok(())
     }
@@ -149,29 +154,50 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn expire_offer(&self, id: &str) -> Result<ExpireOutcome> {
+    async fn expire_offer(&self, id: &str, now: Timestamp) -> Result<ExpireOutcome> {
         let mut st = self.state();
-        Ok(match st.offers.get_mut(id) {
+        let outcome = match st.offers.get_mut(id) {
             None => ExpireOutcome::Missing,
             Some(o) if o.status != OfferStatus::Pending => ExpireOutcome::NotPending(o.status),
+            Some(o) if o.expires_at > now => ExpireOutcome::NotDue(o.clone()),
             Some(o) => {
                 o.status = OfferStatus::Expired;
                 ExpireOutcome::Expired(o.clone())
             }
-        })
+        };
+        if matches!(outcome, ExpireOutcome::Expired(_)) {
+            st.unannounced.insert(id.to_string());
+        }
+        Ok(outcome)
     }
 
-    async fn extend_offer(&self, id: &str, expires_at: Timestamp) -> Result<Offer> {
+    async fn extend_offer(&self, id: &str, expires_at: Timestamp, now: Timestamp) -> Result<Offer> {
         let mut st = self.state();
         let o = st.offers.get_mut(id).ok_or_else(|| StoreError::NotFound { kind: "offer", id: id.into() })?;
-        if o.status != OfferStatus::Pending {
-            return Err(StoreError::Conflict(format!(
-                "offer {id} is {}; only a PENDING offer can be extended",
-                o.status
-            )));
+        if o.status != OfferStatus::Pending || o.expires_at <= now {
+            return Err(extend_conflict(o));
         }
         o.expires_at = expires_at;
         Ok(o.clone())
+    }
+
+    async fn offers_due_by(&self, until: Timestamp, limit: usize) -> Result<Vec<Offer>> {
+        let st = self.state();
+        let mut due: Vec<Offer> = st
+            .offers
+            .values()
+            .filter(|o| o.expires_at <= until)
+            .filter(|o| o.status == OfferStatus::Pending || st.unannounced.contains(&o.id))
+            .cloned()
+            .collect();
+        due.sort_by(|a, b| a.expires_at.cmp(&b.expires_at).then_with(|| a.id.cmp(&b.id)));
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn offer_announced(&self, id: &str) -> Result<()> {
+        self.state().unannounced.remove(id);
+        Ok(())
     }
 
     async fn apply_view_chunk(&self, chunk: &ViewChunk) -> Result<ChunkOutcome> {

@@ -12,10 +12,10 @@ use std::collections::{BTreeMap, HashSet};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 use crate::geo;
 use crate::models::{Category, Condition, FeedItem, JobRun, Offer, OfferStatus, Product, Stream, StreamStatus, User};
-use crate::time::Timestamp;
+use crate::time::{self, Timestamp};
 
 /// Most view-count updates in one chunk: with the chunk's marker that makes 100 actions, the
 /// TransactWriteItems limit.
@@ -98,9 +98,40 @@ pub struct FeedPage {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExpireOutcome {
     Expired(Offer),
+    /// Not due (any more): extended after it was read as due. Nothing written.
+    NotDue(Offer),
     /// Settled already (accepted, expired, …): nothing written.
     NotPending(OfferStatus),
     Missing,
+}
+
+/// How many partitions the due-offer index is spread over (`due_shard` = `due#0` … `due#3`),
+/// so that no single index partition takes every offer's writes.
+pub const DUE_SHARDS: u32 = 4;
+
+/// The due-offer index's shard of an offer.
+pub fn due_shard(id: &str) -> String {
+    let h = id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+    format!("due#{}", h % DUE_SHARDS)
+}
+
+/// Why an extension was refused: the offer is settled, or already due.
+pub fn extend_conflict(o: &Offer) -> StoreError {
+    if o.status != OfferStatus::Pending {
+        StoreError::Conflict(format!("offer {} is {}; only a PENDING offer can be extended", o.id, o.status))
+    } else {
+        StoreError::Conflict(format!(
+            "offer {} expired at {}; an offer that is due can no longer be extended",
+            o.id,
+            time::format(&o.expires_at)
+        ))
+    }
+}
+
+/// The due-offer index's sort key: the expiry in epoch milliseconds, zero-padded so that text
+/// order is time order.
+pub fn due_at(t: &Timestamp) -> String {
+    format!("{:015}", t.timestamp_millis().max(0))
 }
 
 /// A chunk of view-count increments, applied exactly once under its id.
@@ -177,10 +208,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Fails with `AlreadyExists` if the id is taken.
     async fn create_offer(&self, offer: &Offer) -> Result<()>;
-    /// Marks the offer EXPIRED only if it is still PENDING (conditional; repeating it is harmless).
-    async fn expire_offer(&self, id: &str) -> Result<ExpireOutcome>;
-    /// Moves a PENDING offer's expiry; `Conflict` if it is settled, `NotFound` if unknown.
-    async fn extend_offer(&self, id: &str, expires_at: Timestamp) -> Result<Offer>;
+    /// Marks the offer EXPIRED only if it is still PENDING *and* due at `now` (conditional;
+    /// repeating it is harmless; an extension that landed first wins: `NotDue`).
+    async fn expire_offer(&self, id: &str, now: Timestamp) -> Result<ExpireOutcome>;
+    /// Moves a PENDING offer's expiry; `Conflict` if it is settled or already due at `now`,
+    /// `NotFound` if unknown.
+    async fn extend_offer(&self, id: &str, expires_at: Timestamp, now: Timestamp) -> Result<Offer>;
+    /// The due-offer index (sparse: only offers that are PENDING, or EXPIRED and not yet
+    /// announced, are in it): those with an expiry at or before `until`, earliest first, at
+    /// most `limit`. Reads O(limit) items whatever the table holds.
+    async fn offers_due_by(&self, until: Timestamp, limit: usize) -> Result<Vec<Offer>>;
+    /// Takes a settled offer out of the due index once its OfferExpired has been published
+    /// (conditional: a PENDING offer stays).
+    async fn offer_announced(&self, id: &str) -> Result<()>;
 
     /// Adds a chunk's increments (ADD) together with a marker for the chunk in one transaction:
     /// a chunk applied before is recognised and skipped.

@@ -1,0 +1,295 @@
+//! Offers keep their truth in DynamoDB: they expire whatever Redis lost, an extension and the
+//! expiry run cannot both win, and OfferExpired goes out at least once. On redis-server and
+//! DynamoDB in moto's server (and the memory adapters where a fault is injected).
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+use livecache_cache::{Backend, RedisBackend, RedisConfig, SpawnTasks};
+use livecache_domain::jobs;
+use livecache_domain::services::keys::{offer_index_built_key, offer_index_key};
+use livecache_domain::services::{Expiry, Marketplace, NewOffer};
+use livecache_domain::store::{ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, ViewChunk};
+use livecache_domain::{
+    time, DomainEvent, EventError, EventPublisher, InProcessBus, JobRun, Offer, OfferStatus, Product, Store,
+    StoreError, Stream, StreamStatus, User,
+};
+use livecache_http::{AdminAuth, App, Deps};
+use serde_json::json;
+
+type StoreResult<T> = Result<T, StoreError>;
+
+fn market(deps: &Deps) -> Marketplace {
+    App::new(deps, Arc::new(SpawnTasks), AdminAuth::Disabled, None).market.clone()
+}
+
+fn soon() -> Instant {
+    Instant::now() + Duration::from_secs(60)
+}
+
+/// Makes an offer due in the source of truth (as if its minute had passed).
+async fn make_due(store: &dyn Store, id: &str) -> Offer {
+    let mut offer = store.get_offer(id).await.unwrap().unwrap();
+    offer.expires_at = time::from_millis(time::now().timestamp_millis() - 1_000);
+    store.put_offers(std::slice::from_ref(&offer)).await.unwrap();
+    offer
+}
+
+async fn status(store: &dyn Store, id: &str) -> OfferStatus {
+    store.get_offer(id).await.unwrap().unwrap().status
+}
+
+/// A buyer and a product of somebody else's.
+fn buyer_and_product(data: &livecache_domain::seed::DemoData) -> (String, Product) {
+    let product = data.products[7].clone();
+    let buyer = data.users.iter().find(|u| u.id != product.seller_id).unwrap().id.clone();
+    (buyer, product)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_whose_index_entry_redis_lost_expires_on_time_and_the_index_is_rebuilt() {
+    let api = common::start("offer-flushed", None).await;
+    let (buyer, product) = buyer_and_product(&api.data);
+    let (s, v) = api
+        .post_as(&buyer, "/offers", json!({"product_id": product.id, "amount": 10.0, "expires_in_minutes": 1}))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["offer"]["id"].as_str().unwrap().to_string();
+    let (s, v) = api
+        .post_as(&buyer, "/offers", json!({"product_id": product.id, "amount": 11.0, "expires_in_minutes": 30}))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let later = v["offer"]["id"].as_str().unwrap().to_string();
+    // Redis loses the index (a flush, a restart without persistence, a failover).
+    let index = offer_index_key(&api.cache);
+    let built = offer_index_built_key(&api.cache);
+    api.deps.backend.delete(&[index.clone(), built.clone()]).await.unwrap();
+    assert_eq!(api.deps.backend.count(&index).await.unwrap(), 0);
+    // Its minute passes: the run reads DynamoDB, not Redis.
+    make_due(&*api.deps.store, &id).await;
+    let m = market(&api.deps);
+    let report = jobs::expire_offers(&m, soon()).await.unwrap();
+    assert!(report.updated >= 1, "{report:?}");
+    assert_eq!(status(&*api.deps.store, &id).await, OfferStatus::Expired);
+    assert_eq!(status(&*api.deps.store, &later).await, OfferStatus::Pending);
+    // The first expiring-soon read finds the index gone and rebuilds it from DynamoDB.
+    let (s, soon_list) = api.get_as(&buyer, "/offers/expiring-soon?within_minutes=60").await;
+    assert_eq!(s, 200);
+    let ids: Vec<&str> = soon_list["offers"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&later.as_str()), "{soon_list}");
+    assert!(!ids.contains(&id.as_str()), "the expired one is not listed");
+    assert!(api.deps.backend.get(&built).await.unwrap().is_some(), "marked rebuilt");
+    assert!(api.deps.backend.scheduled_at(&index, &later).await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_made_while_redis_was_down_expires_on_time() {
+    let (deps, _bus, _clock, data) = common::real_deps("offer-redis-down").await;
+    // The same DynamoDB, but a Redis nobody listens on.
+    let dead: Arc<dyn Backend> =
+        Arc::new(RedisBackend::lazy(RedisConfig::from_url("redis://127.0.0.1:1").unwrap()).unwrap());
+    let down = Deps { backend: dead, ..deps.clone() };
+    let (buyer, product) = buyer_and_product(&data);
+    let offer = market(&down)
+        .create_offer(NewOffer {
+            product_id: product.id.clone(),
+            caller: buyer.clone(),
+            buyer_id: None,
+            amount: 12.0,
+            expiry: Expiry::InMinutes(1),
+        })
+        .await
+        .expect("an offer is taken with Redis down");
+    let m = market(&deps);
+    assert_eq!(m.backend().scheduled_at(&offer_index_key(m.cache()), &offer.id).await.unwrap(), None);
+    make_due(&*deps.store, &offer.id).await;
+    let report = jobs::expire_offers(&m, soon()).await.unwrap();
+    assert!(report.updated >= 1, "{report:?}");
+    assert_eq!(status(&*deps.store, &offer.id).await, OfferStatus::Expired);
+}
+
+/// A store that runs a hook right before the expiry's conditional write: an extension landing
+/// between the run's read of what is due and its update.
+struct Racing {
+    inner: Arc<dyn Store>,
+    /// The offer whose expiry the hook precedes, and the hook.
+    before_expire: Mutex<Option<(String, BoxFuture<'static, ()>)>>,
+}
+
+#[async_trait]
+impl Store for Racing {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    async fn get_product(&self, id: &str) -> StoreResult<Option<Product>> {
+        self.inner.get_product(id).await
+    }
+    async fn get_products(&self, ids: &[String]) -> StoreResult<Vec<Option<Product>>> {
+        self.inner.get_products(ids).await
+    }
+    async fn get_user(&self, id: &str) -> StoreResult<Option<User>> {
+        self.inner.get_user(id).await
+    }
+    async fn get_users(&self, ids: &[String]) -> StoreResult<Vec<Option<User>>> {
+        self.inner.get_users(ids).await
+    }
+    async fn get_stream(&self, id: &str) -> StoreResult<Option<Stream>> {
+        self.inner.get_stream(id).await
+    }
+    async fn get_offer(&self, id: &str) -> StoreResult<Option<Offer>> {
+        self.inner.get_offer(id).await
+    }
+    async fn get_offers(&self, ids: &[String]) -> StoreResult<Vec<Option<Offer>>> {
+        self.inner.get_offers(ids).await
+    }
+    async fn put_products(&self, items: &[Product]) -> StoreResult<()> {
+        self.inner.put_products(items).await
+    }
+    async fn put_users(&self, items: &[User]) -> StoreResult<()> {
+        self.inner.put_users(items).await
+    }
+    async fn put_streams(&self, items: &[Stream]) -> StoreResult<()> {
+        self.inner.put_streams(items).await
+    }
+    async fn put_offers(&self, items: &[Offer]) -> StoreResult<()> {
+        self.inner.put_offers(items).await
+    }
+    async fn discover(&self, q: &DiscoverQuery) -> StoreResult<FeedPage> {
+        self.inner.discover(q).await
+    }
+    async fn community(&self, q: &CommunityQuery) -> StoreResult<FeedPage> {
+        self.inner.community(q).await
+    }
+    async fn live_streams(&self) -> StoreResult<Vec<Stream>> {
+        self.inner.live_streams().await
+    }
+    async fn transition_stream(
+        &self,
+        id: &str,
+        to: StreamStatus,
+        at: livecache_domain::time::Timestamp,
+    ) -> StoreResult<Stream> {
+        self.inner.transition_stream(id, to, at).await
+    }
+    async fn create_offer(&self, offer: &Offer) -> StoreResult<()> {
+        self.inner.create_offer(offer).await
+    }
+    async fn expire_offer(&self, id: &str, now: time::Timestamp) -> StoreResult<ExpireOutcome> {
+        let hook = {
+            let mut slot = self.before_expire.lock().unwrap();
+            if slot.as_ref().is_some_and(|(of, _)| of == id) {
+                slot.take()
+            } else {
+                None
+            }
+        };
+        if let Some((_, hook)) = hook {
+            hook.await;
+        }
+        self.inner.expire_offer(id, now).await
+    }
+    async fn extend_offer(&self, id: &str, expires_at: time::Timestamp, now: time::Timestamp) -> StoreResult<Offer> {
+        self.inner.extend_offer(id, expires_at, now).await
+    }
+    async fn offers_due_by(&self, until: time::Timestamp, limit: usize) -> StoreResult<Vec<Offer>> {
+        self.inner.offers_due_by(until, limit).await
+    }
+    async fn offer_announced(&self, id: &str) -> StoreResult<()> {
+        self.inner.offer_announced(id).await
+    }
+    async fn apply_view_chunk(&self, chunk: &ViewChunk) -> StoreResult<ChunkOutcome> {
+        self.inner.apply_view_chunk(chunk).await
+    }
+    async fn record_job_run(&self, run: &JobRun) -> StoreResult<()> {
+        self.inner.record_job_run(run).await
+    }
+    async fn job_runs(&self, jobs: &[&str]) -> StoreResult<Vec<JobRun>> {
+        self.inner.job_runs(jobs).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extension_racing_the_expiry_run_is_refused_never_answered_200_then_expired() {
+    let (deps, bus, clock, data) = common::real_deps("offer-race").await;
+    let racing = Arc::new(Racing { inner: deps.store.clone(), before_expire: Mutex::new(None) });
+    let deps = Deps { store: racing.clone(), ..deps };
+    let api = common::serve(deps.clone(), bus, clock, data, Arc::new(SpawnTasks), None).await;
+    let (buyer, product) = buyer_and_product(&api.data);
+    let (s, v) =
+        api.post_as(&buyer, "/offers", json!({"product_id": product.id, "amount": 9.0, "expires_in_minutes": 1})).await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["offer"]["id"].as_str().unwrap().to_string();
+    make_due(&*deps.store, &id).await;
+    // The buyer's extension lands after the run read the offer as due, before its update.
+    let (http, url, token) =
+        (reqwest::Client::new(), format!("{}/offers/{id}/extend", api.base), common::token(&buyer));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    *racing.before_expire.lock().unwrap() = Some((
+        id.clone(),
+        Box::pin(async move {
+            let resp = http.post(url).bearer_auth(token).json(&json!({"expires_in_minutes": 60})).send().await.unwrap();
+            let status = resp.status().as_u16();
+            let _ = tx.send((status, resp.text().await.unwrap()));
+        }),
+    ));
+    let report = jobs::expire_offers(&market(&deps), soon()).await.unwrap();
+    let (answer, body) = rx.await.unwrap();
+    let now = status(&*deps.store, &id).await;
+    assert!(
+        (answer == 409 && now == OfferStatus::Expired) || (answer == 200 && now == OfferStatus::Pending),
+        "the buyer was told {answer} ({body}) and the offer is {now}"
+    );
+    assert_eq!((answer, now), (409, OfferStatus::Expired), "a due offer can no longer be extended: {body}");
+    assert!(body.contains("due"), "{body}");
+    assert!(report.updated >= 1, "{report:?}");
+}
+
+/// A publisher that fails while `failing` is set, then passes through.
+struct Flaky {
+    bus: Arc<InProcessBus>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl EventPublisher for Flaky {
+    async fn publish(&self, events: &[DomainEvent]) -> Result<(), EventError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(EventError::Backend("event bus unavailable (injected)".into()));
+        }
+        self.bus.publish(events).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_expired_event_lost_by_a_failing_publisher_is_delivered_by_the_next_run() {
+    let (deps, bus, _clock, data) = common::real_deps("offer-publish").await;
+    let flaky = Arc::new(Flaky { bus: bus.clone(), failing: true.into() });
+    let deps = Deps { events: flaky.clone(), ..deps };
+    let m = market(&deps);
+    let due: Vec<String> = data.offers.iter().filter(|o| o.expires_at <= time::now()).map(|o| o.id.clone()).collect();
+    assert!(!due.is_empty());
+    let announced = || -> Vec<String> {
+        let expired = bus.published().into_iter().filter(|e| e.detail_type == "OfferExpired");
+        expired.map(|e| e.detail["event_id"].as_str().unwrap().to_string()).collect()
+    };
+    let first = jobs::expire_offers(&m, soon()).await.unwrap();
+    assert_eq!((first.updated, first.announced, first.unannounced), (due.len(), 0, due.len()));
+    for id in &due {
+        assert_eq!(status(&*deps.store, id).await, OfferStatus::Expired, "expired even though not announced");
+    }
+    assert!(announced().is_empty());
+    flaky.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let second = jobs::expire_offers(&m, soon()).await.unwrap();
+    assert_eq!((second.updated, second.announced, second.unannounced), (0, due.len(), 0));
+    let mut got = announced();
+    got.sort();
+    let mut want: Vec<String> = due.iter().map(|id| format!("offer-expired:{id}")).collect();
+    want.sort();
+    assert_eq!(got, want, "each one delivered, under its stable id");
+    let third = jobs::expire_offers(&m, soon()).await.unwrap();
+    assert_eq!((third.processed, third.announced), (0, 0), "and only until delivered");
+}
