@@ -304,3 +304,58 @@ async fn product_and_stream_events_invalidate_what_they_touch() {
         assert!(matches!(jobs::apply_event(&m, &bad).await, Err(jobs::JobError::BadEvent(_))), "{bad}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn views_applied_by_redis_but_unanswered_are_counted_exactly_once() {
+    use livecache_cache::breaker::BreakerConfig;
+    use livecache_cache::{Backend, RedisBackend, RedisConfig};
+    use livecache_testkit::{shared_redis, SlowReplies};
+    let (deps, _bus, _clock, data) = common::real_deps("views-unanswered").await;
+    // Redis behind a proxy that, while armed, holds replies back longer than the command
+    // timeout: Redis applies each HINCRBY, the client hears nothing and gives up.
+    let proxy = SlowReplies::start(shared_redis().port(), Duration::from_millis(300));
+    let mut cfg = RedisConfig::from_url(&proxy.url()).unwrap();
+    cfg.command_timeout = Duration::from_millis(100);
+    cfg.breaker = BreakerConfig { threshold: 3, cooldown: Duration::from_millis(50) };
+    let faulty: Arc<dyn Backend> = Arc::new(RedisBackend::connect(cfg).await.unwrap());
+    let faulty = App::new(
+        &livecache_http::Deps { backend: faulty, ..deps.clone() },
+        Arc::new(SpawnTasks),
+        AdminAuth::Disabled,
+        None,
+    )
+    .market
+    .clone();
+    let healthy = App::new(&deps, Arc::new(SpawnTasks), AdminAuth::Disabled, None).market.clone();
+    let (p0, _) = view_totals(&**healthy.store(), &data).await;
+    const VIEWS: usize = 5_000;
+    const FAULTY: usize = 600;
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    proxy.arm(true);
+    let ids: Vec<String> = data.products.iter().take(40).map(|p| p.id.clone()).collect();
+    let views = futures::stream::iter(0..VIEWS).for_each_concurrent(64, |i| {
+        let (m, id, done, proxy) = (faulty.clone(), ids[i % ids.len()].clone(), done.clone(), &proxy);
+        async move {
+            m.product(&id).await.expect("a product read never fails for Redis");
+            if done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == FAULTY {
+                proxy.arm(false);
+            }
+        }
+    });
+    use futures::StreamExt;
+    views.await;
+    proxy.arm(false);
+    assert!(faulty.views_unconfirmed() > 0, "the fault was exercised");
+    // Everything Redis holds is synced; every view is in DynamoDB exactly once.
+    let sync = ViewSync::new(healthy.clone());
+    for _ in 0..3 {
+        sync.drain_once().await.unwrap();
+    }
+    let (p1, _) = view_totals(&**healthy.store(), &data).await;
+    assert_eq!(
+        p1 - p0,
+        VIEWS as i64,
+        "{} views were sent without an answer; each counted once",
+        faulty.views_unconfirmed()
+    );
+}

@@ -1,6 +1,8 @@
 //! A circuit breaker: after `threshold` consecutive failures the backend is skipped for
 //! `cooldown`, so a dead Redis costs a request nothing instead of a timeout. After the
-//! cool-down one probe is let through; its success closes the circuit.
+//! cool-down one probe is let through; its success closes the circuit. A probe is a
+//! [`Permit`]: if its request is cancelled (a client went away) before it reports, dropping
+//! the permit frees the probe slot, so the circuit can never stay open for good.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -42,6 +44,13 @@ impl Breaker {
 
     fn now(&self) -> u64 {
         self.base.elapsed().as_millis() as u64 + 1
+    }
+
+    /// A permit for one call, or None while the circuit is open. Report the outcome through
+    /// it; a permit dropped unreported (the call was cancelled) gives a probe slot back.
+    pub fn permit(&self) -> Option<Permit<'_>> {
+        let probe = self.open_until.load(Ordering::Acquire) != 0;
+        self.allow().then_some(Permit { breaker: self, probe, reported: false })
     }
 
     /// Whether a call may go to the backend now.
@@ -94,6 +103,35 @@ impl Breaker {
     }
 }
 
+/// One call let through by the [`Breaker`].
+#[derive(Debug)]
+pub struct Permit<'a> {
+    breaker: &'a Breaker,
+    /// Whether this call is the half-open probe.
+    probe: bool,
+    reported: bool,
+}
+
+impl Permit<'_> {
+    pub fn success(mut self) {
+        self.reported = true;
+        self.breaker.record_success();
+    }
+
+    pub fn failure(mut self) {
+        self.reported = true;
+        self.breaker.record_failure();
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if self.probe && !self.reported {
+            self.breaker.probing.store(false, Ordering::Release);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +154,20 @@ mod tests {
         b.record_success();
         assert!(b.allow() && b.allow(), "closed again");
         assert_eq!(b.trips(), 1);
+    }
+
+    #[test]
+    fn a_cancelled_probe_frees_the_slot() {
+        let b = Breaker::new(BreakerConfig { threshold: 1, cooldown: Duration::from_millis(20) });
+        b.permit().unwrap().failure();
+        assert!(b.permit().is_none(), "open");
+        std::thread::sleep(Duration::from_millis(30));
+        let probe = b.permit().expect("the probe");
+        assert!(b.permit().is_none(), "one probe at a time");
+        drop(probe); // its request was cancelled: no outcome
+        let probe = b.permit().expect("the next caller probes instead of the circuit sticking open");
+        probe.success();
+        assert!(!b.is_open());
+        assert!(b.permit().is_some());
     }
 }

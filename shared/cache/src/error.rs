@@ -24,6 +24,20 @@ pub enum CacheError {
     Config(String),
 }
 
+impl CacheError {
+    /// Whether the command may have run although no answer came back (a timeout, a connection
+    /// lost mid-command): a write with this error must not be repeated elsewhere, or it may
+    /// count twice. False when it certainly did not run (circuit open, no connection, an
+    /// error reply).
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            Self::Timeout(_) => true,
+            Self::Redis(e) => (e.is_io_error() || e.is_connection_dropped()) && !e.is_connection_refusal(),
+            _ => false,
+        }
+    }
+}
+
 /// Why a stored value could not be decoded (always treated as a miss by readers).
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {

@@ -183,3 +183,29 @@ async fn absent_redis_at_start_up_does_not_fail_init_and_is_picked_up_later() {
     assert_eq!(lookup(&cache, "x").await.0, Source::Loaded);
     assert!(cache.report().counts.errors >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_cannot_serve_opens_the_circuit_and_the_cache_falls_through() {
+    let server = RedisServer::start();
+    let backend = Arc::new(RedisBackend::connect(config(&server.url())).await.unwrap());
+    let cache =
+        Cache::builder(backend.clone()).keyspace(Keyspace::new(Some(&unique_prefix("oom")), "v1").unwrap()).build();
+    let (source, _) = lookup(&cache, "before").await;
+    assert_eq!(source, Source::Loaded);
+    // Out of memory with nothing to evict: every write answers `-OOM`.
+    server.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]).unwrap();
+    server.cli(&["CONFIG", "SET", "maxmemory", "1"]).unwrap();
+    use livecache_cache::KvStore;
+    for i in 0..3 {
+        let err = backend.set(&format!("oom-{i}"), b"x", None).await.unwrap_err();
+        assert!(err.to_string().contains("OOM"), "{err}");
+    }
+    assert!(backend.circuit_open(), "three OOM replies in a row count as three failures");
+    let (source, took) = lookup(&cache, "while-open").await;
+    assert_eq!(source, Source::Loaded, "the cache falls through to the loader");
+    assert!(took < Duration::from_millis(50), "skipping Redis while the circuit is open: {took:?}");
+    // Memory again: the probe after the cool-down closes the circuit.
+    server.cli(&["CONFIG", "SET", "maxmemory", "0"]).unwrap();
+    wait_for_hit(&cache, "after").await;
+    assert!(!backend.circuit_open());
+}

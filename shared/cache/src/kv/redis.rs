@@ -175,6 +175,25 @@ fn is_transport_error(e: &redis::RedisError) -> bool {
         || e.is_unrecoverable_error()
 }
 
+/// Error replies of a server that cannot serve commands now: out of memory, a replica or a
+/// node still loading its data, a failover or cluster outage in progress, a busy script.
+fn is_unserviceable(e: &redis::RedisError) -> bool {
+    matches!(
+        e.code(),
+        Some(
+            "OOM"
+                | "READONLY"
+                | "LOADING"
+                | "MASTERDOWN"
+                | "CLUSTERDOWN"
+                | "TRYAGAIN"
+                | "BUSY"
+                | "MISCONF"
+                | "NOREPLICAS"
+        )
+    )
+}
+
 impl RedisBackend {
     /// Builds the backend and tries to connect once within `connect_timeout`. A Redis that is
     /// down does not fail this: calls fail fast (circuit breaker) and it reconnects later.
@@ -270,37 +289,39 @@ impl RedisBackend {
         Ok(conn.clone())
     }
 
-    /// Runs one operation against Redis under the breaker and the command timeout.
+    /// Runs one operation against Redis under the breaker and the command timeout. Transport
+    /// failures, timeouts and the replies of a server that cannot serve (OOM, READONLY,
+    /// LOADING, …) count against the breaker; other error replies do not.
     async fn run<T, F, Fut>(&self, op: F) -> Result<T>
     where
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        if !self.breaker.allow() {
+        let Some(permit) = self.breaker.permit() else {
             return Err(CacheError::Unavailable("circuit open".into()));
-        }
+        };
         let conn = match self.connection().await {
             Ok(c) => c,
             Err(e) => {
-                self.breaker.record_failure();
+                permit.failure();
                 return Err(e);
             }
         };
         match tokio::time::timeout(self.cfg.command_timeout, op(conn)).await {
             Ok(Ok(v)) => {
-                self.breaker.record_success();
+                permit.success();
                 Ok(v)
             }
             Ok(Err(e)) => {
-                if is_transport_error(&e) {
-                    self.breaker.record_failure();
+                if is_transport_error(&e) || is_unserviceable(&e) {
+                    permit.failure();
                 } else {
-                    self.breaker.record_success();
+                    permit.success();
                 }
                 Err(e.into())
             }
             Err(_) => {
-                self.breaker.record_failure();
+                permit.failure();
                 Err(CacheError::Timeout(self.cfg.command_timeout))
             }
         }

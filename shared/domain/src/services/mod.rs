@@ -247,6 +247,8 @@ struct Inner {
     store: Arc<dyn Store>,
     events: Arc<dyn EventPublisher>,
     tasks: Arc<dyn TaskRunner>,
+    /// Views sent to Redis that got no answer (see `count_view`).
+    views_unconfirmed: std::sync::atomic::AtomicU64,
 }
 
 /// Every operation of the API. Cheap to clone.
@@ -271,7 +273,17 @@ impl Marketplace {
         tasks: Arc<dyn TaskRunner>,
     ) -> Self {
         let backend = cache.backend().clone();
-        Self { inner: Arc::new(Inner { prefetched: Default::default(), cache, backend, store, events, tasks }) }
+        Self {
+            inner: Arc::new(Inner {
+                prefetched: Default::default(),
+                cache,
+                backend,
+                store,
+                events,
+                tasks,
+                views_unconfirmed: Default::default(),
+            }),
+        }
     }
 
     pub fn cache(&self) -> &Cache {
@@ -313,9 +325,18 @@ impl Marketplace {
         Ok(Cached::from_lookup(product, found.source))
     }
 
+    /// Counts a view once: in Redis, or — only when the increment certainly did not run there
+    /// (circuit open, no connection) — straight in DynamoDB. An increment whose outcome is
+    /// unknown (a timeout after sending: Redis may have applied it) is not written again
+    /// elsewhere, where it could count twice; it is counted in `views_unconfirmed`.
     async fn count_view(&self, id: &str) {
         let pending = pending_views_key(&self.inner.cache, "products");
         if let Err(e) = self.inner.backend.incr(&pending, id, 1).await {
+            if e.outcome_unknown() {
+                self.inner.views_unconfirmed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(error = %e, product = id, "view sent to Redis without an answer; not written again");
+                return;
+            }
             tracing::warn!(error = %e, product = id, "view not counted in Redis; writing it to the database");
             let chunk = ViewChunk {
                 id: format!("direct-{:032x}", rand::random::<u128>()),
@@ -326,6 +347,12 @@ impl Marketplace {
                 tracing::error!(error = %e, product = id, "view lost: neither Redis nor the database took it");
             }
         }
+    }
+
+    /// Views this instance sent to Redis without getting an answer: counted there if Redis
+    /// applied them, lost if not; never counted twice.
+    pub fn views_unconfirmed(&self) -> u64 {
+        self.inner.views_unconfirmed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stored views plus increments not yet synced.
