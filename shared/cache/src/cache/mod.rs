@@ -106,6 +106,8 @@ pub struct WarmReport {
 
 /// What a leader shares: its value's JSON, where it came from, and the stamp it vouches for.
 type FlightResult = std::result::Result<(Arc<[u8]>, Source, Option<Option<Stamp>>), String>;
+/// Where a flight's result appears.
+type FlightWatch = watch::Receiver<Option<FlightResult>>;
 
 struct Inner {
     backend: Arc<dyn Backend>,
@@ -117,7 +119,7 @@ struct Inner {
     /// Loads in flight in this process, by key: an id (so that a finished flight removes only
     /// itself) and where its result will appear. An invalidation detaches the flights it
     /// covers, so that a read after it never joins a load that began before it.
-    flights: Mutex<HashMap<String, (u64, watch::Receiver<Option<FlightResult>>)>>,
+    flights: Mutex<HashMap<String, (u64, FlightWatch)>>,
     refreshing: Mutex<HashSet<String>>,
 }
 
