@@ -1,5 +1,7 @@
-//! Offers keep their truth in DynamoDB: they expire whatever Redis lost, an extension and the
-//! expiry run cannot both win, and OfferExpired goes out at least once. On redis-server and
+//! The cache is never the only copy of the truth. Offers keep theirs in DynamoDB: they expire
+//! whatever Redis lost, an extension and the expiry run cannot both win, and OfferExpired goes
+//! out at least once. Streams: the first live list read after a go-live or end shows it even
+//! while the index lags, and the feeds catch up within a bounded time. On redis-server and
 //! DynamoDB in moto's server (and the memory adapters where a fault is injected).
 
 mod common;
@@ -112,10 +114,12 @@ async fn an_offer_made_while_redis_was_down_expires_on_time() {
     assert_eq!(status(&*deps.store, &offer.id).await, OfferStatus::Expired);
 }
 
-/// A store that runs a hook right before the expiry's conditional write: an extension landing
-/// between the run's read of what is due and its update.
+/// A store with faults a test switches on: a hook run right before the expiry's conditional
+/// write (an extension landing between the run's read of what is due and its update), and a
+/// lagging secondary index (the live streams as they were before the last transitions).
 struct Racing {
     inner: Arc<dyn Store>,
+    lagging_live: Mutex<Option<Vec<Stream>>>,
     /// The offer whose expiry the hook precedes, and the hook.
     before_expire: Mutex<Option<(String, BoxFuture<'static, ()>)>>,
 }
@@ -165,7 +169,11 @@ impl Store for Racing {
         self.inner.community(q).await
     }
     async fn live_streams(&self) -> StoreResult<Vec<Stream>> {
-        self.inner.live_streams().await
+        let lagging = self.lagging_live.lock().unwrap().clone();
+        match lagging {
+            Some(old) => Ok(old),
+            None => self.inner.live_streams().await,
+        }
     }
     async fn transition_stream(
         &self,
@@ -215,7 +223,8 @@ impl Store for Racing {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_extension_racing_the_expiry_run_is_refused_never_answered_200_then_expired() {
     let (deps, bus, clock, data) = common::real_deps("offer-race").await;
-    let racing = Arc::new(Racing { inner: deps.store.clone(), before_expire: Mutex::new(None) });
+    let racing =
+        Arc::new(Racing { inner: deps.store.clone(), lagging_live: Mutex::new(None), before_expire: Mutex::new(None) });
     let deps = Deps { store: racing.clone(), ..deps };
     let api = common::serve(deps.clone(), bus, clock, data, Arc::new(SpawnTasks), None).await;
     let (buyer, product) = buyer_and_product(&api.data);
@@ -292,4 +301,44 @@ async fn an_offer_expired_event_lost_by_a_failing_publisher_is_delivered_by_the_
     assert_eq!(got, want, "each one delivered, under its stable id");
     let third = jobs::expire_offers(&m, soon()).await.unwrap();
     assert_eq!((third.processed, third.announced), (0, 0), "and only until delivered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_live_list_after_a_transition_shows_it_while_the_index_lags() {
+    let (deps, bus, clock, data) = common::memory_deps("fresh-transition").await;
+    let racing =
+        Arc::new(Racing { inner: deps.store.clone(), lagging_live: Mutex::new(None), before_expire: Mutex::new(None) });
+    let deps = Deps { store: racing.clone(), ..deps };
+    // Post-response work waits for `run_all`: the second invalidation runs when the test says.
+    let tasks = Arc::new(livecache_cache::DeferredTasks::new());
+    let api = common::serve(deps.clone(), bus, clock, data.clone(), tasks.clone(), None).await;
+    let scheduled = data.streams.iter().find(|s| s.status == StreamStatus::Scheduled).unwrap().clone();
+    let live = data.streams.iter().find(|s| s.status == StreamStatus::Live).unwrap().clone();
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        v["streams"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect()
+    };
+    let (_, before) = api.get("/streams/live").await;
+    // From here the index answers with the live set as it was.
+    *racing.lagging_live.lock().unwrap() = Some(deps.store.live_streams().await.unwrap());
+    let (s, _) = api.post_as(&scheduled.seller_id, &format!("/streams/{}/go-live", scheduled.id), json!({})).await;
+    assert_eq!(s, 200);
+    let (_, after) = api.get("/streams/live").await;
+    assert!(ids(&after).contains(&scheduled.id), "the first read after go-live shows it: {after}");
+    assert_eq!(ids(&after).len(), ids(&before).len() + 1);
+    let (s, _) = api.post_as(&live.seller_id, &format!("/streams/{}/end", live.id), json!({})).await;
+    assert_eq!(s, 200);
+    let (_, ended) = api.get("/streams/live").await;
+    assert!(!ids(&ended).contains(&live.id), "the first read after the end no longer shows it: {ended}");
+    assert!(ids(&ended).contains(&scheduled.id), "and still shows the earlier go-live");
+    // The index catches up; the second invalidation (REINVALIDATE_AFTER_TRANSITION later)
+    // replaces whatever was built meanwhile, feeds included.
+    *racing.lagging_live.lock().unwrap() = None;
+    let (_, page) = api.get("/feeds/discover").await;
+    assert_eq!(page["cached"], json!(false));
+    assert_eq!(api.get("/feeds/discover").await.1["cached"], json!(true));
+    tasks.run_all().await;
+    assert_eq!(api.get("/feeds/discover").await.1["cached"], json!(false), "invalidated again");
+    let (_, settled) = api.get("/streams/live").await;
+    assert_eq!(settled["cached"], json!(false));
+    assert_eq!(ids(&settled), ids(&ended), "rebuilt from the index, which now agrees");
 }
