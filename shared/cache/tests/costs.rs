@@ -42,9 +42,8 @@ async fn a_hit_is_one_mget_and_a_miss_adds_a_lease_and_a_fill() {
     let hit = commands(&server);
     println!("miss: {miss:?}\nhit: {hit:?}");
     assert_eq!(hit, BTreeMap::from([("mget".to_string(), 1)]), "a hit costs one MGET, leases or not");
-    let counts = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
-        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
-    };
+    let counts =
+        |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> { pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect() };
     // Read (MGET), lease (EVAL: GET + SET), fill (EVAL: GET + SET): three round trips, as
     // before leases (MGET, SET NX of a lock, SET, and a script to release the lock: four).
     assert_eq!(miss, counts(&[("eval", 2), ("get", 2), ("mget", 1), ("set", 2)]), "read, lease, fill");
