@@ -319,7 +319,7 @@ async fn views_applied_by_redis_but_unanswered_are_counted_exactly_once() {
     cfg.breaker = BreakerConfig { threshold: 3, cooldown: Duration::from_millis(50) };
     let faulty: Arc<dyn Backend> = Arc::new(RedisBackend::connect(cfg).await.unwrap());
     let faulty = App::new(
-        &livecache_http::Deps { backend: faulty, ..deps.clone() },
+        &livecache_runtime::Deps { backend: faulty, ..deps.clone() },
         Arc::new(SpawnTasks),
         AdminAuth::Disabled,
         None,

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use livecache_cache::DeferredTasks;
 use livecache_http::lambda::{after_response, to_api_request, to_lambda_response};
-use livecache_http::telemetry::Metrics;
 use livecache_http::{AdminAuth, App};
+use livecache_runtime::telemetry::Metrics;
 
 fn fixtures() -> Vec<(String, String)> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/http");

@@ -104,8 +104,9 @@ fn variables_the_code_reads() -> BTreeSet<String> {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(&path).unwrap();
-                for (i, _) in text.match_indices("env::var(\"") {
-                    let rest = &text[i + "env::var(\"".len()..];
+                // `env::var("X")`, and `var("X")` through the configuration's lookup.
+                for (i, _) in text.match_indices("var(\"") {
+                    let rest = &text[i + "var(\"".len()..];
                     names.insert(rest[..rest.find('"').unwrap()].to_string());
                 }
                 for (i, _) in text.match_indices("env_num(\"") {
@@ -184,7 +185,7 @@ fn operators_are_alarmed_through_the_topic_and_have_a_dashboard() {
     assert!(metric_of("Api5xxRateAlarm").contains("5xx"));
     assert!(metric_of("CacheErrorRateAlarm").contains("CacheErrors"));
     // The EMF metrics the alarms read are the ones the functions emit.
-    let telemetry = std::fs::read_to_string(root().join("shared/http/src/telemetry.rs")).unwrap();
+    let telemetry = std::fs::read_to_string(root().join("shared/runtime/src/telemetry.rs")).unwrap();
     for metric in ["CacheErrors", "CacheHits", "CacheMisses", "CacheBreakerOpened", "JobLagSeconds", "JobFailed"] {
         assert!(telemetry.contains(&format!("\"{metric}\"")), "the functions emit {metric}");
     }

@@ -20,7 +20,8 @@ use livecache_domain::{
     time, DomainEvent, EventError, EventPublisher, InProcessBus, JobRun, Offer, OfferStatus, Product, Store,
     StoreError, Stream, StreamStatus, User,
 };
-use livecache_http::{AdminAuth, App, Deps};
+use livecache_http::{AdminAuth, App};
+use livecache_runtime::Deps;
 use serde_json::json;
 
 type StoreResult<T> = Result<T, StoreError>;

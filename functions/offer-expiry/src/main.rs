@@ -2,7 +2,7 @@
 //!
 //! Clients are built once per cold start; the job lives in `livecache-domain::jobs`.
 
-use livecache_http::worker::{run, Job};
+use livecache_runtime::jobs::{run, Job};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

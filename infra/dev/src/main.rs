@@ -16,7 +16,8 @@ use anyhow::{bail, Context};
 use livecache_cache::SpawnTasks;
 use livecache_dev::DevAuth;
 use livecache_http::app::AdminAuth;
-use livecache_http::{telemetry, worker, App, Deps};
+use livecache_http::App;
+use livecache_runtime::{jobs, telemetry, Config, Deps};
 
 struct Args {
     host: String,
@@ -87,16 +88,17 @@ async fn main() -> anyhow::Result<()> {
     }
     telemetry::init();
     let args = parse_args()?;
-    let deps = Deps::from_env().await?;
+    let config = Config::from_env()?;
+    let (deps, _) = Deps::build(&config).await?;
     let (admin_token, generated) = match admin_token_from_env() {
         Some(t) => (t, false),
         None => (format!("{:032x}", rand::random::<u128>()), true),
     };
     let app = Arc::new(App::new(&deps, Arc::new(SpawnTasks), AdminAuth::Token(admin_token.clone()), None));
     // The schedules and the event rule, in-process.
-    let _schedules = if args.jobs { worker::spawn_schedules(app.market.clone()) } else { Vec::new() };
+    let _schedules = if args.jobs { jobs::spawn_schedules(app.market.clone(), config.jobs) } else { Vec::new() };
     if let Some(bus) = &deps.bus {
-        bus.subscribe(Arc::new(worker::InProcessCacheEvents(app.market.clone())));
+        bus.subscribe(Arc::new(jobs::InProcessCacheEvents(app.market.clone())));
     }
     let addr: SocketAddr =
         format!("{}:{}", args.host, args.port).parse().context("--host/--port do not form an address")?;

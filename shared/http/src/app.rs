@@ -1,5 +1,5 @@
-//! The application: its dependencies, built once per process, and the request entry point
-//! shared by every function and the dev server.
+//! The application: the request entry point shared by every HTTP function and the dev server,
+//! over the clients the runtime built ([`Deps`]).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -7,99 +7,13 @@ use std::time::Instant;
 
 use futures::FutureExt;
 use http::StatusCode;
-use livecache_cache::{connect, Backend, BackendConfig, Cache, Clock, Codec, Keyspace, SystemClock, TaskRunner};
-use livecache_domain::seed::{self, SeedSize};
+use livecache_cache::TaskRunner;
 use livecache_domain::services::Marketplace;
-use livecache_domain::{
-    config::aws_config, tables, DataBackend, DataConfig, DynamoStore, EventBridgePublisher, EventPublisher,
-    InProcessBus, MemoryStore, Store,
-};
+use livecache_runtime::Deps;
 
 use crate::api::{ApiError, ApiRequest, ApiResponse, MAX_BODY_BYTES};
 use crate::handlers;
 use crate::routes::{match_route, Access, Miss};
-
-/// The store, the event publisher and, when events stay in-process, the bus.
-type DataParts = (Arc<dyn Store>, Arc<dyn EventPublisher>, Option<Arc<InProcessBus>>);
-
-/// The clients, built once per cold start.
-#[derive(Clone)]
-pub struct Deps {
-    pub backend: Arc<dyn Backend>,
-    pub keyspace: Keyspace,
-    pub store: Arc<dyn Store>,
-    pub events: Arc<dyn EventPublisher>,
-    /// Set when events stay in the process (memory data backend): subscribers attach here.
-    pub bus: Option<Arc<InProcessBus>>,
-    /// The cache's clock (tests move it).
-    pub clock: Arc<dyn Clock>,
-}
-
-impl std::fmt::Debug for Deps {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Deps").field("cache", &self.backend.backend()).field("store", &self.store.backend()).finish()
-    }
-}
-
-/// Where a cold start's time went, in milliseconds (logged once per init as target `init`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct InitTimings {
-    /// Reading the cache configuration and the bounded first Redis connect.
-    pub cache_ms: f64,
-    /// The AWS SDK configuration and clients, or building and seeding the memory store.
-    pub data_ms: f64,
-}
-
-fn ms_since(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1000.0
-}
-
-impl Deps {
-    /// From the environment (see the README's configuration table). With the memory data
-    /// backend the store is seeded with the demo data; with `DATA_CREATE_TABLES=true` missing
-    /// DynamoDB tables are created (and seeded when empty), for emulators.
-    pub async fn from_env() -> anyhow::Result<Self> {
-        Ok(Self::from_env_timed().await?.0)
-    }
-
-    /// [`from_env`](Self::from_env), and where its time went.
-    pub async fn from_env_timed() -> anyhow::Result<(Self, InitTimings)> {
-        let t = Instant::now();
-        let backend = connect(BackendConfig::from_env()?).await?;
-        let cache_ms = ms_since(t);
-        let t = Instant::now();
-        let keyspace = Keyspace::new(
-            std::env::var("CACHE_KEY_PREFIX").ok().filter(|p| !p.is_empty()).as_deref(),
-            &std::env::var("CACHE_KEY_VERSION").unwrap_or_else(|_| "v1".into()),
-        )
-        .map_err(|e| anyhow::anyhow!("CACHE_KEY_PREFIX / CACHE_KEY_VERSION: {e}"))?;
-        let data = DataConfig::from_env()?;
-        let (store, events, bus): DataParts = match data.backend {
-            DataBackend::Memory => {
-                let store = Arc::new(MemoryStore::new());
-                seed::seed(&*store, &seed::generate(SeedSize::DEMO, livecache_domain::time::now())).await?;
-                let bus = Arc::new(InProcessBus::new());
-                (store, bus.clone(), Some(bus))
-            }
-            DataBackend::DynamoDb => {
-                let sdk = aws_config().await;
-                let client = aws_sdk_dynamodb::Client::new(&sdk);
-                let store = Arc::new(DynamoStore::new(client.clone(), data.tables.clone()));
-                if std::env::var("DATA_CREATE_TABLES").is_ok_and(|v| v == "true") {
-                    tables::create_all(&client, &data.tables).await?;
-                    if store.get_product(&seed::product_id(0)).await?.is_none() {
-                        seed::seed(&*store, &seed::generate(SeedSize::DEMO, livecache_domain::time::now())).await?;
-                    }
-                }
-                let events =
-                    Arc::new(EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), data.event_bus));
-                (store, events, None)
-            }
-        };
-        let timings = InitTimings { cache_ms, data_ms: ms_since(t) };
-        Ok((Self { backend, keyspace, store, events, bus, clock: Arc::new(SystemClock) }, timings))
-    }
-}
 
 /// Who may use the admin routes.
 #[derive(Clone, PartialEq, Eq)]
@@ -126,17 +40,10 @@ impl std::fmt::Debug for AdminAuth {
 }
 
 impl AdminAuth {
-    /// IAM, restricted to the comma-separated ARNs of `ADMIN_PRINCIPAL_ARNS` when set (the
+    /// IAM, restricted to the configured principals (`ADMIN_PRINCIPAL_ARNS`) when any (the
     /// Lambda functions).
-    pub fn iam_from_env() -> Self {
-        let principals = std::env::var("ADMIN_PRINCIPAL_ARNS")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect();
-        Self::Iam { principals }
+    pub fn iam(principals: &[String]) -> Self {
+        Self::Iam { principals: principals.to_vec() }
     }
 
     fn check(&self, req: &ApiRequest) -> Result<(), ApiError> {
@@ -198,21 +105,7 @@ impl std::fmt::Debug for App {
 impl App {
     /// `tasks` receives post-response work (refreshes, prefetches).
     pub fn new(deps: &Deps, tasks: Arc<dyn TaskRunner>, admin: AdminAuth, function: Option<&'static str>) -> Self {
-        // Compression saves network bytes and Redis memory; an in-process cache has neither to
-        // save, so it keeps values plain and spends nothing inflating them.
-        let codec = if deps.backend.backend() == "memory" {
-            Codec { compress_over: usize::MAX, ..Codec::default() }
-        } else {
-            Codec::default()
-        };
-        let cache = Cache::builder(deps.backend.clone())
-            .keyspace(deps.keyspace.clone())
-            .codec(codec)
-            .clock(deps.clock.clone())
-            .tasks(tasks.clone())
-            .build();
-        let market = Marketplace::new(cache, deps.store.clone(), deps.events.clone(), tasks);
-        Self { market, admin, function }
+        Self { market: deps.market(tasks), admin, function }
     }
 
     /// Answers one request; never panics (a panic in a handler becomes a 500 JSON answer) and

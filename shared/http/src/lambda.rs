@@ -13,8 +13,10 @@ use livecache_cache::DeferredTasks;
 use tokio::sync::{mpsc, Mutex};
 
 use crate::api::{parse_query, ApiRequest, ApiResponse};
-use crate::app::{AdminAuth, App, Deps};
-use crate::telemetry::{self, Metrics};
+use livecache_runtime::telemetry::{self, Metrics};
+use livecache_runtime::{Config, Deps};
+
+use crate::app::{AdminAuth, App};
 
 pub type Error = lambda_http::Error;
 
@@ -78,12 +80,17 @@ pub async fn after_response(tasks: &DeferredTasks, app: &App, metrics: &Metrics,
 pub async fn run(function: &'static str) -> Result<(), Error> {
     let started = std::time::Instant::now();
     telemetry::init();
-    let (deps, timings) = Deps::from_env_timed().await.map_err(|e| {
+    let init = async {
+        let config = Config::from_env()?;
+        let (deps, timings) = Deps::build(&config).await?;
+        anyhow::Ok((config, deps, timings))
+    };
+    let (config, deps, timings) = init.await.map_err(|e| {
         tracing::error!(error = %e, "configuration error");
         e
     })?;
     let tasks = Arc::new(DeferredTasks::new());
-    let app = Arc::new(App::new(&deps, tasks.clone(), AdminAuth::iam_from_env(), Some(function)));
+    let app = Arc::new(App::new(&deps, tasks.clone(), AdminAuth::iam(&config.admin_principals), Some(function)));
     let metrics = Arc::new(Metrics::default());
     let (done_tx, done_rx) = mpsc::unbounded_channel::<()>();
     let done_rx = Arc::new(Mutex::new(done_rx));

@@ -12,7 +12,8 @@ use livecache_cache::{
 use livecache_domain::seed::{self, DemoData, SeedSize};
 use livecache_domain::tables::{self, TableNames};
 use livecache_domain::{DynamoStore, InProcessBus, MemoryStore, Store};
-use livecache_http::{AdminAuth, App, Deps};
+use livecache_http::{AdminAuth, App};
+use livecache_runtime::Deps;
 use livecache_testkit::{shared_moto, shared_redis, unique_prefix};
 
 /// A job clock that moves only when read or slept on: each reading costs `step`, a sleep

@@ -11,7 +11,8 @@ use livecache_domain::services::Marketplace;
 use livecache_domain::{Envelope, EventHandler};
 use serde_json::{json, Value};
 
-use crate::app::{AdminAuth, App, Deps};
+use crate::config::{Config, JobSettings};
+use crate::deps::Deps;
 use crate::telemetry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,16 +34,6 @@ impl Job {
     }
 }
 
-/// `VIEW_SYNC_INTERVAL_SECS` (default 5): how often view-sync drains inside one run.
-pub fn view_sync_interval() -> Duration {
-    let secs = std::env::var("VIEW_SYNC_INTERVAL_SECS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|s| *s > 0)
-        .unwrap_or(5);
-    Duration::from_secs(secs)
-}
-
 /// Time kept in reserve before the function's deadline.
 pub const SAFETY_MARGIN: Duration = Duration::from_secs(8);
 
@@ -52,7 +43,13 @@ fn is_schedule(event: &Value) -> bool {
 }
 
 /// Handles one invocation of `job` with `event`, to be done by `deadline`.
-pub async fn handle(job: Job, market: &Marketplace, event: &Value, deadline: Instant) -> Result<Value, JobError> {
+pub async fn handle(
+    job: Job,
+    market: &Marketplace,
+    event: &Value,
+    deadline: Instant,
+    settings: &JobSettings,
+) -> Result<Value, JobError> {
     if job != Job::CacheEvents && !is_schedule(event) {
         return Err(JobError::BadEvent(format!(
             "{} expects an EventBridge scheduled event (source \"aws.events\", detail-type \"Scheduled Event\"); see events/jobs/",
@@ -61,7 +58,9 @@ pub async fn handle(job: Job, market: &Marketplace, event: &Value, deadline: Ins
     }
     Ok(match job {
         Job::ViewSync => to_json(
-            &ViewSync::new(market.clone()).run(Deadline::at(deadline), view_sync_interval(), SAFETY_MARGIN).await?,
+            &ViewSync::new(market.clone())
+                .run(Deadline::at(deadline), settings.view_sync_interval, SAFETY_MARGIN)
+                .await?,
         ),
         Job::OfferExpiry => {
             to_json(&jobs::expire_offers(market, deadline.checked_sub(SAFETY_MARGIN).unwrap_or(deadline)).await?)
@@ -93,23 +92,29 @@ fn to_json<T: serde::Serialize>(v: &T) -> Value {
 pub async fn run(job: Job) -> Result<(), lambda_runtime::Error> {
     let started = Instant::now();
     telemetry::init();
-    let (deps, timings) = Deps::from_env_timed().await.map_err(|e| {
+    let init = async {
+        let config = Config::from_env()?;
+        let (deps, timings) = Deps::build(&config).await?;
+        anyhow::Ok((config, deps, timings))
+    };
+    let (config, deps, timings) = init.await.map_err(|e| {
         tracing::error!(error = %e, "configuration error");
         e
     })?;
     let tasks = Arc::new(DeferredTasks::new());
-    let app = Arc::new(App::new(&deps, tasks.clone(), AdminAuth::Disabled, None));
+    let market = deps.market(tasks.clone());
+    let settings = config.jobs;
     telemetry::log_init(job.name(), started, timings, None);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let (app, tasks) = (app.clone(), tasks.clone());
+        let (market, tasks) = (market.clone(), tasks.clone());
         async move {
             let remaining =
                 event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO);
             let started = Instant::now();
-            let out = handle(job, &app.market, &event.payload, started + remaining).await;
+            let out = handle(job, &market, &event.payload, started + remaining, &settings).await;
             telemetry::emit_job(job.name(), out.is_err(), started.elapsed().as_millis() as u64, lag(&event.payload));
             tasks.run_all().await;
-            let _ = app.market.cache().flush_stats().await;
+            let _ = market.cache().flush_stats().await;
             out.map_err(|e| lambda_runtime::Error::from(e.to_string()))
         }
     }))
@@ -134,14 +139,14 @@ impl EventHandler for InProcessCacheEvents {
 
 /// Runs the schedules in-process, on their cadence: view-sync every minute (draining every
 /// `VIEW_SYNC_INTERVAL_SECS` inside), offer-expiry every minute, cache-cleanup daily at 03:00 UTC.
-pub fn spawn_schedules(market: Marketplace) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn spawn_schedules(market: Marketplace, settings: JobSettings) -> Vec<tokio::task::JoinHandle<()>> {
     let schedule = |period: Duration, first: Duration, job: Job, market: Marketplace| {
         tokio::spawn(async move {
             tokio::time::sleep(first).await;
             loop {
                 let started = Instant::now();
                 let event = json!({ "source": "aws.events", "detail-type": "Scheduled Event", "detail": {} });
-                if let Err(e) = handle(job, &market, &event, started + Duration::from_secs(60)).await {
+                if let Err(e) = handle(job, &market, &event, started + Duration::from_secs(60), &settings).await {
                     tracing::warn!(job = job.name(), error = %e, "scheduled run failed");
                 }
                 tokio::time::sleep(period.saturating_sub(started.elapsed())).await;

@@ -65,7 +65,7 @@ impl Metrics {
 }
 
 /// One log line (target `init`) per cold start saying where its time went, in milliseconds.
-pub fn log_init(function: &str, started: std::time::Instant, t: crate::app::InitTimings, extension_ms: Option<f64>) {
+pub fn log_init(function: &str, started: std::time::Instant, t: crate::deps::InitTimings, extension_ms: Option<f64>) {
     tracing::info!(
         target: "init",
         function,

@@ -1,0 +1,124 @@
+//! The whole configuration of a function, read from the environment once, at init. Every
+//! variable is parsed here (the cache and data parts by their crates' parsers); a bad value is
+//! an init error naming the variable, never a silent default.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `REDIS_URL`, `REDIS_*`, `CACHE_MEMORY_MAX_ENTRIES` | the cache backend (see `livecache_cache::config`) | in-memory |
+//! | `CACHE_KEY_PREFIX` | prefix of every cache key (tenancy, tests) | none |
+//! | `CACHE_KEY_VERSION` | schema version of cached values | `v1` |
+//! | `DATA_BACKEND`, `*_TABLE`, `EVENT_BUS_NAME` | the data layer (see `livecache_domain::config`) | |
+//! | `DATA_CREATE_TABLES` | `true`: create missing DynamoDB tables and seed them (emulators) | `false` |
+//! | `VIEW_SYNC_INTERVAL_SECS` | how often view-sync drains inside one run | 5 |
+//! | `ADMIN_PRINCIPAL_ARNS` | comma-separated IAM principals allowed on admin routes (`*` suffix allowed) | any IAM-signed caller |
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use livecache_cache::{BackendConfig, Keyspace};
+use livecache_domain::DataConfig;
+
+/// Settings of the scheduled jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobSettings {
+    /// How often view-sync drains inside one run.
+    pub view_sync_interval: Duration,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self { view_sync_interval: Duration::from_secs(5) }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub cache: BackendConfig,
+    pub keyspace: Keyspace,
+    pub data: DataConfig,
+    pub create_tables: bool,
+    pub jobs: JobSettings,
+    pub admin_principals: Vec<String>,
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The cache and data parts come from their crates' parsers (which read the environment);
+    /// the rest from `var`, so that tests can pass values without touching the process.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let cache = BackendConfig::from_env()?;
+        let prefix = var("CACHE_KEY_PREFIX").filter(|p| !p.is_empty());
+        let version = var("CACHE_KEY_VERSION").unwrap_or_else(|| "v1".into());
+        let keyspace = Keyspace::new(prefix.as_deref(), &version)
+            .map_err(|e| anyhow!("CACHE_KEY_PREFIX / CACHE_KEY_VERSION: {e}"))?;
+        let data = DataConfig::from_env()?;
+        let create_tables = match var("DATA_CREATE_TABLES").as_deref().map(str::trim) {
+            None | Some("") | Some("false") => false,
+            Some("true") => true,
+            Some(other) => bail!("DATA_CREATE_TABLES = {other:?}: expected true or false"),
+        };
+        let view_sync_interval = match var("VIEW_SYNC_INTERVAL_SECS").as_deref().map(str::trim) {
+            None | Some("") => JobSettings::default().view_sync_interval,
+            Some(v) => {
+                let secs: u64 =
+                    v.parse().ok().filter(|s| (1..=50).contains(s)).with_context(|| {
+                        format!("VIEW_SYNC_INTERVAL_SECS = {v:?}: expected whole seconds from 1 to 50")
+                    })?;
+                Duration::from_secs(secs)
+            }
+        };
+        let admin_principals = var("ADMIN_PRINCIPAL_ARNS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        Ok(Self { cache, keyspace, data, create_tables, jobs: JobSettings { view_sync_interval }, admin_principals })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let map: std::collections::HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_and_values() {
+        let c = with(&[]).unwrap();
+        assert_eq!((c.jobs.view_sync_interval, c.create_tables), (Duration::from_secs(5), false));
+        assert!(c.admin_principals.is_empty());
+        let c = with(&[
+            ("VIEW_SYNC_INTERVAL_SECS", "10"),
+            ("DATA_CREATE_TABLES", "true"),
+            ("ADMIN_PRINCIPAL_ARNS", " arn:aws:iam::1:role/Ops , ,arn:aws:sts::1:assumed-role/Ops/*"),
+            ("CACHE_KEY_PREFIX", "t1"),
+        ])
+        .unwrap();
+        assert_eq!((c.jobs.view_sync_interval, c.create_tables), (Duration::from_secs(10), true));
+        assert_eq!(c.admin_principals.len(), 2);
+        assert_eq!(c.keyspace.root(), "t1:v1");
+    }
+
+    #[test]
+    fn bad_values_are_init_errors_naming_the_variable() {
+        for (name, value) in [
+            ("VIEW_SYNC_INTERVAL_SECS", "five"),
+            ("VIEW_SYNC_INTERVAL_SECS", "0"),
+            ("VIEW_SYNC_INTERVAL_SECS", "600"),
+            ("DATA_CREATE_TABLES", "yes"),
+            ("CACHE_KEY_VERSION", "v:1"),
+        ] {
+            let err = with(&[(name, value)]).unwrap_err().to_string();
+            assert!(err.contains(name), "{name}={value}: {err}");
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The clients a function uses, built once per cold start from the [`Config`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use livecache_cache::{connect, Backend, Cache, Clock, Codec, Keyspace, SystemClock, TaskRunner};
+use livecache_domain::seed::{self, SeedSize};
+use livecache_domain::services::Marketplace;
+use livecache_domain::{
+    config::aws_config, tables, DataBackend, DynamoStore, EventBridgePublisher, EventPublisher, InProcessBus,
+    MemoryStore, Store,
+};
+
+use crate::config::Config;
+
+/// The store, the event publisher and, when events stay in-process, the bus.
+type DataParts = (Arc<dyn Store>, Arc<dyn EventPublisher>, Option<Arc<InProcessBus>>);
+
+/// The clients, built once per cold start.
+#[derive(Clone)]
+pub struct Deps {
+    pub backend: Arc<dyn Backend>,
+    pub keyspace: Keyspace,
+    pub store: Arc<dyn Store>,
+    pub events: Arc<dyn EventPublisher>,
+    /// Set when events stay in the process (memory data backend): subscribers attach here.
+    pub bus: Option<Arc<InProcessBus>>,
+    /// The cache's clock (tests move it).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps").field("cache", &self.backend.backend()).field("store", &self.store.backend()).finish()
+    }
+}
+
+/// Where a cold start's time went, in milliseconds (logged once per init as target `init`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InitTimings {
+    /// Reading the cache configuration and the bounded first Redis connect.
+    pub cache_ms: f64,
+    /// The AWS SDK configuration and clients, or building and seeding the memory store.
+    pub data_ms: f64,
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+impl Deps {
+    /// From the environment, read once (see [`Config`]).
+    pub async fn from_env() -> anyhow::Result<Self> {
+        Ok(Self::build(&Config::from_env()?).await?.0)
+    }
+
+    /// The clients `config` names, and where their time went. With the memory data backend the
+    /// store is seeded with the demo data; with `create_tables` missing DynamoDB tables are
+    /// created (and seeded when empty), for emulators.
+    pub async fn build(config: &Config) -> anyhow::Result<(Self, InitTimings)> {
+        let t = Instant::now();
+        let backend = connect(config.cache.clone()).await?;
+        let cache_ms = ms_since(t);
+        let t = Instant::now();
+        let keyspace = config.keyspace.clone();
+        let data = &config.data;
+        let (store, events, bus): DataParts = match data.backend {
+            DataBackend::Memory => {
+                let store = Arc::new(MemoryStore::new());
+                seed::seed(&*store, &seed::generate(SeedSize::DEMO, livecache_domain::time::now())).await?;
+                let bus = Arc::new(InProcessBus::new());
+                (store, bus.clone(), Some(bus))
+            }
+            DataBackend::DynamoDb => {
+                let sdk = aws_config().await;
+                let client = aws_sdk_dynamodb::Client::new(&sdk);
+                let store = Arc::new(DynamoStore::new(client.clone(), data.tables.clone()));
+                if config.create_tables {
+                    tables::create_all(&client, &data.tables).await?;
+                    if store.get_product(&seed::product_id(0)).await?.is_none() {
+                        seed::seed(&*store, &seed::generate(SeedSize::DEMO, livecache_domain::time::now())).await?;
+                    }
+                }
+                let events =
+                    Arc::new(EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), data.event_bus.clone()));
+                (store, events, None)
+            }
+        };
+        let timings = InitTimings { cache_ms, data_ms: ms_since(t) };
+        Ok((Self { backend, keyspace, store, events, bus, clock: Arc::new(SystemClock) }, timings))
+    }
+
+    /// The service over these clients: a cache on the backend (values kept plain in memory,
+    /// where compression saves nothing) handing post-response work to `tasks`.
+    pub fn market(&self, tasks: Arc<dyn TaskRunner>) -> Marketplace {
+        let codec = if self.backend.backend() == "memory" {
+            Codec { compress_over: usize::MAX, ..Codec::default() }
+        } else {
+            Codec::default()
+        };
+        let cache = Cache::builder(self.backend.clone())
+            .keyspace(self.keyspace.clone())
+            .codec(codec)
+            .clock(self.clock.clone())
+            .tasks(tasks.clone())
+            .build();
+        Marketplace::new(cache, self.store.clone(), self.events.clone(), tasks)
+    }
+}

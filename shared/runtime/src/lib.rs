@@ -1,0 +1,14 @@
+//! The runtime every function shares, HTTP or not: the typed [`Config`] read once at init,
+//! the clients built from it ([`Deps`]), telemetry (tracing, EMF metrics, the init log line),
+//! and running the scheduled and event-driven jobs on `lambda_runtime` ([`jobs`]). It does not
+//! link `lambda_http`: the HTTP glue (`livecache-http`) builds on it, the job functions use it
+//! alone.
+
+pub mod config;
+pub mod deps;
+pub mod jobs;
+pub mod telemetry;
+
+pub use config::{Config, JobSettings};
+pub use deps::{Deps, InitTimings};
+pub use jobs::{handle, Job};
