@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use livecache_cache::SpawnTasks;
 use livecache_domain::jobs::{self, Deadline, Fault, RunClock, ViewSync};
 use livecache_domain::seed::DemoData;
-use livecache_domain::services::keys::{offer_index_key, pending_views_key};
+use livecache_domain::services::keys::{offer_index_key, pending_views_key, ViewKind};
 use livecache_domain::services::Marketplace;
 use livecache_domain::{time, Offer, OfferStatus, Store};
 use livecache_http::{AdminAuth, App};
@@ -40,8 +40,8 @@ async fn increments(m: &Marketplace, n: usize) {
     for w in 0..8 {
         let m = m.clone();
         tasks.push(tokio::spawn(async move {
-            let products = pending_views_key(m.cache(), "products");
-            let streams = pending_views_key(m.cache(), "streams");
+            let products = pending_views_key(m.cache(), ViewKind::Products);
+            let streams = pending_views_key(m.cache(), ViewKind::Streams);
             for i in (w..n).step_by(8) {
                 if i % 10 == 0 {
                     m.backend().incr(&streams, &format!("stream-{:03}", i % 5), 1).await.unwrap();
@@ -58,7 +58,7 @@ async fn increments(m: &Marketplace, n: usize) {
 
 /// Pending views on 250 distinct products (three chunks of at most 99); returns their sum.
 async fn views_on_250_products(m: &Marketplace) -> i64 {
-    let pending = pending_views_key(m.cache(), "products");
+    let pending = pending_views_key(m.cache(), ViewKind::Products);
     for i in 0..250 {
         m.backend().incr(&pending, &format!("prod-{i:05}"), 1 + (i % 3) as i64).await.unwrap();
     }
@@ -105,7 +105,7 @@ async fn view_sync_counts_every_view_exactly_once_through_crashes() {
     let (p1, s1) = view_totals(&**m.store(), &data).await;
     assert_eq!(((p1 - p0) + (s1 - s0)) as usize, counted, "DynamoDB holds every view, once");
     assert_eq!(s1 - s0, (counted / 10) as i64);
-    assert!(m.backend().fields(&pending_views_key(m.cache(), "products")).await.unwrap().is_empty());
+    assert!(m.backend().fields(&pending_views_key(m.cache(), ViewKind::Products)).await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,9 +318,11 @@ async fn views_applied_by_redis_but_unanswered_are_counted_exactly_once() {
     cfg.command_timeout = Duration::from_millis(100);
     cfg.breaker = BreakerConfig { threshold: 3, cooldown: Duration::from_millis(50) };
     let faulty: Arc<dyn Backend> = Arc::new(RedisBackend::connect(cfg).await.unwrap());
+    // Post-response work (the retries of unanswered increments) waits for `run_all`.
+    let tasks = Arc::new(livecache_cache::DeferredTasks::new());
     let faulty = App::new(
         &livecache_runtime::Deps { backend: faulty, ..deps.clone() },
-        Arc::new(SpawnTasks),
+        tasks.clone(),
         AdminAuth::Disabled,
         None,
     )
@@ -345,7 +347,10 @@ async fn views_applied_by_redis_but_unanswered_are_counted_exactly_once() {
     use futures::StreamExt;
     views.await;
     proxy.arm(false);
-    assert!(faulty.views_unconfirmed() > 0, "the fault was exercised");
+    assert!(faulty.views_retried() > 0, "the fault was exercised");
+    // Redis answers again: every unanswered increment is repeated under its once-key.
+    tasks.run_all().await;
+    assert_eq!(faulty.views_unconfirmed(), 0, "each retry got its answer");
     // Everything Redis holds is synced; every view is in DynamoDB exactly once.
     let sync = ViewSync::new(healthy.clone());
     for _ in 0..3 {
@@ -355,7 +360,7 @@ async fn views_applied_by_redis_but_unanswered_are_counted_exactly_once() {
     assert_eq!(
         p1 - p0,
         VIEWS as i64,
-        "{} views were sent without an answer; each counted once",
-        faulty.views_unconfirmed()
+        "{} views were sent without an answer and retried; each counted once",
+        faulty.views_retried()
     );
 }

@@ -290,6 +290,21 @@ async fn counters_increment_read_and_drain(f: Fixture) {
     assert!(c.drain(&h).await.unwrap().is_empty());
 }
 
+async fn counters_increment_once_per_key(f: Fixture) {
+    let c: &dyn Counters = &*f.backend;
+    // The hash and its once-keys share a slot (`{views}`), as the write-behind keys do.
+    let root = f.keys.root().to_string();
+    let (h, once) = (format!("{root}:{{views}}:h"), |id: &str| format!("{root}:{{views}}:once:{id}"));
+    let ttl = Duration::from_millis(200);
+    assert!(c.incr_once(&h, "p1", 1, &once("a"), ttl).await.unwrap(), "applied");
+    assert!(!c.incr_once(&h, "p1", 1, &once("a"), ttl).await.unwrap(), "a retry of the same increment is a no-op");
+    assert!(c.incr_once(&h, "p1", 1, &once("b"), ttl).await.unwrap());
+    assert_eq!(c.field(&h, "p1").await.unwrap(), 2);
+    f.elapse(Duration::from_millis(400)).await;
+    assert!(c.incr_once(&h, "p1", 1, &once("a"), ttl).await.unwrap(), "forgotten after its TTL");
+    assert_eq!(c.field(&h, "p1").await.unwrap(), 3);
+}
+
 async fn counters_drain_racing_with_increments_loses_nothing(f: Fixture) {
     let h = f.k("race");
     let writers = 8;
@@ -948,6 +963,7 @@ contract!(
     kv_bump_moves_forward_past_a_floor,
     kv_info_reports_server_figures,
     counters_increment_read_and_drain,
+    counters_increment_once_per_key,
     counters_drain_racing_with_increments_loses_nothing,
     counters_move_aside_within_one_slot,
     expiry_index_orders_by_due_time,

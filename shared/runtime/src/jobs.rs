@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use livecache_cache::DeferredTasks;
+pub use livecache_domain::jobs::Job;
 use livecache_domain::jobs::{self, Deadline, JobError, ViewSync};
 use livecache_domain::services::Marketplace;
 use livecache_domain::{Envelope, EventHandler};
@@ -14,25 +15,6 @@ use serde_json::{json, Value};
 use crate::config::{Config, JobSettings};
 use crate::deps::Deps;
 use crate::telemetry;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Job {
-    ViewSync,
-    OfferExpiry,
-    CacheCleanup,
-    CacheEvents,
-}
-
-impl Job {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Job::ViewSync => jobs::VIEW_SYNC,
-            Job::OfferExpiry => jobs::OFFER_EXPIRY,
-            Job::CacheCleanup => jobs::CACHE_CLEANUP,
-            Job::CacheEvents => "cache-events",
-        }
-    }
-}
 
 /// Time kept in reserve before the function's deadline.
 pub const SAFETY_MARGIN: Duration = Duration::from_secs(8);

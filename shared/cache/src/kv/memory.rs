@@ -73,6 +73,8 @@ impl Index {
 struct State {
     ints: HashMap<String, u64>,
     hashes: HashMap<String, HashMap<String, i64>>,
+    /// `incr_once` keys and when they are forgotten (clock ms).
+    once: HashMap<String, u64>,
     indexes: HashMap<String, Index>,
 }
 
@@ -388,6 +390,18 @@ impl Counters for MemoryBackend {
         let v = st.hashes.entry(key.to_string()).or_default().entry(field.to_string()).or_insert(0);
         *v += by;
         Ok(*v)
+    }
+
+    async fn incr_once(&self, key: &str, field: &str, by: i64, once: &str, ttl: Duration) -> Result<bool> {
+        let now = self.clock.now_ms();
+        let mut st = self.state();
+        st.once.retain(|_, until| *until > now);
+        if st.once.contains_key(once) {
+            return Ok(false);
+        }
+        st.once.insert(once.to_string(), now + ttl.as_millis() as u64);
+        *st.hashes.entry(key.to_string()).or_default().entry(field.to_string()).or_insert(0) += by;
+        Ok(true)
     }
 
     async fn incr_many(&self, key: &str, deltas: &[(String, i64)]) -> Result<()> {

@@ -108,6 +108,11 @@ pub trait Counters: Send + Sync + 'static {
     /// HINCRBY.
     async fn incr(&self, key: &str, field: &str, by: i64) -> Result<i64>;
 
+    /// HINCRBY at most once per `once` key (which must share the hash's cluster slot): the
+    /// first call with a given `once` key applies and remembers it for `ttl`; a repeat is a
+    /// no-op. True when this call applied it. Makes a retry after an unknown outcome safe.
+    async fn incr_once(&self, key: &str, field: &str, by: i64, once: &str, ttl: Duration) -> Result<bool>;
+
     /// Several fields of one hash in one round trip.
     async fn incr_many(&self, key: &str, deltas: &[(String, i64)]) -> Result<()>;
 

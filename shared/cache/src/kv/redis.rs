@@ -143,6 +143,7 @@ const SWAP_SCRIPT: &str = "local v = redis.call('GET', KEYS[1]) \
 
 struct Scripts {
     drain: Script,
+    incr_once: Script,
     delete_if_equals: Script,
     bump: Script,
     extend: Script,
@@ -152,6 +153,10 @@ impl Scripts {
     fn new() -> Self {
         Self {
             drain: Script::new("local v = redis.call('HGETALL', KEYS[1]) redis.call('DEL', KEYS[1]) return v"),
+            incr_once: Script::new(
+                "if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then \
+                 redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]) return 1 else return 0 end",
+            ),
             delete_if_equals: Script::new(
                 "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end",
             ),
@@ -648,6 +653,13 @@ fn pairs_to_map(flat: Vec<String>) -> HashMap<String, i64> {
 impl Counters for RedisBackend {
     async fn incr(&self, key: &str, field: &str, by: i64) -> Result<i64> {
         self.query(redis::cmd("HINCRBY").arg(key).arg(field).arg(by).to_owned()).await
+    }
+
+    async fn incr_once(&self, key: &str, field: &str, by: i64, once: &str, ttl: Duration) -> Result<bool> {
+        let mut inv = self.scripts.incr_once.key(key);
+        inv.key(once).arg(field).arg(by).arg(ttl.as_millis().max(1) as u64);
+        let n: i64 = self.run(|mut c| async move { inv.invoke_async(&mut c).await }).await?;
+        Ok(n == 1)
     }
 
     async fn incr_many(&self, key: &str, deltas: &[(String, i64)]) -> Result<()> {

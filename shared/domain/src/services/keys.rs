@@ -20,9 +20,6 @@ pub const NS_OFFERS: &str = "offers";
 /// Every namespace an admin may invalidate.
 pub const NAMESPACES: [&str; 5] = [NS_PRODUCTS, NS_USERS, NS_FEED_DISCOVER, NS_FEED_COMMUNITY, NS_LIVE];
 
-/// Names of the scheduled jobs (their run records).
-pub const JOBS: [&str; 3] = ["view-sync", "offer-expiry", "cache-cleanup"];
-
 /// Fresh 15 min, then stale-while-revalidate for an hour, kept 6 h to stand in if DynamoDB
 /// fails; unknown ids cached 30 s.
 pub fn product_policy() -> Policy {
@@ -87,13 +84,21 @@ pub fn community_key(cache: &Cache, q: &CommunityQuery) -> Result<Key, CacheErro
 }
 
 /// The hash of view increments not yet written to DynamoDB, for products or streams.
-pub fn pending_views_key(cache: &Cache, kind: &str) -> String {
-    cache.keys().tagged_key(VIEWS_TAG, NS_VIEWS, &["pending", kind]).map(|k| k.to_string()).unwrap_or_default()
+pub fn pending_views_key(cache: &Cache, kind: ViewKind) -> String {
+    let key = cache.keys().tagged_key(VIEWS_TAG, NS_VIEWS, &["pending", kind.as_str()]);
+    key.map(|k| k.to_string()).unwrap_or_default()
+}
+
+/// The once-key of one view increment (in the `{views}` slot, beside the pending hashes): it
+/// makes a retry of an increment whose outcome was unknown harmless.
+pub fn view_once_key(cache: &Cache, view_id: &str) -> String {
+    let key = cache.keys().tagged_key(VIEWS_TAG, NS_VIEWS, &["once", view_id]);
+    key.map(|k| k.to_string()).unwrap_or_default()
 }
 
 /// Where a pending hash is moved while its batch is applied.
-pub fn views_batch_key(cache: &Cache, kind: &str, batch: &str) -> Result<String, CacheError> {
-    Ok(cache.keys().tagged_key(VIEWS_TAG, NS_VIEWS, &["batch", kind, batch])?.to_string())
+pub fn views_batch_key(cache: &Cache, kind: ViewKind, batch: &str) -> Result<String, CacheError> {
+    Ok(cache.keys().tagged_key(VIEWS_TAG, NS_VIEWS, &["batch", kind.as_str(), batch])?.to_string())
 }
 
 /// The expiry index of pending offers.
@@ -108,6 +113,24 @@ pub fn offer_index_built_key(cache: &Cache) -> String {
 }
 
 /// The glob of every moved batch of `kind` (products or streams).
-pub fn views_batch_pattern(cache: &Cache, kind: &str) -> Result<String, CacheError> {
-    Ok(format!("{}:*", cache.keys().tagged_key(VIEWS_TAG, NS_VIEWS, &["batch", kind])?))
+pub fn views_batch_pattern(cache: &Cache, kind: ViewKind) -> Result<String, CacheError> {
+    Ok(format!("{}:*", cache.keys().tagged_key(VIEWS_TAG, NS_VIEWS, &["batch", kind.as_str()])?))
+}
+
+/// What a view is counted on: each kind has its pending hash and its batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ViewKind {
+    Products,
+    Streams,
+}
+
+impl ViewKind {
+    pub const ALL: [ViewKind; 2] = [ViewKind::Products, ViewKind::Streams];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ViewKind::Products => "products",
+            ViewKind::Streams => "streams",
+        }
+    }
 }

@@ -1,0 +1,46 @@
+//! cache-events: what a ProductUpdated or StreamStatusChanged event invalidates.
+
+use serde::Serialize;
+
+use super::JobError;
+use crate::events::{DomainEvent, Envelope};
+use crate::services::keys::*;
+use crate::services::Marketplace;
+
+/// What an incoming event invalidated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventOutcome {
+    pub detail_type: String,
+    pub invalidated: Vec<String>,
+}
+
+/// Invalidates what a ProductUpdated or StreamStatusChanged event touches. A malformed or
+/// unknown event is an error the caller logs and drops (never retried for ever).
+pub async fn apply_event(m: &Marketplace, event: &serde_json::Value) -> Result<EventOutcome, JobError> {
+    let envelope: Envelope = serde_json::from_value(event.clone())
+        .map_err(|e| JobError::BadEvent(format!("not an EventBridge event: {e}")))?;
+    let parsed = envelope.event().map_err(JobError::BadEvent)?;
+    let cache = m.cache();
+    let mut invalidated = Vec::new();
+    match parsed {
+        DomainEvent::ProductUpdated(p) => {
+            livecache_cache::keys::validate_part(&p.product_id).map_err(|e| JobError::BadEvent(e.to_string()))?;
+            cache.invalidate(&product_key(cache, &p.product_id)?).await?;
+            invalidated.push(format!("{NS_PRODUCTS}:{}", p.product_id));
+            for ns in [NS_FEED_DISCOVER, NS_FEED_COMMUNITY] {
+                cache.invalidate_namespace(ns).await?;
+                invalidated.push(ns.into());
+            }
+        }
+        DomainEvent::StreamStatusChanged(_) => {
+            for ns in [NS_FEED_DISCOVER, NS_FEED_COMMUNITY, NS_LIVE] {
+                cache.invalidate_namespace(ns).await?;
+                invalidated.push(ns.into());
+            }
+        }
+        DomainEvent::OfferExpired(_) => {
+            return Err(JobError::BadEvent("OfferExpired is not an event this function handles".into()));
+        }
+    }
+    Ok(EventOutcome { detail_type: envelope.detail_type, invalidated })
+}

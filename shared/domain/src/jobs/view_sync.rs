@@ -1,0 +1,167 @@
+//! view-sync: write-behind of view counts, exactly once.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{recorded, Deadline, Fault, Job, JobError};
+use crate::services::keys::*;
+use crate::services::Marketplace;
+use crate::time;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ViewSyncReport {
+    pub products_synced: usize,
+    pub streams_synced: usize,
+    pub total_views: i64,
+    pub batches: usize,
+    /// Batches left behind by an earlier, crashed run and finished by this one.
+    pub recovered: usize,
+    pub drains: usize,
+    /// Batches left for the next run because the deadline came first (their applied chunks are
+    /// recognised then, so stopping anywhere is safe).
+    pub deferred: usize,
+}
+
+impl ViewSyncReport {
+    fn add(&mut self, o: &Self) {
+        self.products_synced += o.products_synced;
+        self.streams_synced += o.streams_synced;
+        self.total_views += o.total_views;
+        self.batches += o.batches;
+        self.recovered += o.recovered;
+        self.drains += o.drains;
+        self.deferred += o.deferred;
+    }
+}
+
+/// Write-behind of view counts: each drain moves the pending counters aside (RENAME in the
+/// `{views}` slot), applies them with exactly-once chunks, then deletes the moved batch.
+/// Batches found at the start of a drain belong to a crashed run and are finished first.
+#[derive(Debug, Clone)]
+pub struct ViewSync {
+    pub market: Marketplace,
+    pub fault: Option<Fault>,
+}
+
+impl ViewSync {
+    pub fn new(market: Marketplace) -> Self {
+        Self { market, fault: None }
+    }
+
+    /// One drain, with no deadline.
+    pub async fn drain_once(&self) -> Result<ViewSyncReport, JobError> {
+        self.drain(&Deadline::never()).await
+    }
+
+    /// One drain that starts no chunk once `deadline` leaves no budget; a batch it stops in is
+    /// finished by the next drain.
+    pub async fn drain(&self, deadline: &Deadline) -> Result<ViewSyncReport, JobError> {
+        let mut report = ViewSyncReport { drains: 1, ..Default::default() };
+        let cache = self.market.cache();
+        let backend = self.market.backend();
+        // Finish batches left behind.
+        for kind in ViewKind::ALL {
+            let pattern = views_batch_pattern(cache, kind)?;
+            for key in backend.scan(&pattern, 10_000).await? {
+                let r = self.apply_batch(kind, &key, deadline).await?;
+                if r.deferred == 0 {
+                    report.recovered += 1;
+                }
+                report.add(&r);
+            }
+        }
+        // Move what is pending now, then apply it.
+        for kind in ViewKind::ALL {
+            if !deadline.allows_work() {
+                break;
+            }
+            let batch_id = format!("{}-{:08x}", time::now().timestamp_millis(), rand::random::<u32>());
+            let batch = views_batch_key(cache, kind, &batch_id)?;
+            if !backend.move_to(&pending_views_key(cache, kind), &batch).await? {
+                continue;
+            }
+            if self.fault == Some(Fault::AfterMove) {
+                return Err(JobError::Injected(Fault::AfterMove));
+            }
+            report.add(&self.apply_batch(kind, &batch, deadline).await?);
+        }
+        Ok(report)
+    }
+
+    /// Applies one moved batch (chunk ids derive from the batch key, so a retry is recognised)
+    /// and deletes it. Checks the deadline before each chunk: a batch it stops in stays where
+    /// it is, reported as deferred, and is finished by the next drain.
+    async fn apply_batch(
+        &self,
+        kind: ViewKind,
+        batch_key: &str,
+        deadline: &Deadline,
+    ) -> Result<ViewSyncReport, JobError> {
+        let backend = self.market.backend();
+        let deferred = ViewSyncReport { deferred: 1, ..Default::default() };
+        if !deadline.allows_work() {
+            return Ok(deferred);
+        }
+        let counts: BTreeMap<String, i64> = backend.fields(batch_key).await?.into_iter().collect();
+        let batch_id = batch_key.rsplit(':').next().unwrap_or(batch_key).to_string();
+        let empty = BTreeMap::new();
+        let (products, streams) = match kind {
+            ViewKind::Products => (&counts, &empty),
+            ViewKind::Streams => (&empty, &counts),
+        };
+        let chunk_batch = format!("{}-{batch_id}", kind.as_str());
+        let mut out = crate::store::ChunkOutcome::default();
+        for (i, chunk) in crate::store::view_chunks(&chunk_batch, products, streams).iter().enumerate() {
+            if self.fault == Some(Fault::BetweenChunks) && i == 1 {
+                return Err(JobError::Injected(Fault::BetweenChunks));
+            }
+            if !deadline.allows_work() {
+                return Ok(deferred);
+            }
+            // A write cut off by the deadline has an unknown outcome; its marker makes the
+            // retry by the next drain count it once.
+            let Some(done) = deadline.bounded(self.market.store().apply_view_chunk(chunk)).await else {
+                return Ok(deferred);
+            };
+            let done = done?;
+            out.products += done.products;
+            out.streams += done.streams;
+        }
+        if self.fault == Some(Fault::AfterWrite) {
+            return Err(JobError::Injected(Fault::AfterWrite));
+        }
+        backend.delete(&[batch_key.to_string()]).await?;
+        Ok(ViewSyncReport {
+            products_synced: out.products,
+            streams_synced: out.streams,
+            total_views: counts.values().sum(),
+            batches: 1,
+            ..Default::default()
+        })
+    }
+
+    /// Drains every `interval` while more than `interval + margin` is left before `deadline`
+    /// (a once-a-minute schedule syncing every few seconds), then records the run. Inside a
+    /// drain no chunk starts with less than `margin` left, and none runs past the deadline.
+    pub async fn run(
+        &self,
+        deadline: Deadline,
+        interval: Duration,
+        margin: Duration,
+    ) -> Result<ViewSyncReport, JobError> {
+        let deadline = deadline.with_margin(margin);
+        recorded(&self.market, Job::ViewSync, async {
+            let mut total = ViewSyncReport::default();
+            loop {
+                total.add(&self.drain(&deadline).await?);
+                if deadline.budget() < interval {
+                    return Ok(total);
+                }
+                deadline.sleep(interval).await;
+            }
+        })
+        .await
+    }
+}

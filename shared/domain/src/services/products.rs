@@ -1,0 +1,183 @@
+//! Products: the cached product read (stale-while-revalidate), the view it counts, stored
+//! plus pending views, and batch reads of products and users.
+
+use super::*;
+
+/// How long a view's once-key is remembered: longer than any retry of it.
+const VIEW_ONCE_TTL: Duration = Duration::from_secs(60);
+
+/// How long an unanswered view increment is retried (post-response) before it is given up.
+pub const VIEW_RETRY_WINDOW: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductViews {
+    pub product_id: String,
+    pub views: i64,
+    pub stored: i64,
+    pub pending: i64,
+}
+
+/// A batch answer: found values in request order (duplicates folded), missing ids, counts.
+#[derive(Debug, Serialize)]
+pub struct BatchAnswer {
+    pub items: Vec<Box<RawValue>>,
+    pub missing: Vec<String>,
+    pub hits: usize,
+    pub misses: usize,
+}
+
+impl Marketplace {
+    /// A product, stale-while-revalidate; unknown ids cached briefly as missing. Counts a view
+    /// (one Redis increment; straight to DynamoDB only when Redis cannot take it).
+    pub async fn product(&self, id: &str) -> Result<Cached<Product>> {
+        let key = product_key(&self.inner.cache, id)?;
+        let store = self.inner.store.clone();
+        let owned = id.to_string();
+        let found = self
+            .inner
+            .cache
+            .get_or_load(&key, &product_policy(), move || async move { store.get_product(&owned).await })
+            .await?;
+        let Some(product) = found.value else {
+            return Err(ServiceError::NotFound {
+                code: "product_not_found",
+                message: format!("product {id} not found"),
+            });
+        };
+        self.count_view(id).await;
+        Ok(Cached::from_lookup(product, found.source))
+    }
+
+    /// Counts a view exactly once. In Redis, by an increment carrying its own once-key, so
+    /// that repeating it is harmless: an increment whose outcome is unknown (a timeout; Redis
+    /// may or may not have run it) is retried with the same key after the response until Redis
+    /// answers (up to [`VIEW_RETRY_WINDOW`]), and never written anywhere else. Only an
+    /// increment that certainly did not reach Redis (circuit open, no connection) goes straight
+    /// to DynamoDB.
+    async fn count_view(&self, id: &str) {
+        let pending = pending_views_key(&self.inner.cache, ViewKind::Products);
+        let view = format!("{:032x}", rand::random::<u128>());
+        let once = view_once_key(&self.inner.cache, &view);
+        let backend = self.inner.backend.clone();
+        let e = match backend.incr_once(&pending, id, 1, &once, VIEW_ONCE_TTL).await {
+            Ok(_) => return,
+            Err(e) => e,
+        };
+        if e.outcome_unknown() {
+            self.inner.views_retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(error = %e, product = id, "view increment unanswered; retrying it with the same key");
+            let (market, product) = (self.clone(), id.to_string());
+            self.inner.tasks.submit(Box::pin(async move {
+                market.settle_view(&pending, &product, &once).await;
+            }));
+            return;
+        }
+        tracing::warn!(error = %e, product = id, "view not counted in Redis; writing it to the database");
+        let chunk = ViewChunk { id: format!("direct-{view}"), products: vec![(id.to_string(), 1)], streams: vec![] };
+        if let Err(e) = self.inner.store.apply_view_chunk(&chunk).await {
+            tracing::error!(error = %e, product = id, "view lost: neither Redis nor the database took it");
+        }
+    }
+
+    /// Repeats an unanswered view increment under its once-key until Redis answers (applied
+    /// now, or found applied before); gives up after [`VIEW_RETRY_WINDOW`] and counts it in
+    /// `views_unconfirmed`.
+    async fn settle_view(&self, pending: &str, product: &str, once: &str) {
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(20);
+        while started.elapsed() < VIEW_RETRY_WINDOW {
+            tokio::time::sleep(pause).await;
+            match self.inner.backend.incr_once(pending, product, 1, once, VIEW_ONCE_TTL).await {
+                Ok(_) => return,
+                Err(e) => tracing::debug!(error = %e, product, "view retry unanswered"),
+            }
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+        self.inner.views_unconfirmed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::error!(product, "view increment still unanswered; counted in Redis only if it was applied");
+    }
+
+    /// Views whose first increment got no answer from Redis and were retried.
+    pub fn views_retried(&self) -> u64 {
+        self.inner.views_retried.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Views whose increment Redis never answered within the retry window: counted there if
+    /// Redis applied them, lost if not; never counted twice.
+    pub fn views_unconfirmed(&self) -> u64 {
+        self.inner.views_unconfirmed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stored views plus increments not yet synced.
+    pub async fn product_views(&self, id: &str) -> Result<ProductViews> {
+        livecache_cache::keys::validate_part(id)?;
+        let product = self.inner.store.get_product(id).await?.ok_or_else(|| ServiceError::NotFound {
+            code: "product_not_found",
+            message: format!("product {id} not found"),
+        })?;
+        let pending_key = pending_views_key(&self.inner.cache, ViewKind::Products);
+        let pending = self.inner.backend.field(&pending_key, id).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "pending views unavailable");
+            0
+        });
+        Ok(ProductViews {
+            product_id: id.into(),
+            views: product.view_count + pending,
+            stored: product.view_count,
+            pending,
+        })
+    }
+}
+
+impl Marketplace {
+    /// Products by id: one MGET, one batched read for the misses, one pipelined backfill.
+    pub async fn batch_products(&self, ids: &[String]) -> Result<BatchAnswer> {
+        let store = self.inner.store.clone();
+        self.batch(ids, NS_PRODUCTS, &product_policy(), move |wanted: Vec<String>| async move {
+            raw_all(store.get_products(&wanted).await?)
+        })
+        .await
+    }
+
+    pub(super) async fn batch<F, Fut>(
+        &self,
+        ids: &[String],
+        ns: &str,
+        policy: &livecache_cache::Policy,
+        load: F,
+    ) -> Result<BatchAnswer>
+    where
+        F: FnOnce(Vec<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<Option<Box<RawValue>>>, StoreError>>,
+    {
+        let mut seen = HashSet::new();
+        let distinct: Vec<&String> = ids.iter().filter(|id| seen.insert(id.as_str())).collect();
+        let keys = distinct.iter().map(|id| self.inner.cache.key(ns, &[id])).collect::<Result<Vec<_>, _>>()?;
+        let batch = self
+            .inner
+            .cache
+            .get_many_or_load(&keys, policy, |missing: Vec<usize>| {
+                let wanted: Vec<String> = missing.iter().map(|&i| distinct[i].clone()).collect();
+                load(wanted)
+            })
+            .await?;
+        let mut items = Vec::with_capacity(distinct.len());
+        let mut missing = Vec::new();
+        for (id, value) in distinct.iter().zip(batch.values) {
+            match value {
+                Some(v) => items.push(v),
+                None => missing.push((*id).clone()),
+            }
+        }
+        Ok(BatchAnswer { items, missing, hits: batch.hits, misses: batch.misses })
+    }
+}
+
+/// Loaded values as the raw JSON the batch answers are made of.
+pub(super) fn raw_all<T: Serialize>(found: Vec<Option<T>>) -> Result<Vec<Option<Box<RawValue>>>, StoreError> {
+    found
+        .into_iter()
+        .map(|v| v.map(|v| serde_json::value::to_raw_value(&v)).transpose())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}

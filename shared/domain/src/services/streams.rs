@@ -1,0 +1,110 @@
+//! Streams: the cached live list, and go-live/end with what they invalidate and patch.
+
+use super::*;
+
+/// When the feeds are invalidated a second time after a go-live or end: longer than the
+/// propagation delay of DynamoDB's secondary indexes (typically well under a second).
+pub const REINVALIDATE_AFTER_TRANSITION: Duration = Duration::from_secs(2);
+
+impl Marketplace {
+    /// Streams that are live now (cached 1 min).
+    pub async fn live_streams(&self) -> Result<Cached<Vec<Stream>>> {
+        let key = live_key(&self.inner.cache)?;
+        let store = self.inner.store.clone();
+        let found = self
+            .inner
+            .cache
+            .get_or_load(&key, &live_policy(), move || async move { store.live_streams().await })
+            .await?;
+        Ok(Cached::from_lookup(found.value, found.source))
+    }
+
+    /// The live list as it was cached (or as the index returns it), corrected by a transition
+    /// the index may not show yet, stored as the cached live list.
+    async fn store_patched_live_list(&self, before: Option<Vec<Stream>>, changed: &Stream) {
+        let mut live = match before {
+            Some(live) => live,
+            None => match self.inner.store.live_streams().await {
+                Ok(live) => live,
+                Err(e) => {
+                    tracing::warn!(error = %e, "live list not rebuilt after a transition; the next read loads it");
+                    return;
+                }
+            },
+        };
+        live.retain(|s| s.id != changed.id);
+        if changed.status == StreamStatus::Live {
+            live.push(changed.clone());
+        }
+        live.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(a.id.cmp(&b.id)));
+        match live_key(&self.inner.cache) {
+            Ok(key) => {
+                if let Err(e) = self.inner.cache.set(&key, &live, &live_policy()).await {
+                    tracing::warn!(error = %e, "patched live list not stored");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "live list key"),
+        }
+    }
+
+    /// The stream's current state (for access checks before a transition).
+    async fn stream(&self, id: &str) -> Result<Stream> {
+        livecache_cache::keys::validate_part(id)?;
+        self.inner.store.get_stream(id).await?.ok_or_else(|| ServiceError::NotFound {
+            code: "stream_not_found",
+            message: format!("stream {id} not found"),
+        })
+    }
+
+    /// SCHEDULED → LIVE or LIVE → ENDED in DynamoDB; on success the feeds and the live list are
+    /// invalidated before answering, then StreamStatusChanged is published.
+    /// Only the stream's seller may; checked before anything is written, invalidated or
+    /// published (403 `not_stream_owner`).
+    pub async fn transition_stream(&self, id: &str, to: StreamStatus, caller: &str) -> Result<Stream> {
+        if self.stream(id).await?.seller_id != caller {
+            return Err(ServiceError::Forbidden {
+                code: "not_stream_owner",
+                message: "only the stream's seller may start or end it".into(),
+            });
+        }
+        let live_before = match live_key(&self.inner.cache) {
+            Ok(key) => self.inner.cache.get::<Vec<Stream>>(&key).await.map(|l| l.value),
+            Err(_) => None,
+        };
+        let at = time::now();
+        let stream = self.inner.store.transition_stream(id, to, at).await?;
+        for ns in [NS_FEED_DISCOVER, NS_FEED_COMMUNITY, NS_LIVE] {
+            if let Err(e) = self.inner.cache.invalidate_namespace(ns).await {
+                tracing::error!(error = %e, namespace = ns, "invalidation failed; feeds may lag until their TTL");
+            }
+        }
+        // The live list and the feeds are rebuilt from an index that DynamoDB updates a moment
+        // after the write. The live list is patched with the write itself (on top of the list
+        // cached before it, or the index) and stored, so the first read after the transition
+        // already shows it; everything is invalidated once more when the index has caught up,
+        // so a page rebuilt from a lagging index (or a patch lost to a concurrent one) lives at
+        // most that long.
+        self.store_patched_live_list(live_before, &stream).await;
+        let market = self.clone();
+        self.inner.tasks.submit(Box::pin(async move {
+            tokio::time::sleep(REINVALIDATE_AFTER_TRANSITION).await;
+            for ns in [NS_FEED_DISCOVER, NS_FEED_COMMUNITY, NS_LIVE] {
+                if let Err(e) = market.inner.cache.invalidate_namespace(ns).await {
+                    tracing::warn!(error = %e, namespace = ns, "second invalidation after a transition failed");
+                }
+            }
+        }));
+        let from = if to == StreamStatus::Live { StreamStatus::Scheduled } else { StreamStatus::Live };
+        let event = DomainEvent::StreamStatusChanged(StreamStatusChanged {
+            stream_id: stream.id.clone(),
+            seller_id: stream.seller_id.clone(),
+            from,
+            to,
+            at,
+        });
+        if let Err(e) = self.inner.events.publish(&[event]).await {
+            tracing::error!(error = %e, stream = id, "StreamStatusChanged not published");
+        }
+        Ok(stream)
+    }
+}
