@@ -24,6 +24,34 @@ async fn market(name: &str) -> (Marketplace, DemoData, common::Api) {
     (app.market.clone(), data, api)
 }
 
+/// What a test reaches beside the service: the clients, and a cache on the same keyspace
+/// (for the key helpers).
+#[derive(Clone)]
+struct Parts {
+    store: Arc<dyn Store>,
+    backend: Arc<dyn livecache_cache::Backend>,
+    cache: livecache_cache::Cache,
+}
+
+impl Parts {
+    fn of(deps: &livecache_runtime::Deps) -> Self {
+        let cache = livecache_cache::Cache::builder(deps.backend.clone()).keyspace(deps.keyspace.clone()).build();
+        Self { store: deps.store.clone(), backend: deps.backend.clone(), cache }
+    }
+
+    fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn backend(&self) -> &Arc<dyn livecache_cache::Backend> {
+        &self.backend
+    }
+
+    fn cache(&self) -> &livecache_cache::Cache {
+        &self.cache
+    }
+}
+
 async fn view_totals(store: &dyn Store, data: &DemoData) -> (i64, i64) {
     let ids: Vec<String> = data.products.iter().map(|p| p.id.clone()).collect();
     let products: i64 = store.get_products(&ids).await.unwrap().iter().map(|p| p.as_ref().unwrap().view_count).sum();
@@ -35,18 +63,18 @@ async fn view_totals(store: &dyn Store, data: &DemoData) -> (i64, i64) {
 }
 
 /// `n` increments spread over 40 products and 5 streams, from 8 concurrent writers.
-async fn increments(m: &Marketplace, n: usize) {
+async fn increments(p: &Parts, n: usize) {
     let mut tasks = Vec::new();
     for w in 0..8 {
-        let m = m.clone();
+        let p = p.clone();
         tasks.push(tokio::spawn(async move {
-            let products = pending_views_key(m.cache(), ViewKind::Products);
-            let streams = pending_views_key(m.cache(), ViewKind::Streams);
+            let products = pending_views_key(p.cache(), ViewKind::Products);
+            let streams = pending_views_key(p.cache(), ViewKind::Streams);
             for i in (w..n).step_by(8) {
                 if i % 10 == 0 {
-                    m.backend().incr(&streams, &format!("stream-{:03}", i % 5), 1).await.unwrap();
+                    p.backend().incr(&streams, &format!("stream-{:03}", i % 5), 1).await.unwrap();
                 } else {
-                    m.backend().incr(&products, &format!("prod-{:05}", i % 40), 1).await.unwrap();
+                    p.backend().incr(&products, &format!("prod-{:05}", i % 40), 1).await.unwrap();
                 }
             }
         }));
@@ -57,41 +85,42 @@ async fn increments(m: &Marketplace, n: usize) {
 }
 
 /// Pending views on 250 distinct products (three chunks of at most 99); returns their sum.
-async fn views_on_250_products(m: &Marketplace) -> i64 {
-    let pending = pending_views_key(m.cache(), ViewKind::Products);
+async fn views_on_250_products(p: &Parts) -> i64 {
+    let pending = pending_views_key(p.cache(), ViewKind::Products);
     for i in 0..250 {
-        m.backend().incr(&pending, &format!("prod-{i:05}"), 1 + (i % 3) as i64).await.unwrap();
+        p.backend().incr(&pending, &format!("prod-{i:05}"), 1 + (i % 3) as i64).await.unwrap();
     }
     (0..250).map(|i| 1 + (i % 3) as i64).sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn view_sync_counts_every_view_exactly_once_through_crashes() {
-    let (m, data, _api) = market("viewsync").await;
-    let (p0, s0) = view_totals(&**m.store(), &data).await;
+    let (m, data, api) = market("viewsync").await;
+    let p = Parts::of(&api.deps);
+    let (p0, s0) = view_totals(&**p.store(), &data).await;
     let mut counted = 0usize;
 
     let sync = ViewSync::new(m.clone());
 
     // Crash after the move: the batch is left behind, nothing applied.
-    increments(&m, 1500).await;
+    increments(&p, 1500).await;
     counted += 1500;
     let crash_after_move = ViewSync { market: m.clone(), fault: Some(Fault::AfterMove) };
     assert!(matches!(crash_after_move.drain_once().await, Err(jobs::JobError::Injected(Fault::AfterMove))));
-    assert_eq!(view_totals(&**m.store(), &data).await, (p0, s0), "nothing applied yet");
+    assert_eq!(view_totals(&**p.store(), &data).await, (p0, s0), "nothing applied yet");
     let next = sync.drain_once().await.unwrap();
     assert_eq!(next.recovered, 1, "the next run finishes the batch left behind");
 
     // Crash after the database write, before the delete: applied, but the batch is still there.
-    increments(&m, 1500).await;
+    increments(&p, 1500).await;
     counted += 1500;
     let crash_after_write = ViewSync { market: m.clone(), fault: Some(Fault::AfterWrite) };
     assert!(matches!(crash_after_write.drain_once().await, Err(jobs::JobError::Injected(Fault::AfterWrite))));
 
     // Recovery, with increments racing the drains: the applied batch is recognised, not re-added.
     let racing = {
-        let m = m.clone();
-        tokio::spawn(async move { increments(&m, 2000).await })
+        let p = p.clone();
+        tokio::spawn(async move { increments(&p, 2000).await })
     };
     let mut recovered = 0;
     for _ in 0..5 {
@@ -102,32 +131,34 @@ async fn view_sync_counts_every_view_exactly_once_through_crashes() {
     assert_eq!(recovered, 1);
     assert_eq!(sync.drain_once().await.unwrap().recovered, 0);
 
-    let (p1, s1) = view_totals(&**m.store(), &data).await;
+    let (p1, s1) = view_totals(&**p.store(), &data).await;
     assert_eq!(((p1 - p0) + (s1 - s0)) as usize, counted, "DynamoDB holds every view, once");
     assert_eq!(s1 - s0, (counted / 10) as i64);
-    assert!(m.backend().fields(&pending_views_key(m.cache(), ViewKind::Products)).await.unwrap().is_empty());
+    assert!(p.backend().fields(&pending_views_key(p.cache(), ViewKind::Products)).await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_chunks_is_finished_without_counting_the_written_chunk_twice() {
-    let (m, data, _api) = market("viewsync-chunks").await;
-    let (p0, _) = view_totals(&**m.store(), &data).await;
-    let counted = views_on_250_products(&m).await;
+    let (m, data, api) = market("viewsync-chunks").await;
+    let p = Parts::of(&api.deps);
+    let (p0, _) = view_totals(&**p.store(), &data).await;
+    let counted = views_on_250_products(&p).await;
     let crashing = ViewSync { market: m.clone(), fault: Some(Fault::BetweenChunks) };
     assert!(matches!(crashing.drain_once().await, Err(jobs::JobError::Injected(Fault::BetweenChunks))));
-    let (partial, _) = view_totals(&**m.store(), &data).await;
+    let (partial, _) = view_totals(&**p.store(), &data).await;
     assert!(partial > p0 && partial < p0 + counted, "one chunk of three written");
     let report = ViewSync::new(m.clone()).drain_once().await.unwrap();
     assert_eq!(report.recovered, 1);
-    let (p1, _) = view_totals(&**m.store(), &data).await;
+    let (p1, _) = view_totals(&**p.store(), &data).await;
     assert_eq!(p1 - p0, counted, "the written chunk was recognised, the others applied");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn view_sync_checks_the_deadline_before_each_chunk_and_the_next_run_finishes_the_batch() {
-    let (m, data, _api) = market("viewsync-deadline").await;
-    let (p0, _) = view_totals(&**m.store(), &data).await;
-    let counted = views_on_250_products(&m).await;
+    let (m, data, api) = market("viewsync-deadline").await;
+    let p = Parts::of(&api.deps);
+    let (p0, _) = view_totals(&**p.store(), &data).await;
+    let counted = views_on_250_products(&p).await;
     // Each reading of the clock costs 1 s; a deadline 12 s away with an 8 s margin leaves time
     // to move the batch and write a chunk or two, not all three.
     let clock = Arc::new(common::SteppingClock::new(Duration::from_secs(1)));
@@ -137,18 +168,19 @@ async fn view_sync_checks_the_deadline_before_each_chunk_and_the_next_run_finish
     assert_eq!(report.deferred, 1, "{report:?}");
     assert_eq!(report.batches, 0, "{report:?}");
     assert!(clock.now() < end, "never past the deadline");
-    let (partial, _) = view_totals(&**m.store(), &data).await;
+    let (partial, _) = view_totals(&**p.store(), &data).await;
     assert!(partial > p0 && partial < p0 + counted, "stopped between chunks: {} of {counted}", partial - p0);
     let next = ViewSync::new(m.clone()).drain_once().await.unwrap();
     assert_eq!((next.recovered, next.deferred), (1, 0), "{next:?}");
-    let (p1, _) = view_totals(&**m.store(), &data).await;
+    let (p1, _) = view_totals(&**p.store(), &data).await;
     assert_eq!(p1 - p0, counted, "the chunks written before the stop counted once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn view_sync_drains_repeatedly_inside_one_run_and_records_it() {
     let (m, _data, api) = market("viewsync-run").await;
-    increments(&m, 100).await;
+    let p = Parts::of(&api.deps);
+    increments(&p, 100).await;
     let sync = ViewSync::new(m.clone());
     // Time is the test's: each reading of the clock costs 10 ms and sleeps pass at once, so
     // the run's shape does not depend on how busy the machine is.
@@ -189,17 +221,18 @@ fn due_offer(i: usize, data: &DemoData) -> Offer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offer_expiry_is_idempotent_and_announces_each_offer_once() {
     let (m, data, api) = market("expiry").await;
+    let p = Parts::of(&api.deps);
     let seeded_due: Vec<&Offer> = data.offers.iter().filter(|o| o.expires_at <= time::now()).collect();
-    let index = offer_index_key(m.cache());
+    let index = offer_index_key(p.cache());
     let offers: Vec<Offer> = (0..150).map(|i| due_offer(i, &data)).collect();
-    m.store().put_offers(&offers).await.unwrap();
+    p.store().put_offers(&offers).await.unwrap();
     for o in &offers {
-        m.backend().schedule(&index, &o.id, o.expires_at.timestamp_millis() as u64).await.unwrap();
+        p.backend().schedule(&index, &o.id, o.expires_at.timestamp_millis() as u64).await.unwrap();
     }
     // A stale index entry (no such offer), and one offer expired already by a run whose
     // OfferExpired never went out.
-    m.backend().schedule(&index, "ghost", 1).await.unwrap();
-    m.store().expire_offer("due-00000", time::now()).await.unwrap();
+    p.backend().schedule(&index, "ghost", 1).await.unwrap();
+    p.store().expire_offer("due-00000", time::now()).await.unwrap();
     let announced = |bus: &livecache_domain::InProcessBus| -> Vec<String> {
         let expired = bus.published().into_iter().filter(|e| e.detail_type == "OfferExpired");
         expired.map(|e| e.detail["event_id"].as_str().unwrap().to_string()).collect()
@@ -208,10 +241,10 @@ async fn offer_expiry_is_idempotent_and_announces_each_offer_once() {
     let total = 150 + seeded_due.len();
     assert_eq!((first.processed, first.updated, first.announced), (total, total - 1, total));
     assert_eq!((first.orphans, first.not_due, first.errors, first.unannounced), (0, 0, 0, 0));
-    assert_eq!(m.backend().count(&index).await.unwrap(), 1, "announced offers leave the Redis index too");
-    assert_eq!(m.store().get_offer("due-00042").await.unwrap().unwrap().status, OfferStatus::Expired);
+    assert_eq!(p.backend().count(&index).await.unwrap(), 1, "announced offers leave the Redis index too");
+    assert_eq!(p.store().get_offer("due-00042").await.unwrap().unwrap().status, OfferStatus::Expired);
     for o in &seeded_due {
-        assert_eq!(m.store().get_offer(&o.id).await.unwrap().unwrap().status, OfferStatus::Expired, "seeded {}", o.id);
+        assert_eq!(p.store().get_offer(&o.id).await.unwrap().unwrap().status, OfferStatus::Expired, "seeded {}", o.id);
     }
     let ids: std::collections::HashSet<String> = announced(&api.bus).into_iter().collect();
     assert_eq!((ids.len(), announced(&api.bus).len()), (total, total), "one OfferExpired per offer, each its own id");
@@ -225,11 +258,12 @@ async fn offer_expiry_is_idempotent_and_announces_each_offer_once() {
 async fn ten_thousand_due_offers_are_processed_in_one_run() {
     let (deps, _bus, _clock, data) = common::memory_deps("ten-thousand").await;
     let m = App::new(&deps, Arc::new(SpawnTasks), AdminAuth::Disabled, None).market.clone();
-    let index = offer_index_key(m.cache());
+    let p = Parts::of(&deps);
+    let index = offer_index_key(p.cache());
     let offers: Vec<Offer> = (0..10_000).map(|i| due_offer(i, &data)).collect();
-    m.store().put_offers(&offers).await.unwrap();
+    p.store().put_offers(&offers).await.unwrap();
     for o in &offers {
-        m.backend().schedule(&index, &o.id, 1).await.unwrap();
+        p.backend().schedule(&index, &o.id, 1).await.unwrap();
     }
     let started = Instant::now();
     let report = jobs::expire_offers(&m, Instant::now() + Duration::from_secs(50)).await.unwrap();
@@ -242,13 +276,14 @@ async fn ten_thousand_due_offers_are_processed_in_one_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_sweeps_stale_keys_and_prunes_the_index() {
     let (m, data, api) = market("cleanup").await;
+    let p = Parts::of(&api.deps);
     api.get("/feeds/discover").await;
-    m.cache().invalidate_namespace("feed_discover").await.unwrap();
-    let root = m.cache().keys().root().to_string();
-    m.backend().set(&format!("{root}:products:no-ttl"), b"x", None).await.unwrap();
-    let index = offer_index_key(m.cache());
-    m.backend().schedule(&index, "ghost-offer", 5).await.unwrap();
-    m.backend().schedule(&index, "offer-00050", 5).await.unwrap();
+    p.cache().invalidate_namespace("feed_discover").await.unwrap();
+    let root = p.cache().keys().root().to_string();
+    p.backend().set(&format!("{root}:products:no-ttl"), b"x", None).await.unwrap();
+    let index = offer_index_key(p.cache());
+    p.backend().schedule(&index, "ghost-offer", 5).await.unwrap();
+    p.backend().schedule(&index, "offer-00050", 5).await.unwrap();
     let report = jobs::cleanup(&m).await.unwrap();
     assert!(
         report.deleted_expired >= 2,
@@ -259,11 +294,11 @@ async fn cleanup_sweeps_stale_keys_and_prunes_the_index() {
     // The index is rebuilt from DynamoDB: every pending offer (the seeded ones were written to
     // the store only) is in it, the ghost is not.
     assert_eq!(report.reindexed, data.offers.len());
-    assert_eq!(m.backend().count(&index).await.unwrap(), data.offers.len() as u64, "the pending offers are indexed");
-    assert_eq!(m.backend().scheduled_at(&index, "ghost-offer").await.unwrap(), None);
+    assert_eq!(p.backend().count(&index).await.unwrap(), data.offers.len() as u64, "the pending offers are indexed");
+    assert_eq!(p.backend().scheduled_at(&index, "ghost-offer").await.unwrap(), None);
     let o50 = &data.offers[50];
     assert_eq!(
-        m.backend().scheduled_at(&index, &o50.id).await.unwrap(),
+        p.backend().scheduled_at(&index, &o50.id).await.unwrap(),
         Some(o50.expires_at.timestamp_millis() as u64),
         "at its expiry time from DynamoDB"
     );
@@ -329,7 +364,8 @@ async fn views_applied_by_redis_but_unanswered_are_counted_exactly_once() {
     .market
     .clone();
     let healthy = App::new(&deps, Arc::new(SpawnTasks), AdminAuth::Disabled, None).market.clone();
-    let (p0, _) = view_totals(&**healthy.store(), &data).await;
+    let p = Parts::of(&deps);
+    let (p0, _) = view_totals(&**p.store(), &data).await;
     const VIEWS: usize = 5_000;
     const FAULTY: usize = 600;
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -356,7 +392,7 @@ async fn views_applied_by_redis_but_unanswered_are_counted_exactly_once() {
     for _ in 0..3 {
         sync.drain_once().await.unwrap();
     }
-    let (p1, _) = view_totals(&**healthy.store(), &data).await;
+    let (p1, _) = view_totals(&**p.store(), &data).await;
     assert_eq!(
         p1 - p0,
         VIEWS as i64,

@@ -108,7 +108,9 @@ async fn an_offer_made_while_redis_was_down_expires_on_time() {
         .await
         .expect("an offer is taken with Redis down");
     let m = market(&deps);
-    assert_eq!(m.backend().scheduled_at(&offer_index_key(m.cache()), &offer.id).await.unwrap(), None);
+    let index =
+        offer_index_key(&livecache_cache::Cache::builder(deps.backend.clone()).keyspace(deps.keyspace.clone()).build());
+    assert_eq!(deps.backend.scheduled_at(&index, &offer.id).await.unwrap(), None);
     make_due(&*deps.store, &offer.id).await;
     let report = jobs::expire_offers(&m, soon()).await.unwrap();
     assert!(report.updated >= 1, "{report:?}");

@@ -67,10 +67,10 @@ pub fn to_lambda_response(resp: ApiResponse) -> Response<Body> {
 /// the queued refreshes and prefetches, the stats flush, the EMF metrics line.
 pub async fn after_response(tasks: &DeferredTasks, app: &App, metrics: &Metrics, function: &str) {
     let ran = tasks.run_all().await;
-    if let Err(e) = app.market.cache().flush_stats().await {
+    if let Err(e) = app.market.flush_stats().await {
         tracing::warn!(error = %e, "stats flush failed");
     }
-    metrics.emit(function, app.market.cache());
+    metrics.emit(function, &app.market.cache_report(), app.market.circuit_trips());
     if ran > 0 {
         tracing::debug!(tasks = ran, "post-response work done");
     }

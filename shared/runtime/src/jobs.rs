@@ -96,7 +96,7 @@ pub async fn run(job: Job) -> Result<(), lambda_runtime::Error> {
             let out = handle(job, &market, &event.payload, started + remaining, &settings).await;
             telemetry::emit_job(job.name(), out.is_err(), started.elapsed().as_millis() as u64, lag(&event.payload));
             tasks.run_all().await;
-            let _ = market.cache().flush_stats().await;
+            let _ = market.flush_stats().await;
             out.map_err(|e| lambda_runtime::Error::from(e.to_string()))
         }
     }))

@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 
 use livecache_cache::stats::CountsSnapshot;
-use livecache_cache::Cache;
+use livecache_cache::StatsReport;
 
 /// JSON logs on stdout; level from `RUST_LOG` (default `info`). Safe to call twice.
 pub fn init() {
@@ -20,10 +20,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn emit(&self, function: &str, cache: &Cache) {
-        let report = cache.report();
+    /// `report` and `trips`: the instance's cache statistics and breaker openings so far.
+    pub fn emit(&self, function: &str, report: &StatsReport, trips: u64) {
         let now = report.counts;
-        let trips = cache.backend().circuit_trips();
         let (delta, opened) = {
             let mut guard = self.last.lock().unwrap_or_else(|p| p.into_inner());
             let (last, last_trips) = &mut *guard;

@@ -54,7 +54,6 @@ struct Inner {
     /// Next pages this instance checked (or prefetched) recently, and when.
     prefetched: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     cache: Cache,
-    backend: Arc<dyn Backend>,
     store: Arc<dyn Store>,
     events: Arc<dyn EventPublisher>,
     tasks: Arc<dyn TaskRunner>,
@@ -85,12 +84,10 @@ impl Marketplace {
         events: Arc<dyn EventPublisher>,
         tasks: Arc<dyn TaskRunner>,
     ) -> Self {
-        let backend = cache.backend().clone();
         Self {
             inner: Arc::new(Inner {
                 prefetched: Default::default(),
                 cache,
-                backend,
                 store,
                 events,
                 tasks,
@@ -100,19 +97,35 @@ impl Marketplace {
         }
     }
 
-    pub fn cache(&self) -> &Cache {
+    /// Adds this instance's cache statistics to the shared aggregate (after a response, and
+    /// at the end of a job run).
+    pub async fn flush_stats(&self) -> std::result::Result<(), livecache_cache::CacheError> {
+        self.inner.cache.flush_stats().await
+    }
+
+    /// This instance's cache statistics (for the per-invocation metrics).
+    pub fn cache_report(&self) -> StatsReport {
+        self.inner.cache.report()
+    }
+
+    /// How often the cache backend's circuit breaker has opened since start-up.
+    pub fn circuit_trips(&self) -> u64 {
+        self.inner.cache.backend().circuit_trips()
+    }
+
+    pub(crate) fn cache(&self) -> &Cache {
         &self.inner.cache
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
     }
 
-    pub fn events(&self) -> &Arc<dyn EventPublisher> {
+    pub(crate) fn events(&self) -> &Arc<dyn EventPublisher> {
         &self.inner.events
     }
 
-    pub fn backend(&self) -> &Arc<dyn Backend> {
-        &self.inner.backend
+    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
+        self.inner.cache.backend()
     }
 }

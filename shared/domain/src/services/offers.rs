@@ -76,7 +76,8 @@ impl Marketplace {
 
     async fn track_expiry(&self, offer: &Offer) {
         let index = offer_index_key(&self.inner.cache);
-        if let Err(e) = self.inner.backend.schedule(&index, &offer.id, offer.expires_at.timestamp_millis() as u64).await
+        if let Err(e) =
+            self.inner.cache.backend().schedule(&index, &offer.id, offer.expires_at.timestamp_millis() as u64).await
         {
             tracing::error!(error = %e, offer = %offer.id, "offer not tracked in the expiry index");
         }
@@ -122,13 +123,13 @@ impl Marketplace {
     /// without persistence, a failover) is rebuilt from DynamoDB first.
     pub async fn expiring_soon(&self, caller: &str, window: Duration) -> Result<Vec<Offer>> {
         let index = offer_index_key(&self.inner.cache);
-        if !matches!(self.inner.backend.get(&offer_index_built_key(&self.inner.cache)).await, Ok(Some(_))) {
+        if !matches!(self.inner.cache.backend().get(&offer_index_built_key(&self.inner.cache)).await, Ok(Some(_))) {
             if let Err(e) = self.repair_expiry_index().await {
                 tracing::warn!(error = %e, "expiry index not rebuilt");
             }
         }
         let now = time::now().timestamp_millis() as u64;
-        let due = self.inner.backend.due_within(&index, now, window, 500).await?;
+        let due = self.inner.cache.backend().due_within(&index, now, window, 500).await?;
         let ids: Vec<String> = due.into_iter().map(|(id, _)| id).collect();
         let offers = self.inner.store.get_offers(&ids).await?;
         let mut out: Vec<Offer> = offers
@@ -157,9 +158,9 @@ impl Marketplace {
             .collect();
         let index = offer_index_key(&self.inner.cache);
         for chunk in pending.chunks(500) {
-            self.inner.backend.schedule_many(&index, chunk).await?;
+            self.inner.cache.backend().schedule_many(&index, chunk).await?;
         }
-        self.inner.backend.set(&offer_index_built_key(&self.inner.cache), b"1", None).await?;
+        self.inner.cache.backend().set(&offer_index_built_key(&self.inner.cache), b"1", None).await?;
         tracing::info!(offers = pending.len(), "expiry index rebuilt from the due-offer index");
         Ok(pending.len())
     }

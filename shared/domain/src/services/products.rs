@@ -58,7 +58,7 @@ impl Marketplace {
         let pending = pending_views_key(&self.inner.cache, ViewKind::Products);
         let view = format!("{:032x}", rand::random::<u128>());
         let once = view_once_key(&self.inner.cache, &view);
-        let backend = self.inner.backend.clone();
+        let backend = self.inner.cache.backend().clone();
         let e = match backend.incr_once(&pending, id, 1, &once, VIEW_ONCE_TTL).await {
             Ok(_) => return,
             Err(e) => e,
@@ -87,7 +87,7 @@ impl Marketplace {
         let mut pause = Duration::from_millis(20);
         while started.elapsed() < VIEW_RETRY_WINDOW {
             tokio::time::sleep(pause).await;
-            match self.inner.backend.incr_once(pending, product, 1, once, VIEW_ONCE_TTL).await {
+            match self.inner.cache.backend().incr_once(pending, product, 1, once, VIEW_ONCE_TTL).await {
                 Ok(_) => return,
                 Err(e) => tracing::debug!(error = %e, product, "view retry unanswered"),
             }
@@ -116,7 +116,7 @@ impl Marketplace {
             message: format!("product {id} not found"),
         })?;
         let pending_key = pending_views_key(&self.inner.cache, ViewKind::Products);
-        let pending = self.inner.backend.field(&pending_key, id).await.unwrap_or_else(|e| {
+        let pending = self.inner.cache.backend().field(&pending_key, id).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "pending views unavailable");
             0
         });
