@@ -32,6 +32,10 @@ use crate::models::{Category, JobRun, Offer, OfferStatus, Product, Stream, Strea
 use crate::tables::TableNames;
 use crate::time::{self, Timestamp};
 
+mod feeds;
+mod offers;
+mod views;
+
 type Item = HashMap<String, AttributeValue>;
 
 /// How long view-sync chunk markers are kept (they only need to outlive any retry).
@@ -292,55 +296,11 @@ impl Store for DynamoStore {
     }
 
     async fn discover(&self, q: &DiscoverQuery) -> Result<FeedPage> {
-        let need = q.page.end() + 1;
-        let live = self.live_sellers().await?;
-        let table = &self.tables.products;
-        // Products of live sellers rank first under live_first: fetch them by seller.
-        let mut candidates: HashMap<String, Product> = HashMap::new();
-        if q.sort == FeedSort::LiveFirst {
-            let per_seller: Vec<Vec<Item>> =
-                futures::stream::iter(live.iter().cloned())
-                    .map(|seller| async move {
-                        self.query_index(table, "by_seller", "seller_id", &seller, Some(need)).await
-                    })
-                    .buffer_unordered(8)
-                    .try_collect()
-                    .await?;
-            for p in Self::products_of(per_seller.into_iter().flatten().collect())? {
-                if q.category.is_none_or(|c| p.category == c) {
-                    candidates.insert(p.id.clone(), p);
-                }
-            }
-        }
-        // The newest of each category; over-fetch by the live items already held so that the
-        // newest non-live products are all there.
-        let categories: Vec<Category> = q.category.map(|c| vec![c]).unwrap_or_else(|| Category::ALL.to_vec());
-        let live_in = |c: Category| candidates.values().filter(|p| p.category == c).count();
-        let limits: Vec<(Category, usize)> = categories.iter().map(|c| (*c, need + live_in(*c))).collect();
-        let per_category: Vec<Vec<Item>> = futures::stream::iter(limits)
-            .map(|(c, limit)| self.query_index(table, "by_category", "category", c.as_str(), Some(limit)))
-            .buffer_unordered(8)
-            .try_collect()
-            .await?;
-        for p in Self::products_of(per_category.into_iter().flatten().collect())? {
-            candidates.insert(p.id.clone(), p);
-        }
-        Ok(rank_discover(candidates.into_values().collect(), &live, q))
+        self.discover_impl(q).await
     }
 
     async fn community(&self, q: &CommunityQuery) -> Result<FeedPage> {
-        let precision = geo::precision_for(q.radius_km);
-        let (index, attr) = if precision == 5 { ("by_gh5", "gh5") } else { ("by_gh4", "gh4") };
-        let cells = geo::cells_covering(q.lat, q.lon, q.radius_km, precision);
-        let table = &self.tables.products;
-        let per_cell: Vec<Vec<Item>> = futures::stream::iter(cells)
-            .map(|cell| async move { self.query_index(table, index, attr, &cell, None).await })
-            .buffer_unordered(8)
-            .try_collect()
-            .await?;
-        let candidates = Self::products_of(per_cell.into_iter().flatten().collect())?;
-        let live = self.live_sellers().await?;
-        Ok(rank_community(candidates, &live, q))
+        self.community_impl(q).await
     }
 
     async fn live_streams(&self) -> Result<Vec<Stream>> {
@@ -387,215 +347,27 @@ impl Store for DynamoStore {
     }
 
     async fn create_offer(&self, offer: &Offer) -> Result<()> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.tables.offers)
-            .set_item(Some(Self::offer_item(offer)?))
-            .condition_expression("attribute_not_exists(id)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => {
-                Err(StoreError::AlreadyExists { kind: "offer", id: offer.id.clone() })
-            }
-            Err(e) => Err(backend(e)),
-        }
+        self.create_offer_impl(offer).await
     }
 
     async fn expire_offer(&self, id: &str, now: Timestamp) -> Result<ExpireOutcome> {
-        // The due-index keys stay until the OfferExpired is out (`offer_announced`).
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.offers)
-            .key("id", s(id))
-            .update_expression("SET #s = :expired")
-            .condition_expression("#s = :pending AND due_at <= :now")
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":expired", s(OfferStatus::Expired.as_str()))
-            .expression_attribute_values(":pending", s(OfferStatus::Pending.as_str()))
-            .expression_attribute_values(":now", s(due_at(&now)))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(out) => Ok(ExpireOutcome::Expired(from_item(out.attributes.unwrap_or_default())?)),
-            Err(e) if is_conditional_failure(&e) => Ok(match self.get_offer(id).await? {
-                None => ExpireOutcome::Missing,
-                Some(o) if o.status != OfferStatus::Pending => ExpireOutcome::NotPending(o.status),
-                Some(o) => ExpireOutcome::NotDue(o),
-            }),
-            Err(e) => Err(backend(e)),
-        }
+        self.expire_offer_impl(id, now).await
     }
 
     async fn extend_offer(&self, id: &str, expires_at: Timestamp, now: Timestamp) -> Result<Offer> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.offers)
-            .key("id", s(id))
-            .update_expression("SET expires_at = :e, #ttl = :ttl, due_at = :due")
-            .condition_expression("#s = :pending AND due_at > :now")
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_values(":e", s(time::format(&expires_at)))
-            .expression_attribute_values(":ttl", n(epoch_secs(&expires_at, OFFER_TTL_AFTER_EXPIRY)))
-            .expression_attribute_values(":due", s(due_at(&expires_at)))
-            .expression_attribute_values(":pending", s(OfferStatus::Pending.as_str()))
-            .expression_attribute_values(":now", s(due_at(&now)))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(out) => from_item(out.attributes.unwrap_or_default()),
-            Err(e) if is_conditional_failure(&e) => match self.get_offer(id).await? {
-                None => Err(StoreError::NotFound { kind: "offer", id: id.into() }),
-                Some(o) => Err(extend_conflict(&o)),
-            },
-            Err(e) => Err(backend(e)),
-        }
+        self.extend_offer_impl(id, expires_at, now).await
     }
 
     async fn offers_due_by(&self, until: Timestamp, limit: usize) -> Result<Vec<Offer>> {
-        let until = due_at(&until);
-        let shards = (0..DUE_SHARDS).map(|i| {
-            let until = until.clone();
-            async move {
-                let mut out: Vec<Item> = Vec::new();
-                let mut start: Option<Item> = None;
-                loop {
-                    let page = self
-                        .client
-                        .query()
-                        .table_name(&self.tables.offers)
-                        .index_name("by_due")
-                        .key_condition_expression("due_shard = :s AND due_at <= :until")
-                        .expression_attribute_values(":s", s(format!("due#{i}")))
-                        .expression_attribute_values(":until", s(until.as_str()))
-                        .limit((limit - out.len()).clamp(1, 1000) as i32)
-                        .set_exclusive_start_key(start.take())
-                        .send()
-                        .await
-                        .map_err(backend)?;
-                    out.extend(page.items.unwrap_or_default());
-                    start = page.last_evaluated_key.filter(|k| !k.is_empty());
-                    if start.is_none() || out.len() >= limit {
-                        return Ok::<_, StoreError>(out);
-                    }
-                }
-            }
-        });
-        let mut offers: Vec<Offer> = Vec::new();
-        for items in futures::future::try_join_all(shards).await? {
-            offers.extend(items.into_iter().map(from_item).collect::<Result<Vec<Offer>>>()?);
-        }
-        offers.sort_by(|a, b| a.expires_at.cmp(&b.expires_at).then_with(|| a.id.cmp(&b.id)));
-        offers.truncate(limit);
-        Ok(offers)
+        self.offers_due_by_impl(until, limit).await
     }
 
     async fn offer_announced(&self, id: &str) -> Result<()> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.offers)
-            .key("id", s(id))
-            .update_expression("REMOVE due_shard, due_at")
-            .condition_expression("attribute_exists(id) AND #s <> :pending")
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":pending", s(OfferStatus::Pending.as_str()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Ok(()),
-            Err(e) => Err(backend(e)),
-        }
+        self.offer_announced_impl(id).await
     }
 
     async fn apply_view_chunk(&self, chunk: &ViewChunk) -> Result<ChunkOutcome> {
-        let mut products = chunk.products.clone();
-        let mut streams = chunk.streams.clone();
-        let mut skipped = 0usize;
-        let now = time::now();
-        for attempt in 0..MAX_ATTEMPTS {
-            let marker = Put::builder()
-                .table_name(&self.tables.jobs)
-                .item("pk", s(format!("viewsync#{}", chunk.id)))
-                .item("applied_at", s(time::format(&now)))
-                .item("ttl", n(epoch_secs(&now, MARKER_TTL)))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(backend)?;
-            let mut items = vec![TransactWriteItem::builder().put(marker).build()];
-            for (table, deltas) in [(&self.tables.products, &products), (&self.tables.streams, &streams)] {
-                for (id, by) in deltas {
-                    let update = Update::builder()
-                        .table_name(table)
-                        .key("id", s(id.as_str()))
-                        .update_expression("ADD view_count :n")
-                        .condition_expression("attribute_exists(id)")
-                        .expression_attribute_values(":n", n(by))
-                        .build()
-                        .map_err(backend)?;
-                    items.push(TransactWriteItem::builder().update(update).build());
-                }
-            }
-            match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-                Ok(_) => {
-                    return Ok(ChunkOutcome {
-                        applied: true,
-                        products: products.len(),
-                        streams: streams.len(),
-                        views: products.iter().chain(streams.iter()).map(|(_, n)| n).sum(),
-                        skipped_missing: skipped,
-                    })
-                }
-                Err(e) => {
-                    let reasons: Vec<Option<String>> = match e.as_service_error() {
-                        Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) => {
-                            c.cancellation_reasons().iter().map(|r| r.code().map(str::to_string)).collect()
-                        }
-                        _ => {
-                            tracing::warn!(chunk = %chunk.id, attempt, error = ?e, "view chunk write failed; retrying");
-                            backoff(attempt).await;
-                            continue;
-                        }
-                    };
-                    let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref()) == Some("ConditionalCheckFailed");
-                    if failed(0) {
-                        // The marker exists: this chunk was applied by an earlier attempt.
-                        return Ok(ChunkOutcome::default());
-                    }
-                    let missing_products: HashSet<usize> = (0..products.len()).filter(|i| failed(1 + i)).collect();
-                    let missing_streams: HashSet<usize> =
-                        (0..streams.len()).filter(|i| failed(1 + products.len() + i)).collect();
-                    if missing_products.is_empty() && missing_streams.is_empty() {
-                        // Conflicts or throttling: try the same transaction again.
-                        backoff(attempt).await;
-                        continue;
-                    }
-                    skipped += missing_products.len() + missing_streams.len();
-                    tracing::warn!(chunk = %chunk.id, dropped = skipped, "views for deleted items dropped");
-                    products = products
-                        .into_iter()
-                        .enumerate()
-                        .filter(|(i, _)| !missing_products.contains(i))
-                        .map(|(_, p)| p)
-                        .collect();
-                    streams = streams
-                        .into_iter()
-                        .enumerate()
-                        .filter(|(i, _)| !missing_streams.contains(i))
-                        .map(|(_, p)| p)
-                        .collect();
-                }
-            }
-        }
-        Err(StoreError::Backend(format!("view chunk {} not applied after {MAX_ATTEMPTS} attempts", chunk.id)))
+        self.apply_view_chunk_impl(chunk).await
     }
 
     async fn record_job_run(&self, run: &JobRun) -> Result<()> {
