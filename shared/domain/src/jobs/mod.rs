@@ -59,7 +59,8 @@ pub enum JobError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Service(#[from] crate::services::ServiceError),
-    /// A fault injected by a test.
+    /// A fault injected by a test (feature `fault-injection`, never in a function's build).
+    #[cfg(feature = "fault-injection")]
     #[error("injected fault at {0:?}")]
     Injected(Fault),
     #[error("{0}")]
@@ -67,6 +68,7 @@ pub enum JobError {
 }
 
 /// Where a test may make view-sync fail, to prove recovery.
+#[cfg(feature = "fault-injection")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// The pending counters were moved aside; nothing applied.

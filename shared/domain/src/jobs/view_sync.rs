@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{recorded, Deadline, Fault, Job, JobError};
+#[cfg(feature = "fault-injection")]
+use super::Fault;
+use super::{recorded, Deadline, Job, JobError};
 use crate::services::keys::*;
 use crate::services::Marketplace;
 use crate::time;
@@ -42,12 +44,18 @@ impl ViewSyncReport {
 #[derive(Debug, Clone)]
 pub struct ViewSync {
     pub market: Marketplace,
+    /// Where a test makes the drain fail (feature `fault-injection`).
+    #[cfg(feature = "fault-injection")]
     pub fault: Option<Fault>,
 }
 
 impl ViewSync {
     pub fn new(market: Marketplace) -> Self {
-        Self { market, fault: None }
+        Self {
+            market,
+            #[cfg(feature = "fault-injection")]
+            fault: None,
+        }
     }
 
     /// One drain, with no deadline.
@@ -82,6 +90,7 @@ impl ViewSync {
             if !backend.move_to(&pending_views_key(cache, kind), &batch).await? {
                 continue;
             }
+            #[cfg(feature = "fault-injection")]
             if self.fault == Some(Fault::AfterMove) {
                 return Err(JobError::Injected(Fault::AfterMove));
             }
@@ -113,7 +122,9 @@ impl ViewSync {
         };
         let chunk_batch = format!("{}-{batch_id}", kind.as_str());
         let mut out = crate::store::ChunkOutcome::default();
+        #[cfg_attr(not(feature = "fault-injection"), allow(unused_variables))]
         for (i, chunk) in crate::store::view_chunks(&chunk_batch, products, streams).iter().enumerate() {
+            #[cfg(feature = "fault-injection")]
             if self.fault == Some(Fault::BetweenChunks) && i == 1 {
                 return Err(JobError::Injected(Fault::BetweenChunks));
             }
@@ -129,6 +140,7 @@ impl ViewSync {
             out.products += done.products;
             out.streams += done.streams;
         }
+        #[cfg(feature = "fault-injection")]
         if self.fault == Some(Fault::AfterWrite) {
             return Err(JobError::Injected(Fault::AfterWrite));
         }
