@@ -76,7 +76,7 @@ fn token_command(mut it: impl Iterator<Item = String>) -> anyhow::Result<()> {
         }
     }
     let sub = sub.context("usage: livecache-dev token --sub <user-id> [--ttl-secs 3600]")?;
-    livecache_cache::keys::validate_part(&sub).map_err(|e| anyhow::anyhow!("--sub: {e}"))?;
+    livecache_domain::Id::parse(&sub).map_err(|e| anyhow::anyhow!("--sub: {e}"))?;
     println!("{}", DevAuth::from_env().mint(&sub, ttl));
     Ok(())
 }

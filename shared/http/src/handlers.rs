@@ -201,7 +201,7 @@ pub fn caller(req: &ApiRequest) -> Result<&str> {
     let sub = sub.ok_or_else(|| {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a signed-in caller (bearer JWT) is required")
     })?;
-    livecache_cache::keys::validate_part(sub).map_err(|_| {
+    livecache_domain::Id::parse(sub).map_err(|_| {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the token's subject is not a valid user id")
     })?;
     Ok(sub)

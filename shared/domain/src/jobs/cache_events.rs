@@ -24,7 +24,7 @@ pub async fn apply_event(m: &Marketplace, event: &serde_json::Value) -> Result<E
     let mut invalidated = Vec::new();
     match parsed {
         DomainEvent::ProductUpdated(p) => {
-            livecache_cache::keys::validate_part(&p.product_id).map_err(|e| JobError::BadEvent(e.to_string()))?;
+            crate::Id::parse(&p.product_id).map_err(|e| JobError::BadEvent(e.to_string()))?;
             cache.invalidate(&product_key(cache, &p.product_id)?).await?;
             invalidated.push(format!("{NS_PRODUCTS}:{}", p.product_id));
             for ns in [NS_FEED_DISCOVER, NS_FEED_COMMUNITY] {

@@ -47,6 +47,12 @@ impl From<StoreError> for ServiceError {
     }
 }
 
+impl From<crate::id::InvalidId> for ServiceError {
+    fn from(e: crate::id::InvalidId) -> Self {
+        Self::invalid("invalid_id", e.to_string())
+    }
+}
+
 impl From<livecache_cache::CacheError> for ServiceError {
     fn from(e: livecache_cache::CacheError) -> Self {
         match e {

@@ -26,7 +26,7 @@ pub const MAX_OFFER_MINUTES: u32 = 7 * 24 * 60;
 
 impl Marketplace {
     pub async fn product_for_offer(&self, product_id: &str) -> Result<Product> {
-        livecache_cache::keys::validate_part(product_id)?;
+        crate::Id::parse(product_id)?;
         self.inner.store.get_product(product_id).await?.ok_or_else(|| ServiceError::NotFound {
             code: "product_not_found",
             message: format!("product {product_id} not found"),
@@ -44,7 +44,7 @@ impl Marketplace {
                 message: "buyer_id must be the signed-in caller (or left out)".into(),
             });
         }
-        livecache_cache::keys::validate_part(&new.caller)?;
+        crate::Id::parse(&new.caller)?;
         // Amounts are kept in cents: anything that rounds to less than one cent is no offer.
         if !new.amount.is_finite() || new.amount < 0.01 || new.amount > 1e9 {
             return Err(ServiceError::invalid("invalid_amount", "amount must be from 0.01 to 1000000000"));
@@ -93,7 +93,7 @@ impl Marketplace {
     }
 
     pub async fn offer(&self, id: &str) -> Result<Offer> {
-        livecache_cache::keys::validate_part(id)?;
+        crate::Id::parse(id)?;
         self.inner
             .store
             .get_offer(id)

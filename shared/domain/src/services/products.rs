@@ -110,7 +110,7 @@ impl Marketplace {
 
     /// Stored views plus increments not yet synced.
     pub async fn product_views(&self, id: &str) -> Result<ProductViews> {
-        livecache_cache::keys::validate_part(id)?;
+        crate::Id::parse(id)?;
         let product = self.inner.store.get_product(id).await?.ok_or_else(|| ServiceError::NotFound {
             code: "product_not_found",
             message: format!("product {id} not found"),

@@ -49,7 +49,7 @@ impl Marketplace {
 
     /// The stream's current state (for access checks before a transition).
     async fn stream(&self, id: &str) -> Result<Stream> {
-        livecache_cache::keys::validate_part(id)?;
+        crate::Id::parse(id)?;
         self.inner.store.get_stream(id).await?.ok_or_else(|| ServiceError::NotFound {
             code: "stream_not_found",
             message: format!("stream {id} not found"),
