@@ -130,6 +130,61 @@ impl Keyspace {
     }
 }
 
+/// What a key found by a scan is, as far as the sweep is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind<'a> {
+    /// Under the same prefix, another key version (`v<n>`): unreachable.
+    OtherVersion,
+    /// Not of this keyspace (another prefix, or a version not of the `v<n>` form).
+    Foreign,
+    /// The engine's bookkeeping (`_meta`) or a hash-tagged key (`{tag}`): state, kept.
+    Bookkeeping,
+    /// A key of namespace `ns` of this keyspace.
+    InNamespace(&'a str),
+}
+
+impl Keyspace {
+    /// The glob one SCAN uses to find every key the sweep judges: every `v<n>` version under
+    /// the prefix, or only this keyspace when its version is not of that form.
+    pub fn sweep_pattern(&self) -> String {
+        let (prefix, version) = self.prefix_and_version();
+        if version.starts_with('v') {
+            format!("{prefix}v*:*")
+        } else {
+            format!("{}:*", self.root)
+        }
+    }
+
+    /// Reads a key's layout (`[{prefix}:]{version}:{namespace}:…`): the one place that parses it.
+    pub fn classify<'k>(&self, key: &'k str) -> KeyKind<'k> {
+        let (prefix, version) = self.prefix_and_version();
+        let Some(rest) = key.strip_prefix(prefix.as_str()) else {
+            return KeyKind::Foreign;
+        };
+        let key_version = rest.split(':').next().unwrap_or_default();
+        let is_version = key_version.len() > 1
+            && key_version.starts_with('v')
+            && key_version[1..].bytes().all(|b| b.is_ascii_digit());
+        if key_version != version {
+            return if is_version { KeyKind::OtherVersion } else { KeyKind::Foreign };
+        }
+        let after_root = &rest[key_version.len()..].trim_start_matches(':');
+        let ns = after_root.split(':').next().unwrap_or_default();
+        if ns == META_NS || after_root.starts_with('{') {
+            KeyKind::Bookkeeping
+        } else {
+            KeyKind::InNamespace(ns)
+        }
+    }
+
+    fn prefix_and_version(&self) -> (String, &str) {
+        match self.root.rsplit_once(':') {
+            Some((p, v)) => (format!("{p}:"), v),
+            None => (String::new(), self.root.as_str()),
+        }
+    }
+}
+
 /// Accepts ASCII letters, digits and `-_.@+=`, 1 to [`MAX_PART_LEN`] characters.
 pub fn validate_part(part: &str) -> Result<()> {
     let reason = if part.is_empty() {
@@ -192,6 +247,21 @@ mod tests {
             ks.tagged_key("views", "pending", &["products"]).unwrap().as_str(),
             "tenant:v2:{views}:pending:products"
         );
+    }
+
+    #[test]
+    fn the_sweep_reads_key_layouts_here() {
+        let ks = Keyspace::new(Some("t"), "v2").unwrap();
+        assert_eq!(ks.sweep_pattern(), "t:v*:*");
+        assert_eq!(ks.classify("t:v1:products:p1"), KeyKind::OtherVersion);
+        assert_eq!(ks.classify("t:v2:products:p1"), KeyKind::InNamespace("products"));
+        assert_eq!(ks.classify("t:v2:_meta:gen:products"), KeyKind::Bookkeeping);
+        assert_eq!(ks.classify("t:v2:{views}:views:pending:products"), KeyKind::Bookkeeping);
+        assert_eq!(ks.classify("t:vx:products:p1"), KeyKind::Foreign);
+        assert_eq!(ks.classify("other:v2:products:p1"), KeyKind::Foreign);
+        let plain = Keyspace::new(None, "release").unwrap();
+        assert_eq!(plain.sweep_pattern(), "release:*");
+        assert_eq!(plain.classify("release:feeds:1"), KeyKind::InNamespace("feeds"));
     }
 
     #[test]

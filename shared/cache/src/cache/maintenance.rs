@@ -17,43 +17,27 @@ impl Cache {
         let keys = &self.inner.keys;
         let backend = &self.inner.backend;
         let mut report = SweepReport::default();
-        let root = keys.root();
-        // Other versions: `[{prefix}:]{version}:...` with another version.
-        let (prefix, version) = match root.rsplit_once(':') {
-            Some((p, v)) => (format!("{p}:"), v.to_string()),
-            None => (String::new(), root.to_string()),
-        };
         let mut doomed = Vec::new();
         let mut by_ns: HashMap<String, Vec<String>> = HashMap::new();
-        // One SCAN serves all three checks: every `v<n>` version under the prefix, or only this
-        // keyspace when its version is not of that form.
-        let pattern = if version.starts_with('v') { format!("{prefix}v*:*") } else { format!("{root}:*") };
-        for key in backend.scan(&pattern, usize::MAX).await? {
+        // One SCAN serves all three checks; the key layout is read by `keys.rs` alone.
+        for key in backend.scan(&keys.sweep_pattern(), usize::MAX).await? {
             report.scanned += 1;
-            let rest = &key[prefix.len()..];
-            let key_version = rest.split(':').next().unwrap_or_default();
-            let is_version = key_version.len() > 1
-                && key_version.starts_with('v')
-                && key_version[1..].bytes().all(|b| b.is_ascii_digit());
-            if key_version != version && is_version {
-                report.old_version += 1;
-                doomed.push(key);
-                continue;
-            }
-            if key_version != version {
-                continue;
-            }
-            let after_root = &key[root.len() + 1..];
-            let ns = after_root.split(':').next().unwrap_or_default();
-            if ns == crate::keys::META_NS || state.contains(&ns) || after_root.starts_with('{') {
-                continue;
-            }
+            let ns = match keys.classify(&key) {
+                crate::keys::KeyKind::OtherVersion => {
+                    report.old_version += 1;
+                    doomed.push(key);
+                    continue;
+                }
+                crate::keys::KeyKind::Foreign | crate::keys::KeyKind::Bookkeeping => continue,
+                crate::keys::KeyKind::InNamespace(ns) if state.contains(&ns) => continue,
+                crate::keys::KeyKind::InNamespace(ns) => ns.to_string(),
+            };
             if backend.ttl(&key).await? == crate::kv::KeyTtl::Persistent {
                 report.no_ttl += 1;
                 doomed.push(key);
             } else {
                 // A live value key: its stamp is checked below, from the same scan.
-                by_ns.entry(ns.to_string()).or_default().push(key);
+                by_ns.entry(ns).or_default().push(key);
             }
         }
         // Old generations: read values namespace by namespace, compare stamps (header only).
