@@ -14,7 +14,6 @@ use tokio::sync::{mpsc, Mutex};
 
 use crate::api::{parse_query, ApiRequest, ApiResponse};
 use livecache_runtime::telemetry::{self, Metrics};
-use livecache_runtime::{Config, Deps};
 
 use crate::app::{AdminAuth, App};
 
@@ -80,15 +79,7 @@ pub async fn after_response(tasks: &DeferredTasks, app: &App, metrics: &Metrics,
 pub async fn run(function: &'static str) -> Result<(), Error> {
     let started = std::time::Instant::now();
     telemetry::init();
-    let init = async {
-        let config = Config::from_env()?;
-        let (deps, timings) = Deps::build(&config).await?;
-        anyhow::Ok((config, deps, timings))
-    };
-    let (config, deps, timings) = init.await.map_err(|e| {
-        tracing::error!(error = %e, "configuration error");
-        e
-    })?;
+    let (config, deps, timings) = livecache_runtime::init().await?;
     let tasks = Arc::new(DeferredTasks::new());
     let app = Arc::new(App::new(&deps, tasks.clone(), AdminAuth::iam(&config.admin_principals), Some(function)));
     let metrics = Arc::new(Metrics::default());

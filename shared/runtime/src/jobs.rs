@@ -12,8 +12,7 @@ use livecache_domain::services::Marketplace;
 use livecache_domain::{Envelope, EventHandler};
 use serde_json::{json, Value};
 
-use crate::config::{Config, JobSettings};
-use crate::deps::Deps;
+use crate::config::JobSettings;
 use crate::telemetry;
 
 /// Time kept in reserve before the function's deadline.
@@ -74,15 +73,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> Value {
 pub async fn run(job: Job) -> Result<(), lambda_runtime::Error> {
     let started = Instant::now();
     telemetry::init();
-    let init = async {
-        let config = Config::from_env()?;
-        let (deps, timings) = Deps::build(&config).await?;
-        anyhow::Ok((config, deps, timings))
-    };
-    let (config, deps, timings) = init.await.map_err(|e| {
-        tracing::error!(error = %e, "configuration error");
-        e
-    })?;
+    let (config, deps, timings) = crate::init().await?;
     let tasks = Arc::new(DeferredTasks::new());
     let market = deps.market(tasks.clone());
     let settings = config.jobs;

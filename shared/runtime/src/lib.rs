@@ -10,5 +10,16 @@ pub mod jobs;
 pub mod telemetry;
 
 pub use config::{Config, JobSettings};
+
+/// A function's init: the configuration read once, then the clients built from it, and where
+/// the time went; an error is logged before it is returned (it ends the cold start).
+pub async fn init() -> anyhow::Result<(Config, Deps, InitTimings)> {
+    let built = async {
+        let config = Config::from_env()?;
+        let (deps, timings) = Deps::build(&config).await?;
+        anyhow::Ok((config, deps, timings))
+    };
+    built.await.inspect_err(|e| tracing::error!(error = %e, "configuration error"))
+}
 pub use deps::{Deps, InitTimings};
 pub use jobs::{handle, Job};

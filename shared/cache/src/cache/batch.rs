@@ -21,122 +21,111 @@ impl Cache {
         Fut: Future<Output = std::result::Result<Vec<Option<T>>, E>>,
     {
         let started = Instant::now();
-        let out = self.get_many_inner(keys, policy, loader).await;
+        let out = async {
+            let reads = self.read_many(keys).await;
+            let now = self.inner.clock.now_ms();
+            let mut values: Vec<Option<T>> = Vec::with_capacity(keys.len());
+            let mut missing = Vec::new();
+            for (i, read) in reads.iter().enumerate() {
+                let hit = read
+                    .raw
+                    .as_ref()
+                    .filter(|r| r.times.at(now) == Freshness::Fresh)
+                    .and_then(|r| self.decode::<Option<T>>(&keys[i], r));
+                match hit {
+                    Some(v) => values.push(v),
+                    None => {
+                        values.push(None);
+                        missing.push(i);
+                    }
+                }
+            }
+            let hits = keys.len() - missing.len();
+            self.inner.stats.add(|c| &c.hits, hits as u64);
+            self.inner.stats.add(|c| &c.misses, missing.len() as u64);
+            let mut batch = Batch { values, hits, misses: missing.len(), fail_safe: 0 };
+            if missing.is_empty() {
+                return Ok(batch);
+            }
+            // Lease the misses first (one pipelined round trip): only a leased key is filled.
+            let wanted: Vec<(&Key, &Read)> = missing.iter().map(|&i| (&keys[i], &reads[i])).collect();
+            let mut leases: Vec<Option<lease::Lease>> = self
+                .leases(&wanted, policy)
+                .await
+                .into_iter()
+                .map(|l| match l {
+                    lease::Leased::Held(l) => Some(l),
+                    _ => None,
+                })
+                .collect();
+            let load = tokio::time::timeout(policy.load_timeout, loader(missing.clone())).await;
+            let loaded = match load {
+                Ok(Ok(loaded)) if loaded.len() == missing.len() => Ok(loaded),
+                Ok(Ok(loaded)) => {
+                    tracing::error!(
+                        expected = missing.len(),
+                        got = loaded.len(),
+                        "batch loader returned the wrong number of values"
+                    );
+                    Err(LoadError::Coalesced(format!(
+                        "batch loader returned {} values for {} keys",
+                        loaded.len(),
+                        missing.len()
+                    )))
+                }
+                Ok(Err(e)) => Err(LoadError::Loader(e)),
+                Err(_) => Err(LoadError::Timeout(policy.load_timeout)),
+            };
+            if loaded.is_err() {
+                let held = missing.iter().zip(leases.iter_mut()).filter_map(|(&i, l)| Some((&keys[i], l.take()?)));
+                self.release(held.collect()).await;
+            }
+            match loaded {
+                Ok(loaded) => {
+                    self.inner.stats.incr(|c| &c.loads);
+                    let (mut fills, mut unfilled) = (Vec::with_capacity(missing.len()), Vec::new());
+                    for ((i, value), lease) in missing.iter().copied().zip(loaded).zip(leases) {
+                        let keep = value.is_some() || policy.negative_ttl.is_some();
+                        match (lease, reads[i].stamp, serde_json::to_vec(&value)) {
+                            (Some(lease), Some(stamp), Ok(json)) if keep => fills.push((&keys[i], lease, stamp, json)),
+                            (Some(lease), ..) => unfilled.push((&keys[i], lease)),
+                            _ => {}
+                        }
+                        batch.values[i] = value;
+                    }
+                    self.fill(fills, policy).await;
+                    self.release(unfilled).await;
+                    Ok(batch)
+                }
+                Err(e) => {
+                    self.inner.stats.incr(|c| &c.load_errors);
+                    let mut all = true;
+                    for i in missing {
+                        let stale = reads[i]
+                            .raw
+                            .as_ref()
+                            .filter(|r| r.times.at(now) != Freshness::Expired)
+                            .and_then(|r| self.decode::<Option<T>>(&keys[i], r));
+                        match stale {
+                            Some(v) => {
+                                batch.values[i] = v;
+                                batch.fail_safe += 1;
+                            }
+                            None => all = false,
+                        }
+                    }
+                    if all {
+                        self.inner.stats.add(|c| &c.fail_safe, batch.fail_safe as u64);
+                        Ok(batch)
+                    } else {
+                        Err(e)
+                    }
+                }
+            }
+        }
+        .await;
         self.inner.stats.latency.record(started.elapsed());
         out
-    }
-
-    pub(super) async fn get_many_inner<T, E, F, Fut>(
-        &self,
-        keys: &[Key],
-        policy: &Policy,
-        loader: F,
-    ) -> std::result::Result<Batch<T>, LoadError<E>>
-    where
-        T: Serialize + DeserializeOwned,
-        F: FnOnce(Vec<usize>) -> Fut,
-        Fut: Future<Output = std::result::Result<Vec<Option<T>>, E>>,
-    {
-        let reads = self.read_many(keys).await;
-        let now = self.inner.clock.now_ms();
-        let mut values: Vec<Option<T>> = Vec::with_capacity(keys.len());
-        let mut missing = Vec::new();
-        for (i, read) in reads.iter().enumerate() {
-            let hit = read
-                .raw
-                .as_ref()
-                .filter(|r| r.times.at(now) == Freshness::Fresh)
-                .and_then(|r| self.decode::<Option<T>>(&keys[i], r));
-            match hit {
-                Some(v) => values.push(v),
-                None => {
-                    values.push(None);
-                    missing.push(i);
-                }
-            }
-        }
-        let hits = keys.len() - missing.len();
-        self.inner.stats.add(|c| &c.hits, hits as u64);
-        self.inner.stats.add(|c| &c.misses, missing.len() as u64);
-        let mut batch = Batch { values, hits, misses: missing.len(), fail_safe: 0 };
-        if missing.is_empty() {
-            return Ok(batch);
-        }
-        // Lease the misses first (one pipelined round trip): only a leased key is filled.
-        let wanted: Vec<(&Key, &Read)> = missing.iter().map(|&i| (&keys[i], &reads[i])).collect();
-        let mut leases: Vec<Option<lease::Lease>> = self
-            .leases(&wanted, policy)
-            .await
-            .into_iter()
-            .map(|l| match l {
-                lease::Leased::Held(l) => Some(l),
-                _ => None,
-            })
-            .collect();
-        let load = tokio::time::timeout(policy.load_timeout, loader(missing.clone())).await;
-        let loaded = match load {
-            Ok(Ok(loaded)) if loaded.len() == missing.len() => Ok(loaded),
-            Ok(Ok(loaded)) => {
-                tracing::error!(
-                    expected = missing.len(),
-                    got = loaded.len(),
-                    "batch loader returned the wrong number of values"
-                );
-                Err(LoadError::Coalesced(format!(
-                    "batch loader returned {} values for {} keys",
-                    loaded.len(),
-                    missing.len()
-                )))
-            }
-            Ok(Err(e)) => Err(LoadError::Loader(e)),
-            Err(_) => Err(LoadError::Timeout(policy.load_timeout)),
-        };
-        if loaded.is_err() {
-            let held = missing.iter().zip(leases.iter_mut()).filter_map(|(&i, l)| Some((&keys[i], l.take()?)));
-            self.release(held.collect()).await;
-        }
-        match loaded {
-            Ok(loaded) => {
-                self.inner.stats.incr(|c| &c.loads);
-                let (mut fills, mut unfilled) = (Vec::with_capacity(missing.len()), Vec::new());
-                for ((i, value), lease) in missing.iter().copied().zip(loaded).zip(leases) {
-                    let keep = value.is_some() || policy.negative_ttl.is_some();
-                    match (lease, reads[i].stamp, serde_json::to_vec(&value)) {
-                        (Some(lease), Some(stamp), Ok(json)) if keep => fills.push((&keys[i], lease, stamp, json)),
-                        (Some(lease), ..) => unfilled.push((&keys[i], lease)),
-                        _ => {}
-                    }
-                    batch.values[i] = value;
-                }
-                self.fill(fills, policy).await;
-                self.release(unfilled).await;
-                Ok(batch)
-            }
-            Err(e) => {
-                self.inner.stats.incr(|c| &c.load_errors);
-                let mut all = true;
-                for i in missing {
-                    let stale = reads[i]
-                        .raw
-                        .as_ref()
-                        .filter(|r| r.times.at(now) != Freshness::Expired)
-                        .and_then(|r| self.decode::<Option<T>>(&keys[i], r));
-                    match stale {
-                        Some(v) => {
-                            batch.values[i] = v;
-                            batch.fail_safe += 1;
-                        }
-                        None => all = false,
-                    }
-                }
-                if all {
-                    self.inner.stats.add(|c| &c.fail_safe, batch.fail_safe as u64);
-                    Ok(batch)
-                } else {
-                    Err(e)
-                }
-            }
-        }
     }
 
     /// Loads and stores each key that is not fresh in the cache; `items` pairs keys with

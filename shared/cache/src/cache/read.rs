@@ -21,51 +21,39 @@ impl Cache {
         Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
     {
         let started = Instant::now();
-        let out = self.get_or_load_inner(key, policy, loader).await;
-        self.inner.stats.latency.record(started.elapsed());
-        out
-    }
-
-    pub(super) async fn get_or_load_inner<T, E, F, Fut>(
-        &self,
-        key: &Key,
-        policy: &Policy,
-        loader: F,
-    ) -> std::result::Result<Lookup<T>, LoadError<E>>
-    where
-        T: Serialize + DeserializeOwned + Send + 'static,
-        E: std::fmt::Display + Send + 'static,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
-    {
-        let mut loader = loader;
-        loop {
-            let read = self.read_one(key).await;
-            let now = self.inner.clock.now_ms();
-            if let Some(raw) = &read.raw {
-                match raw.times.at(now) {
-                    Freshness::Fresh => {
-                        if let Some(value) = self.decode(key, raw) {
-                            self.inner.stats.incr(|c| &c.hits);
-                            return Ok(Lookup { value, source: Source::Hit });
+        let out = async {
+            let mut loader = loader;
+            loop {
+                let read = self.read_one(key).await;
+                let now = self.inner.clock.now_ms();
+                if let Some(raw) = &read.raw {
+                    match raw.times.at(now) {
+                        Freshness::Fresh => {
+                            if let Some(value) = self.decode(key, raw) {
+                                self.inner.stats.incr(|c| &c.hits);
+                                return Ok(Lookup { value, source: Source::Hit });
+                            }
                         }
-                    }
-                    Freshness::Stale => {
-                        if let Some(value) = self.decode(key, raw) {
-                            self.inner.stats.incr(|c| &c.stale);
-                            self.refresh_later(key, policy, read, loader);
-                            return Ok(Lookup { value, source: Source::Stale });
+                        Freshness::Stale => {
+                            if let Some(value) = self.decode(key, raw) {
+                                self.inner.stats.incr(|c| &c.stale);
+                                self.refresh_later(key, policy, read, loader);
+                                return Ok(Lookup { value, source: Source::Stale });
+                            }
                         }
+                        Freshness::FailSafe | Freshness::Expired => {}
                     }
-                    Freshness::FailSafe | Freshness::Expired => {}
+                }
+                match self.load_coalesced(key, policy, read, loader).await {
+                    Ok(done) => return done,
+                    // The load this call joined cannot vouch for its value: read again.
+                    Err(back) => loader = back,
                 }
             }
-            match self.load_coalesced(key, policy, read, loader).await {
-                Ok(done) => return done,
-                // The load this call joined cannot vouch for its value: read again.
-                Err(back) => loader = back,
-            }
         }
+        .await;
+        self.inner.stats.latency.record(started.elapsed());
+        out
     }
 
     /// The cached value, fresh or stale, without loading.
