@@ -4,6 +4,15 @@
 use super::*;
 
 impl DynamoStore {
+    /// An UpdateItem on one offer, `#s` naming its status.
+    fn offer_update(&self, id: &str) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.tables.offers)
+            .key("id", s(id))
+            .expression_attribute_names("#s", "status")
+    }
+
     pub(super) async fn create_offer_impl(&self, offer: &Offer) -> Result<()> {
         let result = self
             .client
@@ -25,13 +34,9 @@ impl DynamoStore {
     pub(super) async fn expire_offer_impl(&self, id: &str, now: Timestamp) -> Result<ExpireOutcome> {
         // The due-index keys stay until the OfferExpired is out (`offer_announced`).
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.offers)
-            .key("id", s(id))
+            .offer_update(id)
             .update_expression("SET #s = :expired")
             .condition_expression("#s = :pending AND due_at <= :now")
-            .expression_attribute_names("#s", "status")
             .expression_attribute_values(":expired", s(OfferStatus::Expired.as_str()))
             .expression_attribute_values(":pending", s(OfferStatus::Pending.as_str()))
             .expression_attribute_values(":now", s(due_at(&now)))
@@ -51,13 +56,9 @@ impl DynamoStore {
 
     pub(super) async fn extend_offer_impl(&self, id: &str, expires_at: Timestamp, now: Timestamp) -> Result<Offer> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.offers)
-            .key("id", s(id))
+            .offer_update(id)
             .update_expression("SET expires_at = :e, #ttl = :ttl, due_at = :due")
             .condition_expression("#s = :pending AND due_at > :now")
-            .expression_attribute_names("#s", "status")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":e", s(time::format(&expires_at)))
             .expression_attribute_values(":ttl", n(epoch_secs(&expires_at, OFFER_TTL_AFTER_EXPIRY)))
@@ -117,13 +118,9 @@ impl DynamoStore {
 
     pub(super) async fn offer_announced_impl(&self, id: &str) -> Result<()> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.offers)
-            .key("id", s(id))
+            .offer_update(id)
             .update_expression("REMOVE due_shard, due_at")
             .condition_expression("attribute_exists(id) AND #s <> :pending")
-            .expression_attribute_names("#s", "status")
             .expression_attribute_values(":pending", s(OfferStatus::Pending.as_str()))
             .send()
             .await;
