@@ -2,14 +2,21 @@
 //! source of truth. It knows nothing of the marketplace.
 //!
 //! A tour, bottom up:
-//! * [`kv`]: the ports ([`KvStore`], [`Counters`], [`ExpiryIndex`]) and their two adapters,
-//!   [`RedisBackend`] (single node, TLS, cluster; timeouts; circuit breaker) and
-//!   [`MemoryBackend`] (bounded moka cache; the embedded default).
+//! * [`kv`]: the ports ([`KvStore`] with compare-and-swap, [`Counters`] with once-keyed
+//!   increments, [`ExpiryIndex`]) and their two adapters, [`RedisBackend`] (`kv/redis/`:
+//!   `config`, the connection and breaker in `mod`, `store`, `counters`; single node, TLS,
+//!   cluster) and [`MemoryBackend`] (`kv/memory/`: bounded moka cache; the embedded default).
 //! * [`codec`]: JSON, zlib above a threshold, tagged, with a decompression cap.
-//! * [`keys`]: every key is built there; ids validated; filters hashed stably.
-//! * [`cache`]: [`Cache`], the policies on top: read-through, stale-while-revalidate,
-//!   single-flight plus a cross-instance lock, fail-safe, O(1) namespace and version
-//!   invalidation, batches, warming.
+//! * [`keys`]: every key is built, and read back (the sweep's `classify`), there; parts
+//!   validated; filters hashed stably.
+//! * [`entry`]: the stored form of a value: a header (nonce, lease, stamps, lifetimes), then
+//!   the body.
+//! * [`cache`]: [`Cache`], the policies on top, one room each: `read` (read-through,
+//!   stale-while-revalidate, fail-safe, the one-MGET read), `batch` (many keys, warming),
+//!   `lease` (a fill never undoes an invalidation), `flight` (single-flight in-process and,
+//!   through the lease, across instances; the one `locked_load` of loads and refreshes),
+//!   `invalidate` (key, pattern, O(1) namespace and version), `maintenance` (counts, the sweep,
+//!   statistics).
 //! * [`tasks`]: where post-response work (refreshes) goes, since on Lambda nothing may run
 //!   after the response unless something holds the environment open.
 //! * [`stats`]: per-instance counters and latency, aggregated across instances in Redis.

@@ -1,8 +1,17 @@
 //! The marketplace's domain: models, the [`Store`] and [`EventPublisher`] ports with their
 //! DynamoDB/EventBridge and in-memory adapters, demo data, and configuration.
 //!
-//! * [`models`]: Product, User, Stream, Offer, FeedItem, JobRun (stable JSON names).
-//! * [`store`]: the source of truth; [`DynamoStore`] and [`MemoryStore`] pass one contract suite.
+//! * [`models`]: Product, User, Stream, Offer, FeedItem, JobRun (stable JSON names); [`id`]:
+//!   the one id rule ([`Id::parse`]).
+//! * [`store`]: the source of truth; [`DynamoStore`] (`store/dynamo/`: `mod`, `feeds`,
+//!   `offers`, `views`) and [`MemoryStore`] pass one contract suite.
+//! * [`services`]: [`services::Marketplace`], what every endpoint does, one room per area:
+//!   `feeds`, `products`, `users`, `streams`, `offers`, `admin`, with `error` and `keys` (every
+//!   cache key and policy of the marketplace). It checks ownership itself (`Forbidden`), and
+//!   keeps its clients to itself.
+//! * [`jobs`]: the scheduled and event-driven jobs, one room each (`view_sync`,
+//!   `offer_expiry`, `cleanup`, `cache_events`), named once by [`jobs::Job`], every run
+//!   recorded by one wrapper; `deadline` their time budget.
 //! * [`events`]: StreamStatusChanged, ProductUpdated, OfferExpired; [`EventBridgePublisher`],
 //!   [`InProcessBus`].
 //! * [`tables`]: table and index definitions (the same ones `template.yaml` declares).
