@@ -63,7 +63,7 @@ impl Cache {
                 None => (entry::lease_only(stamp, until), policy.lock_ttl, None),
             };
             let prefix = entry::prefix(&bytes).to_vec();
-            swaps.push(Swap { key: key.as_str().to_string(), expect: read.current.clone(), value: Some((bytes, ttl)) });
+            swaps.push(Swap { key: key.as_str().to_string(), expect: read.current(), value: Some((bytes, ttl)) });
             pending.push((out.len(), Lease { prefix, restore }));
             out.push(Leased::Busy);
         }

@@ -204,15 +204,22 @@ struct Read {
     stamp: Option<Stamp>,
     /// The value, if its stamp is current.
     raw: Option<Raw>,
-    /// What the key held, as a compare-and-swap expects it (see [`entry::prefix`]); None: absent.
-    current: Option<Vec<u8>>,
+    /// What the key held when it is not a current value (an older stamp, unreadable bytes).
+    other: Option<Vec<u8>>,
     /// Until when a loader holds a current lease on the key (0: nobody).
     lease_until: u64,
 }
 
 impl Read {
     fn unavailable() -> Self {
-        Read { stamp: None, raw: None, current: None, lease_until: 0 }
+        Read { stamp: None, raw: None, other: None, lease_until: 0 }
+    }
+
+    /// What the key held, as a compare-and-swap expects it (see [`entry::prefix`]); None:
+    /// absent. Copied only when a lease is asked for, never on a hit.
+    fn current(&self) -> Option<Vec<u8>> {
+        let bytes = self.raw.as_ref().map(|r| &r.bytes).or(self.other.as_ref())?;
+        Some(entry::prefix(bytes).to_vec())
     }
 }
 

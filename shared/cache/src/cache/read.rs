@@ -122,20 +122,19 @@ impl Cache {
                 let ns = namespaces.iter().position(|n| *n == k.namespace()).unwrap_or(0);
                 let stamp = Stamp { epoch, generation: gens[ns] };
                 let Some(bytes) = values[first + i].take() else {
-                    return Read { stamp: Some(stamp), raw: None, current: None, lease_until: 0 };
+                    return Read { stamp: Some(stamp), raw: None, other: None, lease_until: 0 };
                 };
-                let current = Some(entry::prefix(&bytes).to_vec());
                 match entry::read(&bytes) {
                     // A lease or value of an older stamp is void.
                     Ok(e) if e.stamp == stamp => {
                         let (times, lease_until) = (e.times, e.lease_until);
-                        Read { stamp: Some(stamp), raw: Some(Raw { times, bytes }), current, lease_until }
+                        Read { stamp: Some(stamp), raw: Some(Raw { times, bytes }), other: None, lease_until }
                     }
-                    Ok(_) => Read { stamp: Some(stamp), raw: None, current, lease_until: 0 },
+                    Ok(_) => Read { stamp: Some(stamp), raw: None, other: Some(bytes), lease_until: 0 },
                     Err(err) => {
                         self.inner.stats.incr(|c| &c.decode_errors);
                         tracing::warn!(key = %k, error = %err, "unreadable cache entry treated as a miss");
-                        Read { stamp: Some(stamp), raw: None, current, lease_until: 0 }
+                        Read { stamp: Some(stamp), raw: None, other: Some(bytes), lease_until: 0 }
                     }
                 }
             })
