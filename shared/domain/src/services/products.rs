@@ -73,9 +73,19 @@ impl Marketplace {
             return;
         }
         tracing::warn!(error = %e, product = id, "view not counted in Redis; writing it to the database");
+        // The chunk's marker makes a repeat harmless, so a failed write is tried again.
         let chunk = ViewChunk { id: format!("direct-{view}"), products: vec![(id.to_string(), 1)], streams: vec![] };
-        if let Err(e) = self.inner.store.apply_view_chunk(&chunk).await {
-            tracing::error!(error = %e, product = id, "view lost: neither Redis nor the database took it");
+        for attempt in 1..=3 {
+            match self.inner.store.apply_view_chunk(&chunk).await {
+                Ok(_) => return,
+                Err(e) if attempt == 3 => {
+                    tracing::error!(error = %e, product = id, "view lost: neither Redis nor the database took it");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, product = id, attempt, "view not written to the database; again");
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+            }
         }
     }
 
