@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{start, Api};
@@ -70,7 +71,11 @@ async fn the_next_page_is_prefetched_after_the_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn going_live_makes_the_next_feed_read_fresh_and_publishes_the_event() {
-    let api = start("golive", None).await;
+    // Post-response work waits for the test: the go-live's second invalidation (2 s later)
+    // cannot land between its answer and the reads below, however slow the machine.
+    let (deps, bus, clock, data) = common::real_deps("golive").await;
+    let tasks = Arc::new(livecache_cache::DeferredTasks::new());
+    let api = common::serve(deps, bus, clock, data, tasks, None).await;
     let (_, before) = api.get("/feeds/discover?per_page=100").await;
     assert_eq!(api.get("/feeds/discover?per_page=100").await.1["cached"], json!(true));
     assert_eq!(api.get("/streams/live").await.1["cached"], json!(false));
