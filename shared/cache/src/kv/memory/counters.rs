@@ -58,8 +58,7 @@ impl Counters for MemoryBackend {
 #[async_trait]
 impl ExpiryIndex for MemoryBackend {
     async fn schedule(&self, index: &str, id: &str, at_ms: u64) -> Result<()> {
-        self.state().indexes.entry(index.to_string()).or_default().insert(id, at_ms);
-        Ok(())
+        self.schedule_many(index, &[(id.to_string(), at_ms)]).await
     }
 
     async fn schedule_many(&self, index: &str, entries: &[(String, u64)]) -> Result<()> {

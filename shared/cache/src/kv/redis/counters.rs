@@ -70,7 +70,7 @@ impl Counters for RedisBackend {
 #[async_trait]
 impl ExpiryIndex for RedisBackend {
     async fn schedule(&self, index: &str, id: &str, at_ms: u64) -> Result<()> {
-        self.query::<i64>(redis::cmd("ZADD").arg(index).arg(at_ms).arg(id).to_owned()).await.map(|_| ())
+        self.schedule_many(index, &[(id.to_string(), at_ms)]).await
     }
 
     async fn schedule_many(&self, index: &str, entries: &[(String, u64)]) -> Result<()> {
