@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # HTTP load benchmark on loopback (bounded: a few 10-second wrk runs and 400 sequential curls).
-#  1. feed cache hits per second on livecache-dev vs a minimal hello server on the same stack;
+#  1. feed cache hits per second on livecache-dev vs a minimal hello server on the same stack,
+#     and (WITH_REDIS=1) vs `redis-get`: the same stack answering the page's bytes from one
+#     Redis GET through the same adapter — the limit of the Redis path;
 #  2. cache hit vs cache miss latency of the discover feed.
 # Embedded defaults by default; WITH_REDIS=1 puts the cache in a private redis-server.
 set -euo pipefail
@@ -27,20 +29,39 @@ for p in "$HELLO_PORT" "$DEV_PORT"; do
 done
 FEED="http://127.0.0.1:$DEV_PORT/api/v1/feeds/discover?page=1&per_page=20"
 curl -s "$FEED" >/dev/null   # now cached
+GET_PID=""
+if [ -n "$REDIS_PID" ]; then
+  GET_PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+  curl -s "$FEED" | redis-cli -p "$REDIS_PORT" -x SET loadbench:page >/dev/null
+  target/release/redis-get "$GET_PORT" "$REDIS_URL" loadbench:page & GET_PID=$!
+  trap 'kill $HELLO $DEV $REDIS_PID $GET_PID 2>/dev/null' EXIT
+  for _ in $(seq 100); do curl -s "http://127.0.0.1:$GET_PORT/" >/dev/null && break; sleep 0.1; done
+fi
 
 rps() { wrk -t1 -c"$CONN" -d"$DURATION" --latency "$1" | tee -a .tmp/loadbench-wrk.log | awk '/Requests\/sec/ {print $2}'; }
 : > .tmp/loadbench-wrk.log
 # Three rounds, each measuring the baseline and then the feed right after it, so both sides
 # of a ratio see the same machine state; the median round is reported.
 ratios=()
+gets=()
 for round in 1 2 3; do
   hello=$(rps "http://127.0.0.1:$HELLO_PORT/")
   hits=$(rps "$FEED")
   ratio=$(python3 -c "print(f'{$hits/$hello:.2f}')")
   ratios+=("$ratio")
-  echo "round $round: hello $hello req/s, feed cache hits $hits req/s, ratio ${ratio}x"
+  line="round $round: hello $hello req/s, feed cache hits $hits req/s, ratio ${ratio}x"
+  if [ -n "$GET_PID" ]; then
+    get=$(rps "http://127.0.0.1:$GET_PORT/")
+    g=$(python3 -c "print(f'{$hits/$get:.2f}')")
+    gets+=("$g")
+    line="$line; redis GET $get req/s, feed hits / redis GET ${g}x"
+  fi
+  echo "$line"
 done
 echo "median ratio (feed hits / hello): $(printf '%s\n' "${ratios[@]}" | sort -n | sed -n 2p)x"
+if [ -n "$GET_PID" ]; then
+  echo "median ratio (feed hits / one redis GET): $(printf '%s\n' "${gets[@]}" | sort -n | sed -n 2p)x"
+fi
 
 # Hit vs miss latency: 200 distinct pages (misses), then the same 200 again (hits). Odd pages
 # with the page size changing every request, so no request finds a page prefetched for another.

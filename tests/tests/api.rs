@@ -260,7 +260,16 @@ async fn admin_routes_refuse_without_the_token_and_work_with_it() {
     assert_eq!(s, 200);
     assert!(stats["aggregate"]["hits"].as_u64().unwrap() >= 1);
     assert!(stats["aggregate"]["latency"]["p99_us"].as_f64().unwrap() > 0.0);
-    assert!(stats["feed_entries"]["discover"].as_u64().unwrap() >= 2);
+    // Entry counts come from the nightly sweep (no request scans the keyspace): none before it.
+    assert_eq!((stats["feed_entries"]["discover"].as_u64(), stats["feed_entries"].get("counted_at")), (Some(0), None));
+    let market = api.deps.market(Arc::new(livecache_cache::SpawnTasks));
+    livecache_domain::jobs::cleanup(&market).await.unwrap();
+    let (_, reused) = api.get("/cache/stats").await;
+    assert_eq!(reused["feed_entries"], stats["feed_entries"], "the answer is reused for a few seconds");
+    api.clock.advance(livecache_domain::services::STATS_ANSWER_TTL);
+    let (_, stats) = api.get("/cache/stats").await;
+    assert!(stats["feed_entries"]["discover"].as_u64().unwrap() >= 2, "{stats}");
+    assert!(stats["feed_entries"]["counted_at"].is_string());
     assert!(stats.get("backend").is_none(), "the cache server's details are not public: {stats}");
     let (s, details) = api.get_with("/cache/stats/details", "s3cret-token").await;
     assert_eq!(s, 200);
@@ -269,6 +278,22 @@ async fn admin_routes_refuse_without_the_token_and_work_with_it() {
     assert_eq!(api.get("/cache/stats/details").await.0, 401);
     let (s, jobs) = api.get("/cache/jobs").await;
     assert_eq!((s, jobs["jobs"].is_array()), (200, true));
+    // Every scheduled job, with its schedule and next run (before or after its first run).
+    let listed: Vec<(&str, &str)> = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (j["job"].as_str().unwrap(), j["schedule"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("view-sync", "rate(1 minute)"),
+            ("offer-expiry", "rate(1 minute)"),
+            ("cache-cleanup", "cron(0 3 * * ? *)")
+        ]
+    );
+    assert!(jobs["jobs"].as_array().unwrap().iter().all(|j| j["next_run_at"].is_string() && j.get("error").is_none()));
     assert_eq!(api.get_with("/cache/jobs/details", "s3cret-token").await.0, 200);
     assert_eq!(api.get("/cache/jobs/details").await.0, 401);
 

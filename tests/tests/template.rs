@@ -43,6 +43,41 @@ fn every_function_crate_has_a_resource_and_every_resource_a_crate() {
 }
 
 #[test]
+fn the_streams_function_may_move_a_sellers_products_in_the_feed_index() {
+    let t = template();
+    let statements = t["Resources"]["StreamsFunction"]["Properties"]["Policies"][0]["Statement"].as_sequence().unwrap();
+    let allows = |action: &str, resource: &str| {
+        statements.iter().any(|st| {
+            st["Action"].as_sequence().unwrap().iter().any(|a| a.as_str() == Some(action))
+                && st["Resource"].as_sequence().unwrap().iter().any(|r| format!("{r:?}").contains(resource))
+        })
+    };
+    assert!(allows("dynamodb:UpdateItem", "ProductsTable.Arn"));
+    assert!(allows("dynamodb:Query", "ProductsTable.Arn}/index/by_seller"));
+}
+
+#[test]
+fn each_scheduled_job_runs_on_its_own_schedule() {
+    let t = template();
+    let mut seen = Vec::new();
+    for (name, r) in functions(&t) {
+        let binary = r["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        let Some(job) = livecache_domain::jobs::Job::SCHEDULED.into_iter().find(|j| j.name() == binary) else {
+            continue;
+        };
+        let events = r["Properties"]["Events"].as_mapping().unwrap();
+        let declared: Vec<&str> = events
+            .values()
+            .filter(|e| e["Type"].as_str() == Some("Schedule"))
+            .filter_map(|e| e["Properties"]["Schedule"].as_str())
+            .collect();
+        assert_eq!(declared, vec![job.schedule().unwrap().expression().as_str()], "{name}");
+        seen.push(job);
+    }
+    assert_eq!(seen.len(), livecache_domain::jobs::Job::SCHEDULED.len());
+}
+
+#[test]
 fn the_http_api_routes_are_the_routes_served() {
     let t = template();
     let mut declared = BTreeSet::new();

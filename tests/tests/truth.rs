@@ -168,6 +168,9 @@ impl Store for Racing {
     async fn discover(&self, q: &DiscoverQuery) -> StoreResult<FeedPage> {
         self.inner.discover(q).await
     }
+    async fn discover_after(&self, q: &DiscoverQuery, after: &livecache_domain::FeedItem) -> StoreResult<FeedPage> {
+        self.inner.discover_after(q, after).await
+    }
     async fn community(&self, q: &CommunityQuery) -> StoreResult<FeedPage> {
         self.inner.community(q).await
     }

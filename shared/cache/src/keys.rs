@@ -15,6 +15,9 @@ pub const MAX_PART_LEN: usize = 128;
 /// The namespace of the engine's own bookkeeping keys (generations, stats, locks).
 pub const META_NS: &str = "_meta";
 
+/// How many hashes the statistics aggregate is spread over.
+pub const STATS_SHARDS: u32 = 4;
+
 /// A fully built cache key and the namespace it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
@@ -124,9 +127,11 @@ impl Keyspace {
         self.epoch.clone()
     }
 
-    /// Key of the hash that aggregates every instance's statistics.
-    pub fn stats_key(&self) -> String {
-        format!("{}:{META_NS}:stats", self.root)
+    /// Key of shard `shard` of the statistics aggregate: each instance adds to one of
+    /// [`STATS_SHARDS`] hashes (on different slots), so that no key takes every instance's
+    /// writes; the stats endpoint reads them all.
+    pub fn stats_key(&self, shard: u32) -> String {
+        format!("{}:{META_NS}:stats:packed{}", self.root, shard % STATS_SHARDS)
     }
 }
 

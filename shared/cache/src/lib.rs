@@ -44,7 +44,7 @@ pub use error::{CacheError, CodecError, LoadError};
 pub use keys::{filter_hash, round_coord, Key, Keyspace};
 pub use kv::memory::MemoryBackend;
 pub use kv::redis::{RedisBackend, RedisConfig};
-pub use kv::{Backend, Counters, ExpiryIndex, KeyTtl, KvStore, ServerInfo, Swap};
+pub use kv::{Backend, Counters, ExpiryIndex, KeyTtl, KvStore, ScanAt, ServerInfo, Swap};
 pub use policy::Policy;
 pub use stats::StatsReport;
 pub use tasks::{DeferredTasks, SpawnTasks, TaskRunner};

@@ -1,5 +1,11 @@
 //! Statistics: lock-free counters and a latency histogram per instance, flushed as deltas into
-//! one Redis hash that every instance adds to, so the stats endpoint can report them all.
+//! shared Redis hashes, so the stats endpoint can report every instance.
+//!
+//! An instance adds to one of [`STATS_SHARDS`](crate::keys::STATS_SHARDS) values, picked at
+//! random when it starts, each holding every counter packed (one `BITFIELD` command adds a
+//! flush's deltas), at most once per flush interval (and when it shuts down), not per request: 1,000 instances flushing every 10 s make 100 writes a second spread over the
+//! shards (25 per value) — next to nothing for one Redis shard — and a warm hit costs one
+//! command.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -150,12 +156,27 @@ impl StatsReport {
     }
 }
 
+/// The aggregate's packed counters, in slot order: the counters, the latency buckets, the
+/// latency sum.
+fn slot_names() -> Vec<String> {
+    let counters = CountsSnapshot::default().fields().into_iter().map(|(k, _)| k.to_string());
+    counters.chain((0..BUCKETS).map(|i| format!("lat_b{i}"))).chain(["lat_sum_us".to_string()]).collect()
+}
+
+/// Counters, latency buckets and latency sum at one moment.
+type Figures = (CountsSnapshot, [u64; BUCKETS], u64);
+
 #[derive(Debug)]
 pub struct Stats {
     pub counts: Counts,
     pub latency: Histogram,
     /// What was last added to the shared hash, so a flush sends only the difference.
-    flushed: Mutex<(CountsSnapshot, [u64; BUCKETS], u64)>,
+    flushed: Mutex<Figures>,
+    /// The aggregate shard this instance adds to.
+    shard: u32,
+    /// Clock time (ms) of the last flush by [`flush_if_due`](Self::flush_if_due); 0 before the
+    /// first call, which starts the first period.
+    last_flush_ms: AtomicU64,
 }
 
 impl Default for Stats {
@@ -164,6 +185,8 @@ impl Default for Stats {
             counts: Counts::default(),
             latency: Histogram::default(),
             flushed: Mutex::new((CountsSnapshot::default(), [0; BUCKETS], 0)),
+            shard: rand::random::<u32>() % crate::keys::STATS_SHARDS,
+            last_flush_ms: AtomicU64::new(0),
         }
     }
 }
@@ -182,13 +205,28 @@ impl Stats {
         StatsReport::new(self.counts.snapshot(), &self.latency.counts(), self.latency.sum_us.load(Ordering::Relaxed))
     }
 
-    /// Adds what changed since the last flush to the shared hash `key`.
-    pub async fn flush(&self, counters: &dyn Counters, key: &str) -> Result<()> {
+    /// The aggregate shard this instance adds to.
+    pub fn shard(&self) -> u32 {
+        self.shard
+    }
+
+    /// Whether a flush is due at `now_ms`, `every` after the previous one (the first call
+    /// starts the first period); claims the slot when it is.
+    pub fn flush_due(&self, now_ms: u64, every: Duration) -> bool {
+        let last = self.last_flush_ms.load(Ordering::Relaxed);
+        if last == 0 {
+            let _ = self.last_flush_ms.compare_exchange(0, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed);
+            return false;
+        }
+        now_ms.saturating_sub(last) >= every.as_millis() as u64
+            && self.last_flush_ms.compare_exchange(last, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
+
+    /// What changed since the last flush, as hash fields (and the figures it was taken from).
+    fn unflushed(&self) -> (Vec<(String, i64)>, Figures) {
         let now = (self.counts.snapshot(), self.latency.counts(), self.latency.sum_us.load(Ordering::Relaxed));
-        let (delta, before) = {
-            let last = self.flushed.lock().unwrap_or_else(|p| p.into_inner());
-            (now.0.minus(&last.0), *last)
-        };
+        let before = *self.flushed.lock().unwrap_or_else(|p| p.into_inner());
+        let delta = now.0.minus(&before.0);
         let mut fields: Vec<(String, i64)> =
             delta.fields().into_iter().filter(|(_, n)| *n > 0).map(|(k, n)| (k.to_string(), n as i64)).collect();
         for (i, (n, b)) in now.1.iter().zip(before.1.iter()).enumerate() {
@@ -199,17 +237,34 @@ impl Stats {
         if now.2 > before.2 {
             fields.push(("lat_sum_us".into(), (now.2 - before.2) as i64));
         }
+        (fields, now)
+    }
+
+    /// Adds what changed since the last flush to the shared hash `key`.
+    pub async fn flush(&self, counters: &dyn Counters, key: &str) -> Result<()> {
+        let (fields, now) = self.unflushed();
         if fields.is_empty() {
             return Ok(());
         }
-        counters.incr_many(key, &fields).await?;
+        // One command: the deltas land in the shard's packed counters.
+        let names = slot_names();
+        let deltas: Vec<(u32, i64)> =
+            fields.iter().filter_map(|(f, n)| names.iter().position(|x| x == f).map(|i| (i as u32, *n))).collect();
+        counters.add_slots(key, &deltas).await?;
         *self.flushed.lock().unwrap_or_else(|p| p.into_inner()) = now;
         Ok(())
     }
 
-    /// Every instance's figures, as flushed into `key`.
-    pub async fn aggregate(counters: &dyn Counters, key: &str) -> Result<StatsReport> {
-        let m = counters.fields(key).await?;
+    /// Every instance's figures: what was flushed into the shard hashes `keys` (read in
+    /// parallel, one command each) plus what this instance has not flushed yet (no write).
+    pub async fn aggregate(&self, counters: &dyn Counters, keys: &[String]) -> Result<StatsReport> {
+        let shards = futures::future::try_join_all(keys.iter().map(|k| counters.slots(k))).await?;
+        let names = slot_names();
+        let flushed = shards.into_iter().flat_map(|s| s.into_iter().zip(names.iter().cloned()).map(|(n, f)| (f, n)));
+        let mut m: HashMap<String, i64> = HashMap::new();
+        for (field, n) in flushed.chain(self.unflushed().0) {
+            *m.entry(field).or_insert(0) += n;
+        }
         let buckets: Vec<u64> =
             (0..BUCKETS).map(|i| m.get(&format!("lat_b{i}")).copied().unwrap_or(0).max(0) as u64).collect();
         let sum = m.get("lat_sum_us").copied().unwrap_or(0).max(0) as u64;

@@ -113,7 +113,9 @@ async fn killed_redis_degrades_to_the_loader_with_bounded_latency_and_recovers(t
     let backend = Arc::new(RedisBackend::connect(target.config()).await.unwrap());
     let cache = cache_on(backend.clone());
     assert_eq!(lookup(&cache, "a").await.0, Source::Loaded);
-    assert_eq!(lookup(&cache, "a").await.0, Source::Hit);
+    // Served from Redis before the kill (a first fill on a cold TLS connection of a busy machine
+    // may miss the command timeout and be dropped; the next load fills it).
+    wait_for_hit(&cache, "a").await;
 
     target.servers().iter().for_each(|s| s.kill());
     let mut worst = Duration::ZERO;

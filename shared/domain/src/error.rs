@@ -20,6 +20,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("configuration: {0}")]
     Config(String),
+    /// The query cannot be answered within the bounds a request may cost (too many cells or
+    /// items to read): the client should narrow it.
+    #[error("{0}")]
+    TooBroad(String),
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -28,6 +28,36 @@ pub fn geohash(lat: f64, lon: f64, precision: usize) -> String {
     out
 }
 
+/// The bounding box of a cell: `(lat_min, lat_max, lon_min, lon_max)`.
+pub fn bbox(hash: &str) -> (f64, f64, f64, f64) {
+    let (mut lat, mut lon) = ((-90.0f64, 90.0f64), (-180.0f64, 180.0f64));
+    let mut even = true;
+    for c in hash.bytes() {
+        let v = BASE32.iter().position(|b| *b == c).unwrap_or(0);
+        for shift in (0..5).rev() {
+            let rng = if even { &mut lon } else { &mut lat };
+            let mid = (rng.0 + rng.1) / 2.0;
+            if (v >> shift) & 1 == 1 {
+                rng.0 = mid;
+            } else {
+                rng.1 = mid;
+            }
+            even = !even;
+        }
+    }
+    (lat.0, lat.1, lon.0, lon.1)
+}
+
+/// How far a point is from a cell (0 inside it): to the nearest point of its box.
+pub fn distance_to_cell(lat: f64, lon: f64, hash: &str) -> f64 {
+    let (la0, la1, lo0, lo1) = bbox(hash);
+    // The cell may lie across the antimeridian from the point: take the nearer copy.
+    [lon, lon - 360.0, lon + 360.0]
+        .into_iter()
+        .map(|x| distance_km(lat, x, lat.clamp(la0, la1), x.clamp(lo0, lo1)))
+        .fold(f64::INFINITY, f64::min)
+}
+
 /// Cell size in degrees (lat, lon) at `precision`.
 fn cell_size(precision: usize) -> (f64, f64) {
     let bits = precision * 5;
@@ -38,10 +68,19 @@ fn cell_size(precision: usize) -> (f64, f64) {
 
 /// Every cell at `precision` that overlaps the bounding box of the circle.
 pub fn cells_covering(lat: f64, lon: f64, radius_km: f64, precision: usize) -> Vec<String> {
+    covering(lat, lon, radius_km, precision, usize::MAX)
+}
+
+/// [`cells_covering`], giving up (with `max + 1` cells) once more than `max` are found, so that
+/// a hostile query costs little to refuse.
+fn covering(lat: f64, lon: f64, radius_km: f64, precision: usize, max: usize) -> Vec<String> {
     let dlat = radius_km / 111.32;
-    let dlon = radius_km / (111.32 * lat.to_radians().cos().abs().max(0.01));
+    // The box is widest in longitude at its edge nearest a pole; a circle reaching a pole
+    // covers every longitude.
+    let poleward = (lat.abs() + dlat).min(90.0);
+    let dlon = if poleward >= 89.99 { 180.0 } else { (radius_km / (111.32 * poleward.to_radians().cos())).min(180.0) };
     let (lat0, lat1) = ((lat - dlat).max(-89.9999), (lat + dlat).min(89.9999));
-    let (lon0, lon1) = (lon - dlon, lon + dlon);
+    let (lon0, lon1) = if dlon >= 180.0 { (-180.0, 179.9999) } else { (lon - dlon, lon + dlon) };
     let (step_lat, step_lon) = cell_size(precision);
     let mut cells = Vec::new();
     let mut y = lat0;
@@ -52,6 +91,9 @@ pub fn cells_covering(lat: f64, lon: f64, radius_km: f64, precision: usize) -> V
             let h = geohash(y, wrapped, precision);
             if !cells.contains(&h) {
                 cells.push(h);
+                if cells.len() > max {
+                    return cells;
+                }
             }
             if x >= lon1 {
                 break;
@@ -75,19 +117,55 @@ pub fn distance_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     2.0 * 6371.0088 * a.sqrt().asin()
 }
 
-/// The index precision used for a search radius: 5 characters (~4.9 km cells) up to 10 km,
-/// 4 (~39 × 19.5 km) beyond.
-pub fn precision_for(radius_km: f64) -> usize {
-    if radius_km <= 10.0 {
-        5
-    } else {
-        4
+/// Most geohash cells one community query reads (one query each).
+pub const MAX_CELLS: usize = 16;
+
+/// The geohash precisions the products table is indexed by (`by_gh5`, `by_gh4`, `by_gh3`).
+pub const INDEXED_PRECISIONS: [usize; 3] = [5, 4, 3];
+
+/// The cells a search around a point reads, nearest first (then by name): the covering cells
+/// at the finest indexed precision (~4.9 km, ~39 × 19.5 km, ~156 × 156 km at the equator)
+/// that needs at most [`MAX_CELLS`]; an error saying why when none does (near the poles,
+/// cells shrink to slivers).
+pub fn plan_cells(lat: f64, lon: f64, radius_km: f64) -> Result<(usize, Vec<String>), String> {
+    for precision in INDEXED_PRECISIONS {
+        let mut cells = covering(lat, lon, radius_km, precision, MAX_CELLS);
+        if cells.len() <= MAX_CELLS {
+            // Corner cells of the bounding box that the circle does not reach hold nothing it
+            // wants: not read.
+            let mut by_distance: Vec<(f64, String)> =
+                cells.drain(..).map(|c| (distance_to_cell(lat, lon, &c), c)).filter(|(d, _)| *d <= radius_km).collect();
+            by_distance.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            return Ok((precision, by_distance.into_iter().map(|(_, c)| c).collect()));
+        }
     }
+    Err(format!(
+        "a {radius_km} km radius around ({lat}, {lon}) spans more than {MAX_CELLS} map cells even at the coarsest \
+         grid (near the poles cells are narrow); use a smaller radius"
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_search_reads_a_few_cells_or_is_refused() {
+        // Berlin, 5 km: fine cells; 50 km: coarse ones; never more than MAX_CELLS.
+        let (p, cells) = plan_cells(52.52, 13.40, 5.0).unwrap();
+        assert!(p == 5 && cells.len() <= MAX_CELLS, "{p} {cells:?}");
+        let (p, cells) = plan_cells(52.52, 13.40, 50.0).unwrap();
+        assert!(p <= 4 && cells.len() <= MAX_CELLS, "{p} {cells:?}");
+        // Across the antimeridian: cells on both sides.
+        let (_, cells) = plan_cells(0.0, 179.99, 20.0).unwrap();
+        assert!(cells.iter().any(|c| c.starts_with('x')) && cells.iter().any(|c| c.starts_with('8')), "{cells:?}");
+        // At the poles every grid's cells are slivers: refused, and cheaply (the covering
+        // stops after MAX_CELLS + 1 cells).
+        for lat in [89.9, -89.95, 90.0] {
+            let plan = plan_cells(lat, 0.0, 10.0);
+            assert!(plan.is_err(), "{lat}: {plan:?}");
+        }
+    }
 
     #[test]
     fn encodes_known_points() {
@@ -108,6 +186,36 @@ mod tests {
             }
         }
         assert!(cells.len() <= 30, "{} cells", cells.len());
+    }
+
+    #[test]
+    fn far_north_the_covering_holds_every_point_within_the_radius() {
+        for (lat, lon, r, precision) in [(70.0, 25.0, 50.0, 3), (78.2, 15.6, 20.0, 4), (-77.8, 166.7, 10.0, 4)] {
+            let cells = cells_covering(lat, lon, r, precision);
+            for i in -60..=60 {
+                for j in -60..=60 {
+                    let (plat, plon) = (lat + i as f64 * r / 111.32 / 50.0, lon + j as f64 * 0.05 * r / 10.0);
+                    if distance_km(lat, lon, plat, plon) <= r {
+                        assert!(
+                            cells.contains(&geohash(plat, plon, precision)),
+                            "({plat}, {plon}) near ({lat}, {lon})"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cells_decode_to_the_box_they_were_made_from() {
+        let h = geohash(52.52, 13.405, 5);
+        let (la0, la1, lo0, lo1) = bbox(&h);
+        assert!((la0..la1).contains(&52.52) && (lo0..lo1).contains(&13.405));
+        assert_eq!(distance_to_cell(52.52, 13.405, &h), 0.0);
+        let (_, cells) = plan_cells(52.52, 13.405, 5.0).unwrap();
+        assert_eq!(cells[0], h, "the point's own cell comes first");
+        let d: Vec<f64> = cells.iter().map(|c| distance_to_cell(52.52, 13.405, c)).collect();
+        assert!(d.windows(2).all(|w| w[0] <= w[1]), "{d:?}");
     }
 
     #[test]

@@ -3,7 +3,12 @@
 //!
 //! | table | key | indexes | TTL |
 //! |---|---|---|---|
-//! | products | `id` | `by_category` (category, created_at), `by_seller` (seller_id, created_at), `by_gh5` / `by_gh4` (geohash cell, created_at) | |
+//! | products | `id` | `by_feed_live` / `by_feed_new` (feed, rank_live / rank_new), `by_category_live` / `by_category_new` (category, rank_live / rank_new), `by_seller` (seller_id, created_at), `by_gh5` / `by_gh4` / `by_gh3` (geohash cell, rank_new) | |
+//!
+//! The feed indexes' sort keys are the feeds' ranks, so a page is one query read with `Limit`:
+//! `rank_new` = `{created_at}#{id}` (newest first), `rank_live` = `{1|0}#{created_at}#{id}`
+//! (the seller live now first, then newest), both read in descending order; `feed` is `all`
+//! on every product (one partition for the feeds without a category).
 //! | users | `id` | | |
 //! | streams | `id` | `by_status` (status, started_at) | |
 //! | offers | `id` | `by_due` (due_shard, due_at): sparse, only offers PENDING or EXPIRED-not-yet-announced | `ttl` (a week after expiry) |
@@ -43,10 +48,14 @@ pub const PRODUCTS: TableDef = TableDef {
     default_name: "livecache-products",
     hash: "id",
     indexes: &[
-        IndexDef { name: "by_category", hash: "category", range: "created_at" },
+        IndexDef { name: "by_feed_live", hash: "feed", range: "rank_live" },
+        IndexDef { name: "by_feed_new", hash: "feed", range: "rank_new" },
+        IndexDef { name: "by_category_live", hash: "category", range: "rank_live" },
+        IndexDef { name: "by_category_new", hash: "category", range: "rank_new" },
         IndexDef { name: "by_seller", hash: "seller_id", range: "created_at" },
-        IndexDef { name: "by_gh5", hash: "gh5", range: "created_at" },
-        IndexDef { name: "by_gh4", hash: "gh4", range: "created_at" },
+        IndexDef { name: "by_gh5", hash: "gh5", range: "rank_new" },
+        IndexDef { name: "by_gh4", hash: "gh4", range: "rank_new" },
+        IndexDef { name: "by_gh3", hash: "gh3", range: "rank_new" },
     ],
     ttl_attribute: None,
 };

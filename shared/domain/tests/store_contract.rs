@@ -87,6 +87,12 @@ async fn discover_pages_rank_like_the_reference(f: Fixture) {
                 let want = rank_discover(f.data.products.clone(), &live, &q);
                 let got = f.store.discover(&q).await.unwrap();
                 assert_eq!(got, want, "{sort:?} {category:?} page {page}");
+                // The same page read after the previous page's last item (the cursor).
+                if page > 1 {
+                    let before = DiscoverQuery { page: PageRequest { page: page - 1, per_page: 20 }, category, sort };
+                    let after = rank_discover(f.data.products.clone(), &live, &before).items.pop().unwrap();
+                    assert_eq!(f.store.discover_after(&q, &after).await.unwrap(), want, "{sort:?} {category:?} after");
+                }
             }
         }
     }
@@ -170,7 +176,17 @@ async fn community_finds_everything_within_the_radius(f: Fixture) {
     }
     let near = f.store.community(&queries[0]).await.unwrap();
     assert!(!near.items.is_empty(), "Berlin has products within 5 km");
-    assert!(near.items.windows(2).all(|w| w[0].distance_km <= w[1].distance_km), "nearest first");
+    // By area (the point's own cell first, then the nearer ones), newest first within one.
+    let (precision, cells) = livecache_domain::geo::plan_cells(queries[0].lat, queries[0].lon, 5.0).unwrap();
+    let area = |id: &str| {
+        let p = f.data.products.iter().find(|p| p.id == id).unwrap();
+        cells.iter().position(|c| *c == livecache_domain::geo::geohash(p.lat, p.lon, precision)).unwrap()
+    };
+    assert!(
+        near.items.windows(2).all(|w| (area(&w[0].id), std::cmp::Reverse(w[0].created_at))
+            <= (area(&w[1].id), std::cmp::Reverse(w[1].created_at))),
+        "by area, then newest"
+    );
     assert!(f.store.community(&queries[3]).await.unwrap().items.is_empty(), "nothing in the Gulf of Guinea");
     f.done().await;
 }

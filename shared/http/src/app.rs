@@ -94,6 +94,8 @@ pub struct App {
     admin: AdminAuth,
     /// On Lambda: only this function's routes are served.
     function: Option<&'static str>,
+    /// How often the post-response step adds the cache statistics to the shared aggregate.
+    pub stats_flush: std::time::Duration,
 }
 
 impl std::fmt::Debug for App {
@@ -105,7 +107,7 @@ impl std::fmt::Debug for App {
 impl App {
     /// `tasks` receives post-response work (refreshes, prefetches).
     pub fn new(deps: &Deps, tasks: Arc<dyn TaskRunner>, admin: AdminAuth, function: Option<&'static str>) -> Self {
-        Self { market: deps.market(tasks), admin, function }
+        Self { market: deps.market(tasks), admin, function, stats_flush: livecache_runtime::STATS_FLUSH_DEFAULT }
     }
 
     /// Answers one request; never panics (a panic in a handler becomes a 500 JSON answer) and

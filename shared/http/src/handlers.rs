@@ -15,10 +15,11 @@ use crate::app::App;
 use crate::routes::{Route, RouteDef};
 
 /// Largest page number served (bounds the work one request can ask of the database).
-pub const MAX_PAGE: u32 = 500;
+pub const MAX_PAGE: u32 = 50;
 pub const MAX_PER_PAGE: u32 = 100;
 pub const DEFAULT_PER_PAGE: u32 = 20;
 pub const DEFAULT_RADIUS_KM: f64 = 5.0;
+pub const MIN_RADIUS_KM: f64 = 1.0;
 pub const MAX_RADIUS_KM: f64 = 50.0;
 pub const MAX_BATCH: usize = 100;
 
@@ -55,7 +56,7 @@ pub async fn dispatch(
                 page: page_of(&q)?,
                 lat: q.number("lat", -90.0, 90.0)?.ok_or_else(|| missing("lat"))?,
                 lon: q.number("lon", -180.0, 180.0)?.ok_or_else(|| missing("lon"))?,
-                radius_km: q.number("radius_km", 0.1, MAX_RADIUS_KM)?.unwrap_or(DEFAULT_RADIUS_KM),
+                radius_km: q.number("radius_km", MIN_RADIUS_KM, MAX_RADIUS_KM)?.unwrap_or(DEFAULT_RADIUS_KM),
                 category: q.parse::<Category>("category")?,
                 min_price,
                 max_price,
@@ -130,14 +131,10 @@ pub async fn dispatch(
         }
         Route::CacheStats => Ok(ApiResponse::json(StatusCode::OK, &m.cache_stats().await?)),
         Route::CacheStatsDetails => Ok(ApiResponse::json(StatusCode::OK, &m.cache_stats_details().await?)),
-        Route::CacheJobs => {
-            // Outcome, timing and figures for anyone; error text (it can name AWS resources)
-            // only on the admin route.
-            let mut runs = m.job_runs().await?;
-            runs.iter_mut().for_each(|r| r.error = None);
-            Ok(ApiResponse::json(StatusCode::OK, &json!({ "jobs": runs })))
-        }
-        Route::CacheJobsDetails => Ok(ApiResponse::json(StatusCode::OK, &json!({ "jobs": m.job_runs().await? }))),
+        // Schedule, next run, outcome, timing and figures for anyone; error text (it can name
+        // AWS resources) only on the admin route.
+        Route::CacheJobs => Ok(ApiResponse::json(StatusCode::OK, &json!({ "jobs": m.job_status(false).await? }))),
+        Route::CacheJobsDetails => Ok(ApiResponse::json(StatusCode::OK, &json!({ "jobs": m.job_status(true).await? }))),
         Route::Invalidate => {
             let body: Invalidate = body_of(req)?;
             let done = match (body.namespace, body.pattern, body.version) {

@@ -63,15 +63,40 @@ pub fn to_lambda_response(resp: ApiResponse) -> Response<Body> {
 }
 
 /// Post-response work of one invocation, run by the extension after the handler answered:
-/// the queued refreshes and prefetches, the stats flush, the EMF metrics line.
+/// the queued refreshes and prefetches, the stats flush when one is due (every
+/// `app.stats_flush`, not every invocation: a warm hit costs one Redis command), the EMF
+/// metrics line (no Redis).
 pub async fn after_response(tasks: &DeferredTasks, app: &App, metrics: &Metrics, function: &str) {
     let ran = tasks.run_all().await;
-    if let Err(e) = app.market.flush_stats().await {
+    if let Err(e) = app.market.flush_stats_every(app.stats_flush).await {
         tracing::warn!(error = %e, "stats flush failed");
     }
     metrics.emit(function, &app.market.cache_report(), app.market.circuit_trips());
     if ran > 0 {
         tracing::debug!(tasks = ran, "post-response work done");
+    }
+}
+
+/// At shutdown, adds the figures since the last flush to the aggregate. Internal extensions
+/// cannot register for the SHUTDOWN event, but with one registered (ours) Lambda sends the
+/// runtime SIGTERM and waits up to 500 ms before SIGKILL: the flush is one command.
+fn flush_at_shutdown(app: Arc<App>) {
+    tokio::spawn(async move {
+        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            return;
+        };
+        flush_when(term.recv(), &app).await;
+        std::process::exit(0);
+    });
+}
+
+/// Once `signal` fires, flushes the statistics (within 300 ms).
+pub async fn flush_when(signal: impl std::future::Future, app: &App) {
+    signal.await;
+    match tokio::time::timeout(Duration::from_millis(300), app.market.flush_stats()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "stats flush at shutdown failed"),
+        Err(_) => tracing::warn!("stats flush at shutdown timed out"),
     }
 }
 
@@ -81,7 +106,10 @@ pub async fn run(function: &'static str) -> Result<(), Error> {
     telemetry::init();
     let (config, deps, timings) = livecache_runtime::init().await?;
     let tasks = Arc::new(DeferredTasks::new());
-    let app = Arc::new(App::new(&deps, tasks.clone(), AdminAuth::iam(&config.admin_principals), Some(function)));
+    let mut app = App::new(&deps, tasks.clone(), AdminAuth::iam(&config.admin_principals), Some(function));
+    app.stats_flush = config.stats_flush;
+    let app = Arc::new(app);
+    flush_at_shutdown(app.clone());
     let metrics = Arc::new(Metrics::default());
     let (done_tx, done_rx) = mpsc::unbounded_channel::<()>();
     let done_rx = Arc::new(Mutex::new(done_rx));

@@ -39,7 +39,13 @@ pub struct Config {
     pub create_tables: bool,
     pub jobs: JobSettings,
     pub admin_principals: Vec<String>,
+    /// How often an HTTP function adds its cache statistics to the shared aggregate
+    /// (`STATS_FLUSH_SECS`, 1–300, default 10), besides once when it shuts down.
+    pub stats_flush: Duration,
 }
+
+/// The default of [`Config::stats_flush`].
+pub const STATS_FLUSH_DEFAULT: Duration = Duration::from_secs(10);
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
@@ -60,16 +66,9 @@ impl Config {
             Some("true") => true,
             Some(other) => bail!("DATA_CREATE_TABLES = {other:?}: expected true or false"),
         };
-        let view_sync_interval = match var("VIEW_SYNC_INTERVAL_SECS").as_deref().map(str::trim) {
-            None | Some("") => JobSettings::default().view_sync_interval,
-            Some(v) => {
-                let secs: u64 =
-                    v.parse().ok().filter(|s| (1..=50).contains(s)).with_context(|| {
-                        format!("VIEW_SYNC_INTERVAL_SECS = {v:?}: expected whole seconds from 1 to 50")
-                    })?;
-                Duration::from_secs(secs)
-            }
-        };
+        let view_sync_interval = seconds("VIEW_SYNC_INTERVAL_SECS", var("VIEW_SYNC_INTERVAL_SECS"), 1..=50)?
+            .unwrap_or(JobSettings::default().view_sync_interval);
+        let stats_flush = seconds("STATS_FLUSH_SECS", var("STATS_FLUSH_SECS"), 1..=300)?.unwrap_or(STATS_FLUSH_DEFAULT);
         let admin_principals = var("ADMIN_PRINCIPAL_ARNS")
             .unwrap_or_default()
             .split(',')
@@ -77,7 +76,33 @@ impl Config {
             .filter(|s| !s.is_empty())
             .map(String::from)
             .collect();
-        Ok(Self { cache, keyspace, data, create_tables, jobs: JobSettings { view_sync_interval }, admin_principals })
+        Ok(Self {
+            cache,
+            keyspace,
+            data,
+            create_tables,
+            jobs: JobSettings { view_sync_interval },
+            admin_principals,
+            stats_flush,
+        })
+    }
+}
+
+/// A whole number of seconds within `range` from variable `name`'s `value` (unset or empty:
+/// None).
+fn seconds(
+    name: &str,
+    value: Option<String>,
+    range: std::ops::RangeInclusive<u64>,
+) -> anyhow::Result<Option<Duration>> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => {
+            let secs: u64 = v.parse().ok().filter(|s| range.contains(s)).with_context(|| {
+                format!("{name} = {v:?}: expected whole seconds from {} to {}", range.start(), range.end())
+            })?;
+            Ok(Some(Duration::from_secs(secs)))
+        }
     }
 }
 
@@ -96,13 +121,16 @@ mod tests {
         let c = with(&[]).unwrap();
         assert_eq!((c.jobs.view_sync_interval, c.create_tables), (Duration::from_secs(5), false));
         assert!(c.admin_principals.is_empty());
+        assert_eq!(c.stats_flush, STATS_FLUSH_DEFAULT);
         let c = with(&[
             ("VIEW_SYNC_INTERVAL_SECS", "10"),
             ("DATA_CREATE_TABLES", "true"),
             ("ADMIN_PRINCIPAL_ARNS", " arn:aws:iam::1:role/Ops , ,arn:aws:sts::1:assumed-role/Ops/*"),
             ("CACHE_KEY_PREFIX", "t1"),
+            ("STATS_FLUSH_SECS", "30"),
         ])
         .unwrap();
+        assert_eq!(c.stats_flush, Duration::from_secs(30));
         assert_eq!((c.jobs.view_sync_interval, c.create_tables), (Duration::from_secs(10), true));
         assert_eq!(c.admin_principals.len(), 2);
         assert_eq!(c.keyspace.root(), "t1:v1");
@@ -116,6 +144,7 @@ mod tests {
             ("VIEW_SYNC_INTERVAL_SECS", "600"),
             ("DATA_CREATE_TABLES", "yes"),
             ("CACHE_KEY_VERSION", "v:1"),
+            ("STATS_FLUSH_SECS", "0"),
         ] {
             let err = with(&[(name, value)]).unwrap_err().to_string();
             assert!(err.contains(name), "{name}={value}: {err}");

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use lambda_runtime::{service_fn, LambdaEvent};
 use livecache_cache::DeferredTasks;
 pub use livecache_domain::jobs::Job;
-use livecache_domain::jobs::{self, Deadline, JobError, ViewSync};
+use livecache_domain::jobs::{self, Deadline, JobError, Schedule, ViewSync};
 use livecache_domain::services::Marketplace;
 use livecache_domain::{Envelope, EventHandler};
 use serde_json::{json, Value};
@@ -126,15 +126,21 @@ pub fn spawn_schedules(market: Marketplace, settings: JobSettings) -> Vec<tokio:
             }
         })
     };
-    let until_3am = {
-        let now = chrono::Utc::now();
-        let today = now.date_naive().and_hms_opt(3, 0, 0).unwrap_or_default().and_utc();
-        let next = if today > now { today } else { today + chrono::Duration::days(1) };
-        (next - now).to_std().unwrap_or(Duration::from_secs(86_400))
-    };
-    vec![
-        schedule(Duration::from_secs(60), Duration::ZERO, Job::ViewSync, market.clone()),
-        schedule(Duration::from_secs(60), Duration::from_secs(1), Job::OfferExpiry, market.clone()),
-        schedule(Duration::from_secs(86_400), until_3am, Job::CacheCleanup, market),
-    ]
+    // The jobs' own schedules: every period from now (the first runs a second apart), or the
+    // next time of day and then daily.
+    Job::SCHEDULED
+        .iter()
+        .enumerate()
+        .filter_map(|(i, job)| {
+            let (period, first) = match job.schedule()? {
+                Schedule::Every(period) => (period, Duration::from_secs(i as u64)),
+                daily @ Schedule::DailyAt { .. } => {
+                    let now = chrono::Utc::now();
+                    let first = (daily.next_run(None, now) - now).to_std().unwrap_or(Duration::from_secs(86_400));
+                    (Duration::from_secs(86_400), first)
+                }
+            };
+            Some(schedule(period, first, *job, market.clone()))
+        })
+        .collect()
 }

@@ -9,7 +9,7 @@ pub mod deps;
 pub mod jobs;
 pub mod telemetry;
 
-pub use config::{Config, JobSettings};
+pub use config::{Config, JobSettings, STATS_FLUSH_DEFAULT};
 
 /// A function's init: the configuration read once, then the clients built from it, and where
 /// the time went; an error is logged before it is returned (it ends the cold start).

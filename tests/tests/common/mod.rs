@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod dynamo_calls;
+
 use std::sync::Arc;
 
 use livecache_cache::{
@@ -44,6 +46,12 @@ impl livecache_domain::jobs::RunClock for SteppingClock {
     fn sleep(&self, d: std::time::Duration) -> futures::future::BoxFuture<'static, ()> {
         self.advance(d);
         Box::pin(async {})
+    }
+
+    /// Its time passes only when it is read: a wait (a database write, however slow the
+    /// machine) is never cut off by it.
+    fn timeout(&self, _d: std::time::Duration) -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(futures::future::pending())
     }
 }
 
@@ -104,6 +112,26 @@ pub async fn memory_deps_sized(name: &str, size: SeedSize) -> (Deps, Arc<InProce
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let data = seed::generate(size, livecache_domain::time::now());
     seed::seed(&*store, &data).await.unwrap();
+    deps_with(name, Arc::new(MemoryBackend::new(100_000)), store, data)
+}
+
+/// Dependencies on `backend` over an in-memory store with the small demo data set.
+pub async fn deps_on_backend(
+    name: &str,
+    backend: Arc<dyn Backend>,
+) -> (Deps, Arc<InProcessBus>, Arc<ManualClock>, DemoData) {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let data = seed::generate(SeedSize::SMALL, livecache_domain::time::now());
+    seed::seed(&*store, &data).await.unwrap();
+    deps_with(name, backend, store, data)
+}
+
+/// Dependencies on an in-memory cache over `store` (tests that count the store's calls).
+pub fn deps_over(
+    name: &str,
+    store: Arc<dyn Store>,
+    data: DemoData,
+) -> (Deps, Arc<InProcessBus>, Arc<ManualClock>, DemoData) {
     deps_with(name, Arc::new(MemoryBackend::new(100_000)), store, data)
 }
 

@@ -78,7 +78,7 @@ pub struct Batch<T> {
 }
 
 /// What [`Cache::sweep`] did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SweepReport {
     pub scanned: usize,
     /// Value keys with no TTL (every value is written with one).
@@ -87,6 +87,8 @@ pub struct SweepReport {
     pub old_version: usize,
     /// Values stamped with an epoch or generation that has moved on (unreachable).
     pub old_generation: usize,
+    /// Live entries left, per namespace (the namespaces of `state` are not counted).
+    pub entries: std::collections::BTreeMap<String, u64>,
 }
 
 impl SweepReport {

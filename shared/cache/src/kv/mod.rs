@@ -21,6 +21,14 @@ use async_trait::async_trait;
 use crate::error::Result;
 
 /// How long a key has left.
+/// Where a paged SCAN continues: which node (in the order the store lists them) and that
+/// node's cursor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanAt {
+    pub node: usize,
+    pub cursor: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyTtl {
     Missing,
@@ -79,8 +87,25 @@ pub trait KvStore: Send + Sync + 'static {
     /// Deletes keys of any kind; returns how many existed.
     async fn delete(&self, keys: &[String]) -> Result<u64>;
 
-    /// Up to `limit` keys matching a glob, from every node (SCAN, never KEYS).
-    async fn scan(&self, pattern: &str, limit: usize) -> Result<Vec<String>>;
+    /// Up to `limit` keys matching a glob, from every node (SCAN, never KEYS): pages of
+    /// [`scan_page`](Self::scan_page) collected.
+    async fn scan(&self, pattern: &str, limit: usize) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut at = Some(ScanAt::default());
+        while let Some(from) = at.filter(|_| out.len() < limit) {
+            let (keys, next) = self.scan_page(pattern, &from).await?;
+            out.extend(keys);
+            at = next;
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// One step of a SCAN over every node: some keys matching a glob (about a thousand are
+    /// looked at), from `at` (`ScanAt::default()` starts), and where the next step starts
+    /// (`None`: every node is done). A key present throughout is returned at least once; a
+    /// caller never holds more than one page.
+    async fn scan_page(&self, pattern: &str, at: &ScanAt) -> Result<(Vec<String>, Option<ScanAt>)>;
 
     /// Deletes every key matching a glob on every node (SCAN + UNLINK); returns how many.
     async fn delete_by_pattern(&self, pattern: &str) -> Result<u64>;
@@ -98,7 +123,12 @@ pub trait KvStore: Send + Sync + 'static {
     /// Sets a persistent integer to `max(current + 1, floor)` and returns it.
     async fn bump(&self, key: &str, floor: u64) -> Result<u64>;
 
-    async fn ttl(&self, key: &str) -> Result<KeyTtl>;
+    async fn ttl(&self, key: &str) -> Result<KeyTtl> {
+        Ok(self.ttls(&[key.to_string()]).await?.pop().unwrap_or(KeyTtl::Missing))
+    }
+
+    /// The lifetimes of many keys, in order, pipelined (grouped by slot on a cluster).
+    async fn ttls(&self, keys: &[String]) -> Result<Vec<KeyTtl>>;
 
     async fn info(&self) -> Result<ServerInfo>;
 }
@@ -115,6 +145,14 @@ pub trait Counters: Send + Sync + 'static {
 
     /// Several fields of one hash in one round trip.
     async fn incr_many(&self, key: &str, deltas: &[(String, i64)]) -> Result<()>;
+
+    /// Adds to numbered 64-bit counters packed in one value, all in one command (Redis:
+    /// `BITFIELD … INCRBY i64 #slot`): a many-counter update that costs one command.
+    async fn add_slots(&self, key: &str, deltas: &[(u32, i64)]) -> Result<()>;
+
+    /// The counters [`add_slots`](Self::add_slots) packed in `key`, by slot (absent: 0; as
+    /// many as the highest slot written).
+    async fn slots(&self, key: &str) -> Result<Vec<i64>>;
 
     /// One field (0 when absent).
     async fn field(&self, key: &str, field: &str) -> Result<i64>;

@@ -6,9 +6,11 @@ use super::{recorded, Job, JobError};
 use crate::services::keys::*;
 use crate::services::Marketplace;
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct CleanupReport {
     pub scanned: usize,
+    /// Live cache entries per namespace after the sweep (what the stats endpoint reports).
+    pub entries: std::collections::BTreeMap<String, u64>,
     /// Keys that can never be served: no TTL, other key version, old epoch or generation.
     pub deleted_expired: usize,
     /// Expiry-index entries whose offer is gone or settled.
@@ -43,6 +45,7 @@ pub async fn cleanup(m: &Marketplace) -> Result<CleanupReport, JobError> {
         Ok(CleanupReport {
             scanned: swept.scanned,
             deleted_expired: swept.deleted(),
+            entries: swept.entries,
             deleted_orphans: orphans.len(),
             reindexed,
             memory_before,

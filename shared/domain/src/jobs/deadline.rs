@@ -8,6 +8,13 @@ use std::time::{Duration, Instant};
 pub trait RunClock: Send + Sync {
     fn now(&self) -> Instant;
     fn sleep(&self, d: Duration) -> futures::future::BoxFuture<'static, ()>;
+
+    /// Resolves once `d` has passed on this clock while something is awaited (what cuts a
+    /// write off at the deadline). The real clock's time passes while waiting; a clock that
+    /// moves only when read never times a wait out.
+    fn timeout(&self, d: Duration) -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(d))
+    }
 }
 
 /// Tokio's clock.
@@ -85,7 +92,13 @@ impl Deadline {
     pub(crate) async fn bounded<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
         match self.at {
             None => Some(work.await),
-            Some(_) => tokio::time::timeout(self.remaining(), work).await.ok(),
+            Some(_) => {
+                let expired = self.clock.timeout(self.remaining());
+                tokio::select! {
+                    v = work => Some(v),
+                    () = expired => None,
+                }
+            }
         }
     }
 }

@@ -40,7 +40,9 @@ impl ViewSyncReport {
 
 /// Write-behind of view counts: each drain moves the pending counters aside (RENAME in the
 /// `{views}` slot), applies them with exactly-once chunks, then deletes the moved batch.
-/// Batches found at the start of a drain belong to a crashed run and are finished first.
+/// Every batch is listed in a registry (a sorted set in the same slot) before it is moved and
+/// leaves it once applied, so the batches of a crashed run are found by reading the registry —
+/// one command on one node — and finished first; no drain scans the keyspace.
 #[derive(Debug, Clone)]
 pub struct ViewSync {
     pub market: Marketplace,
@@ -71,8 +73,8 @@ impl ViewSync {
         let backend = self.market.backend();
         // Finish batches left behind.
         for kind in ViewKind::ALL {
-            let pattern = views_batch_pattern(cache, kind)?;
-            for key in backend.scan(&pattern, 10_000).await? {
+            let registry = views_batches_key(cache, kind)?;
+            for (key, _) in backend.due(&registry, u64::MAX, 1_000).await? {
                 let r = self.apply_batch(kind, &key, deadline).await?;
                 if r.deferred == 0 {
                     report.recovered += 1;
@@ -87,7 +89,10 @@ impl ViewSync {
             }
             let batch_id = format!("{}-{:08x}", time::now().timestamp_millis(), rand::random::<u32>());
             let batch = views_batch_key(cache, kind, &batch_id)?;
+            let registry = views_batches_key(cache, kind)?;
+            backend.schedule(&registry, &batch, time::now().timestamp_millis().max(0) as u64).await?;
             if !backend.move_to(&pending_views_key(cache, kind), &batch).await? {
+                backend.remove(&registry, std::slice::from_ref(&batch)).await?;
                 continue;
             }
             #[cfg(feature = "fault-injection")]
@@ -145,6 +150,7 @@ impl ViewSync {
             return Err(JobError::Injected(Fault::AfterWrite));
         }
         backend.delete(&[batch_key.to_string()]).await?;
+        backend.remove(&views_batches_key(self.market.cache(), kind)?, &[batch_key.to_string()]).await?;
         Ok(ViewSyncReport {
             products_synced: out.products,
             streams_synced: out.streams,

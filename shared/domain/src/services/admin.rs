@@ -20,10 +20,31 @@ pub struct CacheStatsDetails {
     pub backend: ServerInfo,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+/// Feed entries in the cache, as the nightly sweep counted them (no request scans the
+/// keyspace); zero with no `counted_at` before the first sweep.
+#[derive(Debug, Clone, Serialize)]
 pub struct FeedEntries {
-    pub discover: usize,
-    pub community: usize,
+    pub discover: u64,
+    pub community: u64,
+    /// When the sweep that counted them finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counted_at: Option<String>,
+}
+
+/// How long an instance reuses its statistics answer.
+pub const STATS_ANSWER_TTL: Duration = Duration::from_secs(5);
+
+/// A scheduled job's status: the last run's fields (outcome, timing, figures) beside its
+/// schedule and next run; only `job`, `schedule` and `next_run_at` before the first run.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobStatus {
+    pub job: &'static str,
+    /// The EventBridge expression (`rate(1 minute)`, `cron(0 3 * * ? *)`).
+    pub schedule: String,
+    #[serde(with = "crate::time::rfc3339_ms")]
+    pub next_run_at: crate::time::Timestamp,
+    #[serde(flatten)]
+    pub last_run: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// What an invalidation did.
@@ -36,15 +57,29 @@ pub enum Invalidated {
 }
 
 impl Marketplace {
+    /// The statistics: one read per aggregate shard
+    /// ([`STATS_SHARDS`](livecache_cache::keys::STATS_SHARDS) Redis commands, no write, no
+    /// SCAN) and the last sweep's entry counts (one database read); the answer is reused for
+    /// [`STATS_ANSWER_TTL`].
     pub async fn cache_stats(&self) -> Result<CacheStatsAnswer> {
         let cache = &self.inner.cache;
-        if let Err(e) = cache.flush_stats().await {
-            tracing::warn!(error = %e, "stats flush failed");
+        let now = cache.clock().now_ms();
+        if let Some((at, answer)) = self.inner.stats_answer.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            if now.saturating_sub(*at) < STATS_ANSWER_TTL.as_millis() as u64 {
+                return Ok(answer.clone());
+            }
         }
         let aggregate = cache.aggregate_stats().await.unwrap_or_else(|_| cache.report());
-        let discover = cache.count(NS_FEED_DISCOVER, 1_000_000).await.unwrap_or(0);
-        let community = cache.count(NS_FEED_COMMUNITY, 1_000_000).await.unwrap_or(0);
-        Ok(CacheStatsAnswer { aggregate, instance: cache.report(), feed_entries: FeedEntries { discover, community } })
+        let swept = self.inner.store.job_runs(&[crate::jobs::Job::CacheCleanup.name()]).await?.pop();
+        let counted = |ns: &str| swept.as_ref().and_then(|r| r.figures["entries"][ns].as_u64()).unwrap_or(0);
+        let feed_entries = FeedEntries {
+            discover: counted(NS_FEED_DISCOVER),
+            community: counted(NS_FEED_COMMUNITY),
+            counted_at: swept.as_ref().map(|r| time::format(&r.finished_at)),
+        };
+        let answer = CacheStatsAnswer { aggregate, instance: cache.report(), feed_entries };
+        *self.inner.stats_answer.lock().unwrap_or_else(|p| p.into_inner()) = Some((now, answer.clone()));
+        Ok(answer)
     }
 
     /// [`cache_stats`](Self::cache_stats) and the cache server's figures (admins only).
@@ -58,6 +93,36 @@ impl Marketplace {
     pub async fn job_runs(&self) -> Result<Vec<JobRun>> {
         let names = crate::jobs::Job::SCHEDULED.map(|j| j.name());
         Ok(self.inner.store.job_runs(&names).await?)
+    }
+
+    /// Each scheduled job: its schedule, when it runs next, and its last run (the error text
+    /// only when `with_errors`: it can name AWS resources).
+    pub async fn job_status(&self, with_errors: bool) -> Result<Vec<JobStatus>> {
+        let runs = self.job_runs().await?;
+        let now = time::now();
+        Ok(crate::jobs::Job::SCHEDULED
+            .iter()
+            .filter_map(|job| {
+                let schedule = job.schedule()?;
+                let last = runs.iter().find(|r| r.job == job.name());
+                let last_run = last.and_then(|r| match serde_json::to_value(r) {
+                    Ok(serde_json::Value::Object(mut m)) => {
+                        m.remove("job");
+                        if !with_errors {
+                            m.remove("error");
+                        }
+                        Some(m)
+                    }
+                    _ => None,
+                });
+                Some(JobStatus {
+                    job: job.name(),
+                    schedule: schedule.expression(),
+                    next_run_at: schedule.next_run(last.map(|r| r.started_at), now),
+                    last_run,
+                })
+            })
+            .collect())
     }
 
     pub async fn invalidate_namespace(&self, ns: &str) -> Result<Invalidated> {

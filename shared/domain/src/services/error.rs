@@ -39,6 +39,7 @@ impl From<StoreError> for ServiceError {
             }
             e @ StoreError::Conflict(_) => Self::Conflict { code: "conflict", message: e.to_string() },
             e @ StoreError::AlreadyExists { .. } => Self::Conflict { code: "already_exists", message: e.to_string() },
+            StoreError::TooBroad(message) => Self::Invalid { code: "query_too_broad", message },
             e => {
                 tracing::error!(error = %e, "store failed");
                 Self::Unavailable("the database is not answering; try again shortly".into())

@@ -2,6 +2,7 @@
 //! after the answer.
 
 use super::*;
+use crate::models::FeedItem;
 
 /// A feed page kept as JSON: the same stored form as [`FeedPage`], but the items are served
 /// as the bytes the cache holds (validated, never rebuilt).
@@ -22,7 +23,23 @@ impl RawPage {
 trait FeedQuery: Clone + Send + Sync + 'static {
     fn key(&self, cache: &Cache) -> Result<livecache_cache::Key, livecache_cache::CacheError>;
     fn next_page(&self) -> Self;
+    fn page(&self) -> PageRequest;
+    fn set_page(&mut self, page: u32);
     fn load(&self, store: &dyn Store) -> impl std::future::Future<Output = Result<FeedPage, StoreError>> + Send;
+    /// The page that follows `after` (the last item of the previous page as cached); feeds
+    /// without a cursor load by offset.
+    fn load_after(
+        &self,
+        store: &dyn Store,
+        after: &FeedItem,
+    ) -> impl std::future::Future<Output = Result<FeedPage, StoreError>> + Send {
+        let _ = after;
+        self.load(store)
+    }
+    /// Whether pages of this feed can start from the previous page's last item.
+    fn has_cursor(&self) -> bool {
+        false
+    }
 }
 
 impl FeedQuery for DiscoverQuery {
@@ -34,8 +51,24 @@ impl FeedQuery for DiscoverQuery {
         Self { page: PageRequest { page: self.page.page + 1, ..self.page }, ..self.clone() }
     }
 
+    fn page(&self) -> PageRequest {
+        self.page
+    }
+
+    fn set_page(&mut self, page: u32) {
+        self.page.page = page;
+    }
+
     async fn load(&self, store: &dyn Store) -> Result<FeedPage, StoreError> {
         store.discover(self).await
+    }
+
+    async fn load_after(&self, store: &dyn Store, after: &FeedItem) -> Result<FeedPage, StoreError> {
+        store.discover_after(self, after).await
+    }
+
+    fn has_cursor(&self) -> bool {
+        true
     }
 }
 
@@ -48,9 +81,58 @@ impl FeedQuery for CommunityQuery {
         Self { page: PageRequest { page: self.page.page + 1, ..self.page }, ..self.clone() }
     }
 
+    fn page(&self) -> PageRequest {
+        self.page
+    }
+
+    fn set_page(&mut self, page: u32) {
+        self.page.page = page;
+    }
+
     async fn load(&self, store: &dyn Store) -> Result<FeedPage, StoreError> {
         store.community(self).await
     }
+}
+
+/// How deep into a feed a page may reach (page × per_page): a page is read with `Limit` up to
+/// its end, so this bounds what one request can cost.
+pub const MAX_FEED_DEPTH: usize = 5_000;
+
+fn within_depth(page: PageRequest) -> Result<()> {
+    if page.end() > MAX_FEED_DEPTH {
+        return Err(ServiceError::invalid(
+            "page_too_deep",
+            format!("page × per_page may not exceed {MAX_FEED_DEPTH}; narrow the feed with filters instead"),
+        ));
+    }
+    Ok(())
+}
+
+/// The radii a community query is answered for (km): a radius is snapped down to one of them.
+pub const RADIUS_BUCKETS_KM: [f64; 6] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0];
+
+/// The price bounds a community query is answered for: 0 and the 1-2-5 series up to 10^9.
+pub fn price_buckets() -> impl Iterator<Item = f64> {
+    std::iter::once(0.0).chain((0..=9).flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e)))).filter(|p| *p <= 1e9)
+}
+
+/// A community query on the key grid: location to 2 decimals, radius down to a bucket (at
+/// least the smallest), min_price up and max_price down to a price bucket.
+pub fn snap_community(mut q: CommunityQuery) -> Result<CommunityQuery> {
+    q.lat = (q.lat * 100.0).round() / 100.0;
+    q.lon = (q.lon * 100.0).round() / 100.0;
+    q.radius_km = RADIUS_BUCKETS_KM.iter().copied().rfind(|b| *b <= q.radius_km + 1e-9).unwrap_or(RADIUS_BUCKETS_KM[0]);
+    q.min_price = q.min_price.map(|m| price_buckets().find(|b| *b >= m - 1e-9).unwrap_or(1e9));
+    q.max_price = q.max_price.map(|m| price_buckets().filter(|b| *b <= m + 1e-9).last().unwrap_or(0.0));
+    if let (Some(lo), Some(hi)) = (q.min_price, q.max_price) {
+        if lo > hi {
+            return Err(ServiceError::invalid(
+                "invalid_price_range",
+                "the price range holds no price bucket (0, 1, 2, 5, 10, 20, 50, …): widen it",
+            ));
+        }
+    }
+    Ok(q)
 }
 
 /// How long an instance trusts its own check that a next page is cached.
@@ -60,20 +142,23 @@ impl Marketplace {
     /// A discover page (cached 5 min); page N+1 is prefetched after the answer if it is not
     /// cached yet.
     pub async fn discover(&self, q: DiscoverQuery) -> Result<Cached<RawPage>> {
+        within_depth(q.page)?;
         self.feed(q).await
     }
 
-    /// A community page for the location rounded to 2 decimals (cached 5 min, so neighbours
-    /// share it); page N+1 is prefetched after the answer if it is not cached yet.
-    pub async fn community(&self, mut q: CommunityQuery) -> Result<Cached<RawPage>> {
-        q.lat = (q.lat * 100.0).round() / 100.0;
-        q.lon = (q.lon * 100.0).round() / 100.0;
-        self.feed(q).await
+    /// A community page (cached 5 min); page N+1 is prefetched after the answer if it is not
+    /// cached yet. The query is snapped first so that neighbours and jittering clients share
+    /// keys: the location rounded to 2 decimals, the radius down to a
+    /// [bucket](RADIUS_BUCKETS_KM) and the price bounds inward to [buckets](price_buckets)
+    /// (so every item still matches what was asked); a range that no bucket fits is refused.
+    pub async fn community(&self, q: CommunityQuery) -> Result<Cached<RawPage>> {
+        within_depth(q.page)?;
+        self.feed(snap_community(q)?).await
     }
 
     async fn feed<Q: FeedQuery>(&self, q: Q) -> Result<Cached<RawPage>> {
         let page = self.feed_page(&q).await?;
-        if page.value.has_more {
+        if page.value.has_more && within_depth(q.next_page().page()).is_ok() {
             let next = q.next_page();
             let key = next.key(&self.inner.cache)?;
             if self.should_prefetch(&key) {
@@ -109,11 +194,38 @@ impl Marketplace {
         let key = q.key(&self.inner.cache)?;
         let store = self.inner.store.clone();
         let query = q.clone();
+        let me = self.clone();
         let found = self
             .inner
             .cache
-            .get_or_load(&key, &feed_policy(), move || async move { RawPage::of(query.load(&*store).await?) })
+            .get_or_load(&key, &feed_policy(), move || async move {
+                // A page after the first starts below the last item of the page before when
+                // that one is cached (it is, when the client scrolled: it was prefetched), so
+                // its load reads one page, not everything above it.
+                let page = match me.previous_last_item(&query).await {
+                    Some(after) => query.load_after(&*store, &after).await?,
+                    None => query.load(&*store).await?,
+                };
+                RawPage::of(page)
+            })
             .await?;
         Ok(Cached::from_lookup(found.value, found.source))
+    }
+
+    /// The last item of the cached page before `q`'s (fresh or stale), if any.
+    async fn previous_last_item<Q: FeedQuery>(&self, q: &Q) -> Option<FeedItem> {
+        let page = q.page();
+        if !q.has_cursor() || page.page <= 1 {
+            return None;
+        }
+        let mut previous = q.next_page();
+        previous.set_page(page.page - 1);
+        let key = previous.key(&self.inner.cache).ok()?;
+        let cached = self.inner.cache.get::<RawPage>(&key).await?;
+        if !cached.value.has_more {
+            return None;
+        }
+        let items: Vec<FeedItem> = serde_json::from_str(cached.value.items.get()).ok()?;
+        items.into_iter().last()
     }
 }

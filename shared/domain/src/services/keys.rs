@@ -112,9 +112,10 @@ pub fn offer_index_built_key(cache: &Cache) -> String {
     format!("{}:{NS_OFFERS}:expiry-built", cache.keys().root())
 }
 
-/// The glob of every moved batch of `kind` (products or streams).
-pub fn views_batch_pattern(cache: &Cache, kind: ViewKind) -> Result<String, CacheError> {
-    Ok(format!("{}:*", cache.keys().tagged_key(VIEWS_TAG, NS_VIEWS, &["batch", kind.as_str()])?))
+/// The registry of a kind's moved batches (a sorted set by move time, in the `{views}` slot):
+/// a batch is listed before it is moved and leaves once applied.
+pub fn views_batches_key(cache: &Cache, kind: ViewKind) -> Result<String, CacheError> {
+    Ok(cache.keys().tagged_key(VIEWS_TAG, NS_VIEWS, &["batches", kind.as_str()])?.to_string())
 }
 
 /// What a view is counted on: each kind has its pending hash and its batches.

@@ -11,9 +11,9 @@ mod products;
 mod streams;
 mod users;
 
-pub use admin::{CacheStatsAnswer, CacheStatsDetails, FeedEntries, Invalidated};
+pub use admin::{CacheStatsAnswer, CacheStatsDetails, FeedEntries, Invalidated, JobStatus, STATS_ANSWER_TTL};
 pub use error::{Result, ServiceError};
-pub use feeds::RawPage;
+pub use feeds::{price_buckets, snap_community, RawPage, MAX_FEED_DEPTH, RADIUS_BUCKETS_KM};
 pub use offers::{Expiry, NewOffer, MAX_OFFER_MINUTES};
 pub use products::{BatchAnswer, ProductViews};
 pub use streams::REINVALIDATE_AFTER_TRANSITION;
@@ -61,6 +61,8 @@ struct Inner {
     /// `count_view`).
     views_retried: std::sync::atomic::AtomicU64,
     views_unconfirmed: std::sync::atomic::AtomicU64,
+    /// The last statistics answer and when (cache clock, ms) it was made.
+    stats_answer: std::sync::Mutex<Option<(u64, CacheStatsAnswer)>>,
 }
 
 /// Every operation of the API. Cheap to clone.
@@ -93,6 +95,7 @@ impl Marketplace {
                 tasks,
                 views_retried: Default::default(),
                 views_unconfirmed: Default::default(),
+                stats_answer: Default::default(),
             }),
         }
     }
@@ -101,6 +104,12 @@ impl Marketplace {
     /// at the end of a job run).
     pub async fn flush_stats(&self) -> std::result::Result<(), livecache_cache::CacheError> {
         self.inner.cache.flush_stats().await
+    }
+
+    /// [`flush_stats`](Self::flush_stats) at most once per `every` (on the cache's clock); the
+    /// first call starts the period. Whether it flushed.
+    pub async fn flush_stats_every(&self, every: Duration) -> std::result::Result<bool, livecache_cache::CacheError> {
+        self.inner.cache.flush_stats_every(every).await
     }
 
     /// This instance's cache statistics (for the per-invocation metrics).

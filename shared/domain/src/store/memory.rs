@@ -6,11 +6,11 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    extend_conflict, rank_community, rank_discover, ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome,
-    FeedPage, Store, ViewChunk,
+    extend_conflict, rank_community, rank_discover, rank_discover_after, ChunkOutcome, CommunityQuery, DiscoverQuery,
+    ExpireOutcome, FeedPage, Store, ViewChunk,
 };
 use crate::error::{Result, StoreError};
-use crate::models::{JobRun, Offer, OfferStatus, Product, Stream, StreamStatus, User};
+use crate::models::{FeedItem, JobRun, Offer, OfferStatus, Product, Stream, StreamStatus, User};
 use crate::time::Timestamp;
 
 #[derive(Default)]
@@ -121,7 +121,14 @@ impl Store for MemoryStore {
         Ok(rank_discover(st.products.values().cloned().collect(), &Self::live_sellers(&st), q))
     }
 
+    async fn discover_after(&self, q: &DiscoverQuery, after: &FeedItem) -> Result<FeedPage> {
+        let st = self.state();
+        Ok(rank_discover_after(st.products.values().cloned().collect(), &Self::live_sellers(&st), q, after))
+    }
+
     async fn community(&self, q: &CommunityQuery) -> Result<FeedPage> {
+        // The same refusal as the DynamoDB adapter's: an area no indexed grid covers in a few cells.
+        crate::geo::plan_cells(q.lat, q.lon, q.radius_km).map_err(StoreError::TooBroad)?;
         let st = self.state();
         Ok(rank_community(st.products.values().cloned().collect(), &Self::live_sellers(&st), q))
     }

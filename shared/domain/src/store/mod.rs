@@ -1,8 +1,9 @@
 //! The Store port: the marketplace's source of truth. [`DynamoStore`](dynamo::DynamoStore) and
 //! [`MemoryStore`](memory::MemoryStore) pass one contract suite (`tests/store_contract.rs`).
 //!
-//! Feed ranking (filters, order, pages) is done by the functions here for both adapters: the
-//! adapters only differ in how they find candidates.
+//! Feed ranking (filters, order, pages) is defined by the functions here for both adapters.
+//! The DynamoDB adapter reads pages in that order from indexes whose sort keys are the ranks
+//! ([`rank_live`], [`rank_new`]); the memory adapter ranks everything it holds.
 
 pub mod dynamo;
 pub mod memory;
@@ -197,6 +198,10 @@ pub trait Store: Send + Sync + 'static {
     async fn put_offers(&self, items: &[Offer]) -> Result<()>;
 
     async fn discover(&self, q: &DiscoverQuery) -> Result<FeedPage>;
+    /// The page of `q`'s feed that follows `after` (the last item of the page before, as it
+    /// was served): the next `q.page.per_page` items of the ranking after it, whatever
+    /// `q.page.page` says. Reads O(page) items however deep the page.
+    async fn discover_after(&self, q: &DiscoverQuery, after: &FeedItem) -> Result<FeedPage>;
     async fn community(&self, q: &CommunityQuery) -> Result<FeedPage>;
 
     /// Streams that are LIVE, most recently started first.
@@ -231,8 +236,72 @@ pub trait Store: Send + Sync + 'static {
     async fn job_runs(&self, jobs: &[&str]) -> Result<Vec<JobRun>>;
 }
 
-/// Ranks candidate products into a discover page. `candidates` must hold, for the sort asked,
-/// at least the first `q.page.end() + 1` products of the ranking (both adapters over-fetch).
+/// The partition key (`feed`) every product carries for the feed indexes without a category.
+pub const FEED_PARTITION: &str = "all";
+
+/// Most products read from one geohash cell for one community page; a page that would need
+/// more is refused ([`StoreError::TooBroad`]) rather than read without bound.
+pub const CELL_READ_CAP: usize = 1_000;
+
+/// The newest-first sort key of a product: `{created_at}#{id}` (ms precision, fixed width,
+/// so text order is time order).
+pub fn rank_new(p: &Product) -> String {
+    rank_new_of(&p.created_at, &p.id)
+}
+
+fn rank_new_of(created_at: &Timestamp, id: &str) -> String {
+    format!("{}#{id}", time::format(&time::from_millis(created_at.timestamp_millis())))
+}
+
+/// The live-first sort key: `1#` (seller live now) or `0#`, then [`rank_new`].
+pub fn rank_live(p: &Product, seller_live: bool) -> String {
+    rank_live_of(&p.created_at, &p.id, seller_live)
+}
+
+fn rank_live_of(created_at: &Timestamp, id: &str, seller_live: bool) -> String {
+    format!("{}#{}", if seller_live { 1 } else { 0 }, rank_new_of(created_at, id))
+}
+
+/// A served feed item's sort key in `sort`'s ranking (what a page after it starts below).
+pub fn item_rank(item: &FeedItem, sort: FeedSort) -> String {
+    match sort {
+        FeedSort::LiveFirst => rank_live_of(&item.created_at, &item.id, item.seller_live),
+        FeedSort::Newest => rank_new_of(&item.created_at, &item.id),
+    }
+}
+
+/// [`rank_discover`] of the products that rank after `after` (the page that follows it).
+pub fn rank_discover_after(
+    candidates: Vec<Product>,
+    live_sellers: &HashSet<String>,
+    q: &DiscoverQuery,
+    after: &FeedItem,
+) -> FeedPage {
+    let bound = item_rank(after, q.sort);
+    let key = |p: &Product| match q.sort {
+        FeedSort::LiveFirst => rank_live(p, live_sellers.contains(&p.seller_id)),
+        FeedSort::Newest => rank_new(p),
+    };
+    let rest: Vec<Product> = candidates.into_iter().filter(|p| key(p) < bound).collect();
+    rank_discover(rest, live_sellers, &DiscoverQuery { page: PageRequest { page: 1, ..q.page }, ..q.clone() })
+}
+
+/// Newest first (ms), then the higher id: the order of [`rank_new`] read descending.
+pub fn newest_first(a: &Product, b: &Product) -> std::cmp::Ordering {
+    b.created_at.timestamp_millis().cmp(&a.created_at.timestamp_millis()).then(b.id.cmp(&a.id))
+}
+
+/// Whether a product passes a community query's filters and lies within its radius.
+pub fn community_match(p: &Product, q: &CommunityQuery) -> bool {
+    q.category.is_none_or(|c| p.category == c)
+        && q.condition.is_none_or(|c| p.condition == c)
+        && q.min_price.is_none_or(|m| p.price >= m)
+        && q.max_price.is_none_or(|m| p.price <= m)
+        && geo::distance_km(q.lat, q.lon, p.lat, p.lon) <= q.radius_km
+}
+
+/// Ranks products into a discover page: live sellers first (for `live_first`), then
+/// [`newest_first`].
 pub fn rank_discover(candidates: Vec<Product>, live_sellers: &HashSet<String>, q: &DiscoverQuery) -> FeedPage {
     let mut items: Vec<Product> =
         candidates.into_iter().filter(|p| q.category.is_none_or(|c| p.category == c)).collect();
@@ -242,31 +311,36 @@ pub fn rank_discover(candidates: Vec<Product>, live_sellers: &HashSet<String>, q
             FeedSort::LiveFirst => live(b).cmp(&live(a)),
             FeedSort::Newest => std::cmp::Ordering::Equal,
         };
-        first.then(b.created_at.cmp(&a.created_at)).then(a.id.cmp(&b.id))
+        first.then(newest_first(a, b))
     });
     page_of(items.into_iter().map(|p| FeedItem::from_product(&p, live_sellers.contains(&p.seller_id), None)), q.page)
 }
 
-/// Ranks candidates into a community page: within the radius and filters, nearest first, then
-/// newest.
+/// Ranks products into a community page: those within the radius that pass the filters, by
+/// area — the covering cells of [`geo::plan_cells`], the point's own first, then by distance —
+/// then [`newest_first`] within an area (each item with its exact distance). Empty when the
+/// area cannot be planned (the adapters refuse such a query).
 pub fn rank_community(candidates: Vec<Product>, live_sellers: &HashSet<String>, q: &CommunityQuery) -> FeedPage {
-    let mut items: Vec<(f64, Product)> = candidates
-        .into_iter()
-        .filter(|p| q.category.is_none_or(|c| p.category == c))
-        .filter(|p| q.condition.is_none_or(|c| p.condition == c))
-        .filter(|p| q.min_price.is_none_or(|m| p.price >= m))
-        .filter(|p| q.max_price.is_none_or(|m| p.price <= m))
-        .map(|p| (geo::distance_km(q.lat, q.lon, p.lat, p.lon), p))
-        .filter(|(d, _)| *d <= q.radius_km)
-        .collect();
-    items.sort_by(|(da, a), (db, b)| da.total_cmp(db).then(b.created_at.cmp(&a.created_at)).then(a.id.cmp(&b.id)));
+    let Ok((precision, cells)) = geo::plan_cells(q.lat, q.lon, q.radius_km) else {
+        return FeedPage { items: Vec::new(), has_more: false };
+    };
+    let area = |p: &Product| {
+        let cell = geo::geohash(p.lat, p.lon, precision);
+        cells.iter().position(|c| *c == cell).unwrap_or(usize::MAX)
+    };
+    let mut items: Vec<(usize, Product)> =
+        candidates.into_iter().filter(|p| community_match(p, q)).map(|p| (area(&p), p)).collect();
+    items.sort_by(|(ca, a), (cb, b)| ca.cmp(cb).then(newest_first(a, b)));
     page_of(
-        items.into_iter().map(|(d, p)| FeedItem::from_product(&p, live_sellers.contains(&p.seller_id), Some(d))),
+        items.into_iter().map(|(_, p)| {
+            let d = geo::distance_km(q.lat, q.lon, p.lat, p.lon);
+            FeedItem::from_product(&p, live_sellers.contains(&p.seller_id), Some(d))
+        }),
         q.page,
     )
 }
 
-fn page_of(ranked: impl Iterator<Item = FeedItem>, page: PageRequest) -> FeedPage {
+pub(crate) fn page_of(ranked: impl Iterator<Item = FeedItem>, page: PageRequest) -> FeedPage {
     let mut items: Vec<FeedItem> = ranked.skip(page.offset()).take(page.per_page as usize + 1).collect();
     let has_more = items.len() > page.per_page as usize;
     items.truncate(page.per_page as usize);

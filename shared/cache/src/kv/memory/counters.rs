@@ -32,6 +32,28 @@ impl Counters for MemoryBackend {
         Ok(())
     }
 
+    async fn add_slots(&self, key: &str, deltas: &[(u32, i64)]) -> Result<()> {
+        let mut st = self.state();
+        let h = st.hashes.entry(key.to_string()).or_default();
+        for (slot, by) in deltas {
+            let n = h.entry(format!("#{slot}")).or_insert(0);
+            *n = n.wrapping_add(*by);
+        }
+        Ok(())
+    }
+
+    async fn slots(&self, key: &str) -> Result<Vec<i64>> {
+        let st = self.state();
+        let Some(h) = st.hashes.get(key) else { return Ok(Vec::new()) };
+        let at: Vec<(usize, i64)> =
+            h.iter().filter_map(|(f, n)| Some((f.strip_prefix('#')?.parse().ok()?, *n))).collect();
+        let mut out = vec![0; at.iter().map(|(i, _)| i + 1).max().unwrap_or(0)];
+        for (i, n) in at {
+            out[i] = n;
+        }
+        Ok(out)
+    }
+
     async fn field(&self, key: &str, field: &str) -> Result<i64> {
         Ok(self.state().hashes.get(key).and_then(|h| h.get(field)).copied().unwrap_or(0))
     }

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use moka::future::Cache as Moka;
 use moka::Expiry;
 
-use super::{Counters, ExpiryIndex, KeyTtl, KvStore, ServerInfo, Swap};
+use super::{Counters, ExpiryIndex, KeyTtl, KvStore, ScanAt, ServerInfo, Swap};
 use crate::clock::{Clock, SystemClock};
 use crate::error::Result;
 
@@ -229,6 +229,26 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     pi == p.len()
 }
 
+impl MemoryBackend {
+    async fn ttl_of(&self, key: &str) -> KeyTtl {
+        if let Some(e) = self.values.get(key).await {
+            let now = self.clock.now_ms();
+            return match e.expires_at {
+                None => KeyTtl::Persistent,
+                Some(at) if at > now => KeyTtl::Expires(Duration::from_millis(at - now)),
+                Some(_) => KeyTtl::Missing,
+            };
+        }
+        let st = self.state();
+        let persistent = st.ints.contains_key(key) || st.hashes.contains_key(key) || st.indexes.contains_key(key);
+        if persistent {
+            KeyTtl::Persistent
+        } else {
+            KeyTtl::Missing
+        }
+    }
+}
+
 #[async_trait]
 impl KvStore for MemoryBackend {
     fn backend(&self) -> &'static str {
@@ -270,8 +290,15 @@ impl KvStore for MemoryBackend {
         Ok(n)
     }
 
-    async fn scan(&self, pattern: &str, limit: usize) -> Result<Vec<String>> {
-        Ok(self.all_keys().into_iter().filter(|k| glob_match(pattern, k)).take(limit).collect())
+    async fn scan_page(&self, pattern: &str, at: &ScanAt) -> Result<(Vec<String>, Option<ScanAt>)> {
+        // Pages of 1,000 keys of the sorted keyspace; the cursor is the last key's rank.
+        const PAGE: usize = 1000;
+        let mut all = self.all_keys();
+        all.sort_unstable();
+        let from = at.cursor as usize;
+        let keys = all.iter().skip(from).take(PAGE).filter(|k| glob_match(pattern, k)).cloned().collect();
+        let next = (from + PAGE < all.len()).then(|| ScanAt { node: 0, cursor: (from + PAGE) as u64 });
+        Ok((keys, next))
     }
 
     async fn delete_by_pattern(&self, pattern: &str) -> Result<u64> {
@@ -351,18 +378,12 @@ impl KvStore for MemoryBackend {
         Ok(*slot)
     }
 
-    async fn ttl(&self, key: &str) -> Result<KeyTtl> {
-        if let Some(e) = self.values.get(key).await {
-            let now = self.clock.now_ms();
-            return Ok(match e.expires_at {
-                None => KeyTtl::Persistent,
-                Some(at) if at > now => KeyTtl::Expires(Duration::from_millis(at - now)),
-                Some(_) => KeyTtl::Missing,
-            });
+    async fn ttls(&self, keys: &[String]) -> Result<Vec<KeyTtl>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.ttl_of(key).await);
         }
-        let st = self.state();
-        let persistent = st.ints.contains_key(key) || st.hashes.contains_key(key) || st.indexes.contains_key(key);
-        Ok(if persistent { KeyTtl::Persistent } else { KeyTtl::Missing })
+        Ok(out)
     }
 
     async fn info(&self) -> Result<ServerInfo> {

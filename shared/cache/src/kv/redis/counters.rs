@@ -35,6 +35,32 @@ impl Counters for RedisBackend {
         self.run(|mut c| async move { p.query_async::<()>(&mut c).await }).await
     }
 
+    async fn add_slots(&self, key: &str, deltas: &[(u32, i64)]) -> Result<()> {
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = redis::cmd("BITFIELD");
+        cmd.arg(key).arg("OVERFLOW").arg("WRAP");
+        for (slot, by) in deltas {
+            cmd.arg("INCRBY").arg("i64").arg(format!("#{slot}")).arg(*by);
+        }
+        let _: Value = self.query(cmd).await?;
+        Ok(())
+    }
+
+    async fn slots(&self, key: &str) -> Result<Vec<i64>> {
+        let raw: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(key).to_owned()).await?;
+        Ok(raw
+            .unwrap_or_default()
+            .chunks(8)
+            .map(|c| {
+                let mut b = [0u8; 8];
+                b[..c.len()].copy_from_slice(c);
+                i64::from_be_bytes(b)
+            })
+            .collect())
+    }
+
     async fn field(&self, key: &str, field: &str) -> Result<i64> {
         let v: Option<i64> = self.query(redis::cmd("HGET").arg(key).arg(field).to_owned()).await?;
         Ok(v.unwrap_or(0))

@@ -21,7 +21,7 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Script, Value};
 use tokio::sync::OnceCell;
 
-use super::{Counters, ExpiryIndex, KeyTtl, KvStore, ServerInfo, Swap};
+use super::{Counters, ExpiryIndex, KeyTtl, KvStore, ScanAt, ServerInfo, Swap};
 use crate::breaker::Breaker;
 use crate::error::{CacheError, Result};
 use crate::slot::slot;
@@ -349,6 +349,40 @@ impl RedisBackend {
             .to_owned();
         let v: Vec<(String, f64)> = self.query(cmd).await?;
         Ok(v.into_iter().map(|(id, s)| (id, s as u64)).collect())
+    }
+
+    /// One single-key command per key (`add` appends key `i`'s), sent as one pipeline per
+    /// cluster slot (one pipeline on a single node), the pipelines in parallel; the replies in
+    /// the order of `keys`.
+    async fn per_key<T>(&self, keys: &[&str], add: impl Fn(&mut Pipeline, usize)) -> Result<Vec<T>>
+    where
+        T: redis::FromRedisValue + Clone + Send + 'static,
+    {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut groups: BTreeMap<u16, (Pipeline, Vec<usize>)> = BTreeMap::new();
+        for (i, key) in keys.iter().enumerate() {
+            let group = if self.cfg.cluster { slot(key.as_bytes()) } else { 0 };
+            let (pipe, at) = groups.entry(group).or_insert_with(|| (redis::pipe(), Vec::new()));
+            add(pipe, i);
+            at.push(i);
+        }
+        let n = keys.len();
+        self.run(|c| async move {
+            let sends = groups.into_values().map(|(p, at)| {
+                let mut c = c.clone();
+                async move { p.query_async::<Vec<T>>(&mut c).await.map(|r| (at, r)) }
+            });
+            let mut out: Vec<Option<T>> = vec![None; n];
+            for (at, replies) in futures::future::try_join_all(sends).await? {
+                for (i, r) in at.into_iter().zip(replies) {
+                    out[i] = Some(r);
+                }
+            }
+            Ok(out.into_iter().flatten().collect())
+        })
+        .await
     }
 
     /// One SCAN step on one node: the next cursor and the matching keys.

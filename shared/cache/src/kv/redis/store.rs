@@ -43,27 +43,13 @@ impl KvStore for RedisBackend {
         }
         // One pipeline per slot on a cluster (a pipeline may not cross slots); one in all on a
         // single node.
-        let mut groups: BTreeMap<u16, Pipeline> = BTreeMap::new();
-        for (k, v, ttl) in entries {
-            let group = if self.cfg.cluster { slot(k.as_bytes()) } else { 0 };
-            groups
-                .entry(group)
-                .or_insert_with(redis::pipe)
-                .cmd("SET")
-                .arg(k)
-                .arg(v.as_slice())
-                .arg("PX")
-                .arg(ttl.as_millis().max(1) as u64)
-                .ignore();
-        }
-        self.run(|c| async move {
-            let sends = groups.into_values().map(|p| {
-                let mut c = c.clone();
-                async move { p.query_async::<()>(&mut c).await }
-            });
-            futures::future::try_join_all(sends).await.map(|_| ())
+        let keys: Vec<&str> = entries.iter().map(|(k, _, _)| k.as_str()).collect();
+        self.per_key::<Value>(&keys, |pipe, i| {
+            let (k, v, ttl) = &entries[i];
+            pipe.cmd("SET").arg(k).arg(v.as_slice()).arg("PX").arg(ttl.as_millis().max(1) as u64);
         })
         .await
+        .map(|_| ())
     }
 
     async fn delete(&self, keys: &[String]) -> Result<u64> {
@@ -73,24 +59,30 @@ impl KvStore for RedisBackend {
         self.query(redis::cmd("UNLINK").arg(keys).to_owned()).await
     }
 
-    async fn scan(&self, pattern: &str, limit: usize) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        let mut scan = ScanCursor::new(self).await?;
-        while out.len() < limit {
-            match scan.next(self, pattern).await? {
-                Some(keys) => out.extend(keys),
-                None => break,
-            }
-        }
-        out.truncate(limit);
-        Ok(out)
+    async fn scan_page(&self, pattern: &str, at: &ScanAt) -> Result<(Vec<String>, Option<ScanAt>)> {
+        let nodes = self.nodes().await?;
+        let Some(node) = nodes.get(at.node) else { return Ok((Vec::new(), None)) };
+        let (next, keys) = self.scan_step(node.as_ref(), &at.cursor.to_string(), pattern).await?;
+        let next: u64 = next.parse().unwrap_or(0);
+        let more = if next != 0 {
+            Some(ScanAt { node: at.node, cursor: next })
+        } else if at.node + 1 < nodes.len() {
+            Some(ScanAt { node: at.node + 1, cursor: 0 })
+        } else {
+            None
+        };
+        Ok((keys, more))
     }
 
     async fn delete_by_pattern(&self, pattern: &str) -> Result<u64> {
         let mut deleted = 0u64;
-        let mut scan = ScanCursor::new(self).await?;
-        while let Some(keys) = scan.next(self, pattern).await? {
-            deleted += self.delete(&keys).await?;
+        let mut at = Some(ScanAt::default());
+        while let Some(from) = at {
+            let (keys, next) = self.scan_page(pattern, &from).await?;
+            if !keys.is_empty() {
+                deleted += self.delete(&keys).await?;
+            }
+            at = next;
         }
         Ok(deleted)
     }
@@ -100,40 +92,27 @@ impl KvStore for RedisBackend {
             return Ok(Vec::new());
         }
         // One pipeline per slot on a cluster; EVAL (not EVALSHA) so that no node needs the
-        // script loaded first. Results come back per group and are put back in order.
-        let mut groups: BTreeMap<u16, (Pipeline, Vec<usize>)> = BTreeMap::new();
-        for (i, s) in swaps.iter().enumerate() {
-            let group = if self.cfg.cluster { slot(s.key.as_bytes()) } else { 0 };
-            let (pipe, at) = groups.entry(group).or_insert_with(|| (redis::pipe(), Vec::new()));
-            let (value, ttl) = match &s.value {
-                Some((v, ttl)) => (v.as_slice(), ttl.as_millis().max(1) as u64),
-                None => (&[][..], 0),
-            };
-            pipe.cmd("EVAL")
-                .arg(SWAP_SCRIPT)
-                .arg(1)
-                .arg(&s.key)
-                .arg(if s.expect.is_some() { "1" } else { "0" })
-                .arg(s.expect.as_deref().unwrap_or_default())
-                .arg(if s.value.is_some() { "1" } else { "0" })
-                .arg(value)
-                .arg(ttl);
-            at.push(i);
-        }
-        self.run(|c| async move {
-            let sends = groups.into_values().map(|(p, at)| {
-                let mut c = c.clone();
-                async move { p.query_async::<Vec<i64>>(&mut c).await.map(|r| (at, r)) }
-            });
-            let mut out = vec![false; swaps.len()];
-            for (at, replies) in futures::future::try_join_all(sends).await? {
-                for (i, r) in at.into_iter().zip(replies) {
-                    out[i] = r == 1;
-                }
-            }
-            Ok(out)
-        })
-        .await
+        // script loaded first.
+        let keys: Vec<&str> = swaps.iter().map(|s| s.key.as_str()).collect();
+        let replies: Vec<i64> = self
+            .per_key(&keys, |pipe, i| {
+                let s = &swaps[i];
+                let (value, ttl) = match &s.value {
+                    Some((v, ttl)) => (v.as_slice(), ttl.as_millis().max(1) as u64),
+                    None => (&[][..], 0),
+                };
+                pipe.cmd("EVAL")
+                    .arg(SWAP_SCRIPT)
+                    .arg(1)
+                    .arg(&s.key)
+                    .arg(if s.expect.is_some() { "1" } else { "0" })
+                    .arg(s.expect.as_deref().unwrap_or_default())
+                    .arg(if s.value.is_some() { "1" } else { "0" })
+                    .arg(value)
+                    .arg(ttl);
+            })
+            .await?;
+        Ok(replies.into_iter().map(|r| r == 1).collect())
     }
 
     async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {
@@ -159,13 +138,21 @@ impl KvStore for RedisBackend {
         s.parse().map_err(|_| CacheError::Unavailable(format!("bump returned {s:?}")))
     }
 
-    async fn ttl(&self, key: &str) -> Result<KeyTtl> {
-        let ms: i64 = self.query(redis::cmd("PTTL").arg(key).to_owned()).await?;
-        Ok(match ms {
-            -2 => KeyTtl::Missing,
-            -1 => KeyTtl::Persistent,
-            ms => KeyTtl::Expires(Duration::from_millis(ms.max(0) as u64)),
-        })
+    async fn ttls(&self, keys: &[String]) -> Result<Vec<KeyTtl>> {
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let ms: Vec<i64> = self
+            .per_key(&refs, |pipe, i| {
+                pipe.cmd("PTTL").arg(&keys[i]);
+            })
+            .await?;
+        Ok(ms
+            .into_iter()
+            .map(|ms| match ms {
+                -2 => KeyTtl::Missing,
+                -1 => KeyTtl::Persistent,
+                ms => KeyTtl::Expires(Duration::from_millis(ms.max(0) as u64)),
+            })
+            .collect())
     }
 
     async fn info(&self) -> Result<ServerInfo> {
@@ -177,36 +164,6 @@ impl KvStore for RedisBackend {
             info.nodes += 1;
         }
         Ok(info)
-    }
-}
-
-/// Walks SCAN over every node, a page at a time.
-struct ScanCursor {
-    nodes: Vec<Option<(String, u16)>>,
-    node: usize,
-    cursor: String,
-}
-
-impl ScanCursor {
-    async fn new(backend: &RedisBackend) -> Result<Self> {
-        Ok(Self { nodes: backend.nodes().await?, node: 0, cursor: "0".into() })
-    }
-
-    /// The next page of keys, or None when every node is done.
-    async fn next(&mut self, backend: &RedisBackend, pattern: &str) -> Result<Option<Vec<String>>> {
-        while self.node < self.nodes.len() {
-            let (next, keys) = backend.scan_step(self.nodes[self.node].as_ref(), &self.cursor, pattern).await?;
-            if next == "0" {
-                self.node += 1;
-                self.cursor = "0".into();
-            } else {
-                self.cursor = next;
-            }
-            if !keys.is_empty() {
-                return Ok(Some(keys));
-            }
-        }
-        Ok(None)
     }
 }
 

@@ -1,57 +1,158 @@
-//! The discover and community feeds from the product indexes.
+//! The discover and community feeds, each page read in ranked order from an index: what a page
+//! costs depends on the page, not on how many products exist or how many sellers are live.
 
 use super::*;
+use crate::store::{PageRequest, CELL_READ_CAP};
+
+/// Where the community read is in one cell.
+struct CellCursor {
+    cell: String,
+    /// Where the next read starts: `Some(None)` from the top, `Some(Some(key))` after `key`,
+    /// `None` when the cell is read to its end.
+    next: Option<Option<Item>>,
+    read: usize,
+    /// How many items the next read asks for.
+    limit: usize,
+}
+
+/// The feed index of a discover query: name, partition attribute and value, sort attribute.
+fn discover_index(q: &DiscoverQuery) -> (&'static str, &'static str, &'static str, &'static str) {
+    match (q.sort, q.category) {
+        (FeedSort::LiveFirst, None) => ("by_feed_live", "feed", FEED_PARTITION, "rank_live"),
+        (FeedSort::Newest, None) => ("by_feed_new", "feed", FEED_PARTITION, "rank_new"),
+        (FeedSort::LiveFirst, Some(c)) => ("by_category_live", "category", c.as_str(), "rank_live"),
+        (FeedSort::Newest, Some(c)) => ("by_category_new", "category", c.as_str(), "rank_new"),
+    }
+}
 
 impl DynamoStore {
+    /// One query on the feed index whose sort key is the page's rank, with `Limit` = the items
+    /// up to the end of the page, plus one (to know whether more follow).
     pub(super) async fn discover_impl(&self, q: &DiscoverQuery) -> Result<FeedPage> {
-        let need = q.page.end() + 1;
-        let live = self.live_sellers().await?;
-        let table = &self.tables.products;
-        // Products of live sellers rank first under live_first: fetch them by seller.
-        let mut candidates: HashMap<String, Product> = HashMap::new();
-        if q.sort == FeedSort::LiveFirst {
-            let per_seller: Vec<Vec<Item>> =
-                futures::stream::iter(live.iter().cloned())
-                    .map(|seller| async move {
-                        self.query_index(table, "by_seller", "seller_id", &seller, Some(need)).await
-                    })
-                    .buffer_unordered(8)
-                    .try_collect()
-                    .await?;
-            for p in Self::products_of(per_seller.into_iter().flatten().collect())? {
-                if q.category.is_none_or(|c| p.category == c) {
-                    candidates.insert(p.id.clone(), p);
-                }
-            }
-        }
-        // The newest of each category; over-fetch by the live items already held so that the
-        // newest non-live products are all there.
-        let categories: Vec<Category> = q.category.map(|c| vec![c]).unwrap_or_else(|| Category::ALL.to_vec());
-        let live_in = |c: Category| candidates.values().filter(|p| p.category == c).count();
-        let limits: Vec<(Category, usize)> = categories.iter().map(|c| (*c, need + live_in(*c))).collect();
-        let per_category: Vec<Vec<Item>> = futures::stream::iter(limits)
-            .map(|(c, limit)| self.query_index(table, "by_category", "category", c.as_str(), Some(limit)))
-            .buffer_unordered(8)
-            .try_collect()
-            .await?;
-        for p in Self::products_of(per_category.into_iter().flatten().collect())? {
-            candidates.insert(p.id.clone(), p);
-        }
-        Ok(rank_discover(candidates.into_values().collect(), &live, q))
+        let (index, attr, value, _) = discover_index(q);
+        let items = self.query_index(&self.tables.products, index, attr, value, Some(q.page.end() + 1)).await?;
+        let ranked = Self::feed_products(items)?;
+        Ok(page_of(ranked.into_iter().map(|(p, live)| FeedItem::from_product(&p, live, None)), q.page))
     }
 
-    pub(super) async fn community_impl(&self, q: &CommunityQuery) -> Result<FeedPage> {
-        let precision = geo::precision_for(q.radius_km);
-        let (index, attr) = if precision == 5 { ("by_gh5", "gh5") } else { ("by_gh4", "gh4") };
-        let cells = geo::cells_covering(q.lat, q.lon, q.radius_km, precision);
+    /// The page after `after`: one query starting below its rank (`ExclusiveStartKey`), with
+    /// `Limit` = a page plus one, however deep.
+    pub(super) async fn discover_after_impl(&self, q: &DiscoverQuery, after: &FeedItem) -> Result<FeedPage> {
+        let (index, attr, value, range) = discover_index(q);
+        let start: Item = [
+            ("id".to_string(), s(&after.id)),
+            (attr.to_string(), s(value)),
+            (range.to_string(), s(item_rank(after, q.sort))),
+        ]
+        .into_iter()
+        .collect();
+        let page = PageRequest { page: 1, ..q.page };
         let table = &self.tables.products;
-        let per_cell: Vec<Vec<Item>> = futures::stream::iter(cells)
-            .map(|cell| async move { self.query_index(table, index, attr, &cell, None).await })
+        let (items, _) = self.query_index_from(table, index, attr, value, Some(page.end() + 1), Some(start)).await?;
+        let ranked = Self::feed_products(items)?;
+        Ok(page_of(ranked.into_iter().map(|(p, live)| FeedItem::from_product(&p, live, None)), page))
+    }
+
+    /// The covering cells at the finest indexed precision that needs at most
+    /// [`MAX_CELLS`](crate::geo::MAX_CELLS) of them, nearest first, each read newest first
+    /// until the page is full: a page from a dense area is one query of about a page (divided
+    /// by the share of products that match the filters), however much data there is. A cell
+    /// is read a slice at a time, each asking for what is missing at the match rate seen so
+    /// far (at least twice the slice before); never more than [`CELL_READ_CAP`] items a cell.
+    pub(super) async fn community_impl(&self, q: &CommunityQuery) -> Result<FeedPage> {
+        let (precision, cells) = geo::plan_cells(q.lat, q.lon, q.radius_km).map_err(StoreError::TooBroad)?;
+        let (index, attr) = match precision {
+            5 => ("by_gh5", "gh5"),
+            4 => ("by_gh4", "gh4"),
+            _ => ("by_gh3", "gh3"),
+        };
+        let need = q.page.end() + 1;
+        let mut matches: Vec<(Product, bool)> = Vec::new();
+        for cell in cells {
+            let mut c = CellCursor { cell, next: Some(None), read: 0, limit: (need - matches.len()).max(10) };
+            let mut in_cell: Vec<(Product, bool)> = Vec::new();
+            while matches.len() + in_cell.len() < need {
+                let Some(_) = c.next else { break };
+                if c.read >= CELL_READ_CAP {
+                    return Err(StoreError::TooBroad(format!(
+                        "more than {CELL_READ_CAP} products of one area would have to be read to fill this page; \
+                         narrow the radius or loosen the filters"
+                    )));
+                }
+                let (items, next) = self.read_cell(index, attr, &c).await?;
+                c.read += items.len();
+                c.next = next;
+                in_cell.extend(items.into_iter().filter(|(p, _)| community_match(p, q)));
+                let missing = need.saturating_sub(matches.len() + in_cell.len());
+                let rate = (in_cell.len().max(1) as f64) / (c.read.max(1) as f64);
+                // At least twice the last read: at most 8 reads a cell, from 10 to the cap.
+                let estimate = (missing as f64 / rate * 1.25) as usize + 1;
+                c.limit = estimate.max(c.limit * 2).min(CELL_READ_CAP.saturating_sub(c.read).max(1));
+            }
+            // A cell's products in rank order (the index's order is newest first).
+            in_cell.sort_by(|(a, _), (b, _)| newest_first(a, b));
+            matches.extend(in_cell);
+            if matches.len() >= need {
+                break;
+            }
+        }
+        Ok(page_of(
+            matches.into_iter().map(|(p, live)| {
+                let d = geo::distance_km(q.lat, q.lon, p.lat, p.lon);
+                FeedItem::from_product(&p, live, Some(d))
+            }),
+            q.page,
+        ))
+    }
+
+    /// The next slice of one cell, newest first, and where the one after starts (None: done).
+    async fn read_cell(
+        &self,
+        index: &str,
+        attr: &str,
+        c: &CellCursor,
+    ) -> Result<(Vec<(Product, bool)>, Option<Option<Item>>)> {
+        let start = c.next.clone().flatten();
+        let (items, next) =
+            self.query_index_from(&self.tables.products, index, attr, &c.cell, Some(c.limit), start).await?;
+        Ok((Self::feed_products(items)?, next.map(Some)))
+    }
+
+    /// Products of feed-index items, each with whether its seller is live (from `rank_live`).
+    fn feed_products(items: Vec<Item>) -> Result<Vec<(Product, bool)>> {
+        items
+            .into_iter()
+            .map(|item| {
+                let live = item.get("rank_live").and_then(|v| v.as_s().ok()).is_some_and(|r| r.starts_with("1#"));
+                Ok((from_item(item)?, live))
+            })
+            .collect()
+    }
+
+    /// Writes the seller's live state into the feed rank of each of their products (after a
+    /// go-live or an end; a bounded write fan-out on a rare event instead of a read fan-out on
+    /// every feed miss). A product deleted meanwhile is not recreated.
+    pub(super) async fn rerank_seller(&self, seller: &str, live: bool) -> Result<usize> {
+        let table = &self.tables.products;
+        let products = Self::products_of(self.query_index(table, "by_seller", "seller_id", seller, None).await?)?;
+        let n = products.len();
+        futures::stream::iter(products)
+            .map(|p| async move {
+                let result = self
+                    .client
+                    .update_item()
+                    .table_name(table)
+                    .key("id", s(&p.id))
+                    .update_expression("SET rank_live = :r")
+                    .condition_expression("attribute_exists(id)")
+                    .expression_attribute_values(":r", s(rank_live(&p, live)))
+                    .send()
+                    .await;
+                unless_condition_failed(result)
+            })
             .buffer_unordered(8)
-            .try_collect()
+            .try_collect::<Vec<()>>()
             .await?;
-        let candidates = Self::products_of(per_cell.into_iter().flatten().collect())?;
-        let live = self.live_sellers().await?;
-        Ok(rank_community(candidates, &live, q))
+        Ok(n)
     }
 }

@@ -6,8 +6,10 @@
 //!   extension, offer creation), so a wrong transition is a named error, never a silent write.
 //! * View counts: each chunk of ≤ 99 `ADD`s goes in one TransactWriteItems with a conditional
 //!   put of the chunk's marker, so re-applying a chunk (a retry after a crash) is recognised.
-//! * Feeds: candidates come from the `by_category`, `by_seller` and geohash indexes; ranking is
-//!   shared with the memory store ([`super::rank_discover`], [`super::rank_community`]).
+//! * Feeds: a page is read in rank order from an index whose sort key is the rank (`by_feed_*`,
+//!   `by_category_*`, and per geohash cell for community), with `Limit`; a go-live or end
+//!   rewrites the seller's products' `rank_live`. The order is the one
+//!   [`super::rank_discover`] and [`super::rank_community`] define (the contract suite checks).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -23,12 +25,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{
-    due_at, due_shard, extend_conflict, rank_community, rank_discover, ChunkOutcome, CommunityQuery, DiscoverQuery,
-    ExpireOutcome, FeedPage, FeedSort, Store, ViewChunk, DUE_SHARDS,
+    community_match, due_at, due_shard, extend_conflict, item_rank, newest_first, page_of, rank_live, rank_new,
+    ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, FeedSort, Store, ViewChunk, DUE_SHARDS,
+    FEED_PARTITION,
 };
 use crate::error::{Result, StoreError};
 use crate::geo;
-use crate::models::{Category, JobRun, Offer, OfferStatus, Product, Stream, StreamStatus, User};
+use crate::models::{FeedItem, JobRun, Offer, OfferStatus, Product, Stream, StreamStatus, User};
 use crate::tables::TableNames;
 use crate::time::{self, Timestamp};
 
@@ -88,6 +91,19 @@ where
     e.as_service_error().and_then(|se| se.code()) == Some("ConditionalCheckFailedException")
 }
 
+/// A conditional write whose condition not holding is no error (nothing to do).
+fn unless_condition_failed<T, E, R>(result: std::result::Result<T, SdkError<E, R>>) -> Result<()>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_conditional_failure(&e) => Ok(()),
+        Err(e) => Err(backend(e)),
+    }
+}
+
 impl DynamoStore {
     pub fn new(client: Client, tables: TableNames) -> Self {
         Self { client, tables }
@@ -101,10 +117,16 @@ impl DynamoStore {
         &self.tables
     }
 
-    fn product_item(p: &Product) -> Result<Item> {
+    /// A product's item with its index keys: the geohash cells, and the feed ranks for its
+    /// seller's live state.
+    fn product_item(p: &Product, seller_live: bool) -> Result<Item> {
         let mut item = to_item(p)?;
-        item.insert("gh5".into(), s(geo::geohash(p.lat, p.lon, 5)));
-        item.insert("gh4".into(), s(geo::geohash(p.lat, p.lon, 4)));
+        for precision in geo::INDEXED_PRECISIONS {
+            item.insert(format!("gh{precision}"), s(geo::geohash(p.lat, p.lon, precision)));
+        }
+        item.insert("feed".into(), s(FEED_PARTITION));
+        item.insert("rank_new".into(), s(rank_new(p)));
+        item.insert("rank_live".into(), s(rank_live(p, seller_live)));
         Ok(item)
     }
 
@@ -207,8 +229,22 @@ impl DynamoStore {
         value: &str,
         limit: Option<usize>,
     ) -> Result<Vec<Item>> {
+        Ok(self.query_index_from(table, index, attr, value, limit, None).await?.0)
+    }
+
+    /// Items of one index partition in descending order after `start` (exclusive; from the
+    /// top when None), up to `limit` (all when None), and where the partition goes on (None:
+    /// read to its end).
+    async fn query_index_from(
+        &self,
+        table: &str,
+        index: &str,
+        attr: &str,
+        value: &str,
+        limit: Option<usize>,
+        mut start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>)> {
         let mut out = Vec::new();
-        let mut start: Option<Item> = None;
         loop {
             let mut q = self
                 .client
@@ -227,7 +263,7 @@ impl DynamoStore {
             out.extend(page.items.unwrap_or_default());
             start = page.last_evaluated_key.filter(|k| !k.is_empty());
             if start.is_none() || limit.is_some_and(|l| out.len() >= l) {
-                return Ok(out);
+                return Ok((out, start));
             }
         }
     }
@@ -276,7 +312,9 @@ impl Store for DynamoStore {
     }
 
     async fn put_products(&self, items: &[Product]) -> Result<()> {
-        let items = items.iter().map(Self::product_item).collect::<Result<Vec<_>>>()?;
+        let live = self.live_sellers().await?;
+        let items =
+            items.iter().map(|p| Self::product_item(p, live.contains(&p.seller_id))).collect::<Result<Vec<_>>>()?;
         self.batch_put(&self.tables.products, items).await
     }
 
@@ -286,8 +324,14 @@ impl Store for DynamoStore {
     }
 
     async fn put_streams(&self, items: &[Stream]) -> Result<()> {
-        let items = items.iter().map(to_item).collect::<Result<Vec<_>>>()?;
-        self.batch_put(&self.tables.streams, items).await
+        let rows = items.iter().map(to_item).collect::<Result<Vec<_>>>()?;
+        self.batch_put(&self.tables.streams, rows).await?;
+        let live = self.live_sellers().await?;
+        let sellers: HashSet<&str> = items.iter().map(|st| st.seller_id.as_str()).collect();
+        for seller in sellers {
+            self.rerank_seller(seller, live.contains(seller)).await?;
+        }
+        Ok(())
     }
 
     async fn put_offers(&self, items: &[Offer]) -> Result<()> {
@@ -297,6 +341,10 @@ impl Store for DynamoStore {
 
     async fn discover(&self, q: &DiscoverQuery) -> Result<FeedPage> {
         self.discover_impl(q).await
+    }
+
+    async fn discover_after(&self, q: &DiscoverQuery, after: &FeedItem) -> Result<FeedPage> {
+        self.discover_after_impl(q, after).await
     }
 
     async fn community(&self, q: &CommunityQuery) -> Result<FeedPage> {
@@ -337,7 +385,14 @@ impl Store for DynamoStore {
             .send()
             .await;
         match result {
-            Ok(out) => from_item(out.attributes.unwrap_or_default()),
+            Ok(out) => {
+                let stream: Stream = from_item(out.attributes.unwrap_or_default())?;
+                // The seller's products move in the live-first ranking (still live if another
+                // of their streams is).
+                let live = to == StreamStatus::Live || self.live_sellers().await?.contains(&stream.seller_id);
+                self.rerank_seller(&stream.seller_id, live).await?;
+                Ok(stream)
+            }
             Err(e) if is_conditional_failure(&e) => match self.get_stream(id).await? {
                 None => Err(StoreError::NotFound { kind: "stream", id: id.into() }),
                 Some(current) => Err(StoreError::InvalidTransition { id: id.into(), from: current.status, to }),

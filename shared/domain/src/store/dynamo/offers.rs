@@ -124,10 +124,6 @@ impl DynamoStore {
             .expression_attribute_values(":pending", s(OfferStatus::Pending.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Ok(()),
-            Err(e) => Err(backend(e)),
-        }
+        unless_condition_failed(result)
     }
 }
