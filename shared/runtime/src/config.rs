@@ -10,6 +10,7 @@
 //! | `DATA_BACKEND`, `*_TABLE`, `EVENT_BUS_NAME` | the data layer (see `livecache_domain::config`) | |
 //! | `DATA_CREATE_TABLES` | `true`: create missing DynamoDB tables and seed them (emulators) | `false` |
 //! | `VIEW_SYNC_INTERVAL_SECS` | how often view-sync drains inside one run | 5 |
+//! | `CACHE_LOAD_TIMEOUT_SECS` | how long any cache load may take (1–60), replacing each policy's own (3 s): for a slow source such as an emulator | each policy's |
 //! | `ADMIN_PRINCIPAL_ARNS` | comma-separated IAM principals allowed on admin routes (`*` suffix allowed) | any IAM-signed caller |
 
 use std::time::Duration;
@@ -42,6 +43,9 @@ pub struct Config {
     /// How often an HTTP function adds its cache statistics to the shared aggregate
     /// (`STATS_FLUSH_SECS`, 1–300, default 10), besides once when it shuts down.
     pub stats_flush: Duration,
+    /// How long any cache load may take (`CACHE_LOAD_TIMEOUT_SECS`, 1–60); None: each
+    /// policy's own.
+    pub load_timeout: Option<Duration>,
 }
 
 /// The default of [`Config::stats_flush`].
@@ -69,6 +73,7 @@ impl Config {
         let view_sync_interval = seconds("VIEW_SYNC_INTERVAL_SECS", var("VIEW_SYNC_INTERVAL_SECS"), 1..=50)?
             .unwrap_or(JobSettings::default().view_sync_interval);
         let stats_flush = seconds("STATS_FLUSH_SECS", var("STATS_FLUSH_SECS"), 1..=300)?.unwrap_or(STATS_FLUSH_DEFAULT);
+        let load_timeout = seconds("CACHE_LOAD_TIMEOUT_SECS", var("CACHE_LOAD_TIMEOUT_SECS"), 1..=60)?;
         let admin_principals = var("ADMIN_PRINCIPAL_ARNS")
             .unwrap_or_default()
             .split(',')
@@ -84,6 +89,7 @@ impl Config {
             jobs: JobSettings { view_sync_interval },
             admin_principals,
             stats_flush,
+            load_timeout,
         })
     }
 }
@@ -122,14 +128,17 @@ mod tests {
         assert_eq!((c.jobs.view_sync_interval, c.create_tables), (Duration::from_secs(5), false));
         assert!(c.admin_principals.is_empty());
         assert_eq!(c.stats_flush, STATS_FLUSH_DEFAULT);
+        assert_eq!(c.load_timeout, None);
         let c = with(&[
             ("VIEW_SYNC_INTERVAL_SECS", "10"),
             ("DATA_CREATE_TABLES", "true"),
             ("ADMIN_PRINCIPAL_ARNS", " arn:aws:iam::1:role/Ops , ,arn:aws:sts::1:assumed-role/Ops/*"),
             ("CACHE_KEY_PREFIX", "t1"),
             ("STATS_FLUSH_SECS", "30"),
+            ("CACHE_LOAD_TIMEOUT_SECS", "20"),
         ])
         .unwrap();
+        assert_eq!(c.load_timeout, Some(Duration::from_secs(20)));
         assert_eq!(c.stats_flush, Duration::from_secs(30));
         assert_eq!((c.jobs.view_sync_interval, c.create_tables), (Duration::from_secs(10), true));
         assert_eq!(c.admin_principals.len(), 2);
@@ -145,6 +154,7 @@ mod tests {
             ("DATA_CREATE_TABLES", "yes"),
             ("CACHE_KEY_VERSION", "v:1"),
             ("STATS_FLUSH_SECS", "0"),
+            ("CACHE_LOAD_TIMEOUT_SECS", "61"),
         ] {
             let err = with(&[(name, value)]).unwrap_err().to_string();
             assert!(err.contains(name), "{name}={value}: {err}");

@@ -27,6 +27,9 @@ pub struct Deps {
     pub bus: Option<Arc<InProcessBus>>,
     /// The cache's clock (tests move it).
     pub clock: Arc<dyn Clock>,
+    /// How long any cache load may take; None: each policy's own (see
+    /// [`Config::load_timeout`]).
+    pub load_timeout: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -87,7 +90,18 @@ impl Deps {
             }
         };
         let timings = InitTimings { cache_ms, data_ms: ms_since(t) };
-        Ok((Self { backend, keyspace, store, events, bus, clock: Arc::new(SystemClock) }, timings))
+        Ok((
+            Self {
+                backend,
+                keyspace,
+                store,
+                events,
+                bus,
+                clock: Arc::new(SystemClock),
+                load_timeout: config.load_timeout,
+            },
+            timings,
+        ))
     }
 
     /// The service over these clients: a cache on the backend (values kept plain in memory,
@@ -98,12 +112,15 @@ impl Deps {
         } else {
             Codec::default()
         };
-        let cache = Cache::builder(self.backend.clone())
+        let mut cache = Cache::builder(self.backend.clone())
             .keyspace(self.keyspace.clone())
             .codec(codec)
             .clock(self.clock.clone())
-            .tasks(tasks.clone())
-            .build();
+            .tasks(tasks.clone());
+        if let Some(timeout) = self.load_timeout {
+            cache = cache.load_timeout(timeout);
+        }
+        let cache = cache.build();
         Marketplace::new(cache, self.store.clone(), self.events.clone(), tasks)
     }
 }

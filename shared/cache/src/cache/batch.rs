@@ -58,7 +58,7 @@ impl Cache {
                     _ => None,
                 })
                 .collect();
-            let load = tokio::time::timeout(policy.load_timeout, loader(missing.clone())).await;
+            let load = tokio::time::timeout(self.load_timeout(policy), loader(missing.clone())).await;
             let loaded = match load {
                 Ok(Ok(loaded)) if loaded.len() == missing.len() => Ok(loaded),
                 Ok(Ok(loaded)) => {
@@ -74,7 +74,7 @@ impl Cache {
                     )))
                 }
                 Ok(Err(e)) => Err(LoadError::Loader(e)),
-                Err(_) => Err(LoadError::Timeout(policy.load_timeout)),
+                Err(_) => Err(LoadError::Timeout(self.load_timeout(policy))),
             };
             if loaded.is_err() {
                 let held = missing.iter().zip(leases.iter_mut()).filter_map(|(&i, l)| Some((&keys[i], l.take()?)));

@@ -143,7 +143,7 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = std::result::Result<T, E>>,
     {
-        let outcome = tokio::time::timeout(policy.load_timeout, loader()).await;
+        let outcome = tokio::time::timeout(self.load_timeout(policy), loader()).await;
         let value = match outcome {
             Ok(Ok(value)) => value,
             failed => {
@@ -153,7 +153,7 @@ impl Cache {
                 }
                 return Err(match failed {
                     Ok(Err(e)) => LoadError::Loader(e),
-                    _ => LoadError::Timeout(policy.load_timeout),
+                    _ => LoadError::Timeout(self.load_timeout(policy)),
                 });
             }
         };

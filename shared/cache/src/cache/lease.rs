@@ -53,14 +53,14 @@ impl Cache {
                 out.push(Leased::Busy);
                 continue;
             }
-            let until = now + policy.lock_ttl.as_millis() as u64;
+            let until = now + self.lock_ttl(policy).as_millis() as u64;
             let (bytes, ttl, restore) = match read.raw.as_ref().filter(|r| r.times.keep_until > now) {
                 // Keep the value readable (stale, fail-safe) while the lease is on it.
                 Some(raw) => {
                     let left = Duration::from_millis(raw.times.keep_until - now);
-                    (raw.entry().rewrite(until), left.max(policy.lock_ttl), Some((raw.bytes.clone(), left)))
+                    (raw.entry().rewrite(until), left.max(self.lock_ttl(policy)), Some((raw.bytes.clone(), left)))
                 }
-                None => (entry::lease_only(stamp, until), policy.lock_ttl, None),
+                None => (entry::lease_only(stamp, until), self.lock_ttl(policy), None),
             };
             let prefix = entry::prefix(&bytes).to_vec();
             swaps.push(Swap { key: key.as_str().to_string(), expect: read.current(), value: Some((bytes, ttl)) });

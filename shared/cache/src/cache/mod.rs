@@ -123,6 +123,8 @@ struct Inner {
     /// covers, so that a read after it never joins a load that began before it.
     flights: Mutex<HashMap<String, (u64, FlightWatch)>>,
     refreshing: Mutex<HashSet<String>>,
+    /// Replaces every policy's load timeout (see [`CacheBuilder::load_timeout`]).
+    load_timeout: Option<Duration>,
 }
 
 /// The cache. Cheap to clone; build one per process (per cold start on Lambda).
@@ -147,6 +149,7 @@ pub struct CacheBuilder {
     codec: Codec,
     clock: Arc<dyn Clock>,
     tasks: Arc<dyn TaskRunner>,
+    load_timeout: Option<Duration>,
 }
 
 impl CacheBuilder {
@@ -171,6 +174,14 @@ impl CacheBuilder {
         self
     }
 
+    /// How long any load may take, whatever its policy says; the load lock lasts at least as
+    /// long, so that a slow load still fills its key. For a source slower than the policies
+    /// expect (an emulator, a database under throttling).
+    pub fn load_timeout(mut self, timeout: Duration) -> Self {
+        self.load_timeout = Some(timeout);
+        self
+    }
+
     pub fn build(self) -> Cache {
         let keys = self.keys.unwrap_or_else(|| Keyspace::new(None, "v1").expect("v1 is a valid version"));
         Cache {
@@ -183,6 +194,7 @@ impl CacheBuilder {
                 stats: Stats::default(),
                 flights: Mutex::new(HashMap::new()),
                 refreshing: Mutex::new(HashSet::new()),
+                load_timeout: self.load_timeout,
             }),
         }
     }
@@ -241,7 +253,18 @@ impl Cache {
             codec: Codec::default(),
             clock: Arc::new(SystemClock),
             tasks: Arc::new(SpawnTasks),
+            load_timeout: None,
         }
+    }
+
+    /// How long a load under `policy` may take.
+    pub(crate) fn load_timeout(&self, policy: &Policy) -> Duration {
+        self.inner.load_timeout.unwrap_or(policy.load_timeout)
+    }
+
+    /// How long a load lock under `policy` lasts: never shorter than the load may take.
+    pub(crate) fn lock_ttl(&self, policy: &Policy) -> Duration {
+        policy.lock_ttl.max(self.inner.load_timeout.unwrap_or_default())
     }
 
     pub fn keys(&self) -> &Keyspace {
