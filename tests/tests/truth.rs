@@ -16,6 +16,7 @@ use livecache_domain::jobs;
 use livecache_domain::services::keys::{offer_index_built_key, offer_index_key};
 use livecache_domain::services::{Expiry, Marketplace, NewOffer};
 use livecache_domain::store::{ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, ViewChunk};
+use livecache_domain::users::{Badge, SellerFigures};
 use livecache_domain::{
     time, DomainEvent, EventError, EventPublisher, InProcessBus, JobRun, Offer, OfferStatus, Product, Store,
     StoreError, Stream, StreamStatus, User,
@@ -125,6 +126,20 @@ struct Racing {
     lagging_live: Mutex<Option<Vec<Stream>>>,
     /// The offer whose expiry the hook precedes, and the hook.
     before_expire: Mutex<Option<(String, BoxFuture<'static, ()>)>>,
+    /// The user whose next read returns what it read before the hook ran (an update landing
+    /// while a load is in flight), and the hook.
+    after_user_read: Mutex<Option<(String, BoxFuture<'static, ()>)>>,
+}
+
+impl Racing {
+    fn over(inner: Arc<dyn Store>) -> Self {
+        Self {
+            inner,
+            lagging_live: Mutex::new(None),
+            before_expire: Mutex::new(None),
+            after_user_read: Mutex::new(None),
+        }
+    }
 }
 
 #[async_trait]
@@ -139,7 +154,21 @@ impl Store for Racing {
         self.inner.get_products(ids).await
     }
     async fn get_user(&self, id: &str) -> StoreResult<Option<User>> {
-        self.inner.get_user(id).await
+        let read = self.inner.get_user(id).await;
+        let hook = {
+            let mut slot = self.after_user_read.lock().unwrap();
+            match slot.take() {
+                Some((user, hook)) if user == id => Some(hook),
+                other => {
+                    *slot = other;
+                    None
+                }
+            }
+        };
+        if let Some(hook) = hook {
+            hook.await;
+        }
+        read
     }
     async fn get_users(&self, ids: &[String]) -> StoreResult<Vec<Option<User>>> {
         self.inner.get_users(ids).await
@@ -224,13 +253,30 @@ impl Store for Racing {
     async fn job_runs(&self, jobs: &[&str]) -> StoreResult<Vec<JobRun>> {
         self.inner.job_runs(jobs).await
     }
+    async fn save_profile(&self, user: &User) -> StoreResult<bool> {
+        self.inner.save_profile(user).await
+    }
+    async fn seller_figures(&self, user: &str) -> StoreResult<SellerFigures> {
+        self.inner.seller_figures(user).await
+    }
+    async fn award_badge(&self, badge: &Badge) -> StoreResult<bool> {
+        self.inner.award_badge(badge).await
+    }
+    async fn badges_of(&self, user: &str) -> StoreResult<Vec<Badge>> {
+        self.inner.badges_of(user).await
+    }
+    async fn recent_badges(&self, limit: usize) -> StoreResult<Vec<Badge>> {
+        self.inner.recent_badges(limit).await
+    }
+    async fn leaderboard(&self, offset: usize, limit: usize) -> StoreResult<Vec<User>> {
+        self.inner.leaderboard(offset, limit).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_extension_racing_the_expiry_run_is_refused_never_answered_200_then_expired() {
     let (deps, bus, clock, data) = common::real_deps("offer-race").await;
-    let racing =
-        Arc::new(Racing { inner: deps.store.clone(), lagging_live: Mutex::new(None), before_expire: Mutex::new(None) });
+    let racing = Arc::new(Racing::over(deps.store.clone()));
     let deps = Deps { store: racing.clone(), ..deps };
     let api = common::serve(deps.clone(), bus, clock, data, Arc::new(SpawnTasks), None).await;
     let (buyer, product) = buyer_and_product(&api.data);
@@ -312,8 +358,7 @@ async fn an_offer_expired_event_lost_by_a_failing_publisher_is_delivered_by_the_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_live_list_after_a_transition_shows_it_while_the_index_lags() {
     let (deps, bus, clock, data) = common::memory_deps("fresh-transition").await;
-    let racing =
-        Arc::new(Racing { inner: deps.store.clone(), lagging_live: Mutex::new(None), before_expire: Mutex::new(None) });
+    let racing = Arc::new(Racing::over(deps.store.clone()));
     let deps = Deps { store: racing.clone(), ..deps };
     // Post-response work waits for `run_all`: the second invalidation runs when the test says.
     let tasks = Arc::new(livecache_cache::DeferredTasks::new());
@@ -347,4 +392,34 @@ async fn the_first_live_list_after_a_transition_shows_it_while_the_index_lags() 
     let (_, settled) = api.get("/streams/live").await;
     assert_eq!(settled["cached"], json!(false));
     assert_eq!(ids(&settled), ids(&ended), "rebuilt from the index, which now agrees");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_load_in_flight_during_an_update_does_not_bring_the_old_profile_back() {
+    let (deps, bus, clock, data) = common::real_deps("profile-race").await;
+    let racing = Arc::new(Racing::over(deps.store.clone()));
+    let deps = Deps { store: racing.clone(), ..deps };
+    let api = common::serve(deps, bus, clock, data, Arc::new(SpawnTasks), None).await;
+    let user = api.data.users[5].clone();
+    let batch = json!({"user_ids": [user.id]});
+    // The update lands after the profile's load read the user, before it stores what it read.
+    let (http, url, token) = (reqwest::Client::new(), format!("{}/users/me", api.base), common::token(&user.id));
+    let update: BoxFuture<'static, ()> = Box::pin(async move {
+        let resp = http.patch(url).bearer_auth(token).json(&json!({"name": "Renamed Meanwhile"})).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    });
+    *racing.after_user_read.lock().unwrap() = Some((user.id.clone(), update));
+    let (s, v) = api.get(&format!("/users/{}", user.id)).await;
+    assert_eq!(
+        (s, v["user"]["name"].clone()),
+        (200, json!(user.name)),
+        "the request that began first answers what it read"
+    );
+    assert!(racing.after_user_read.lock().unwrap().is_none(), "the update ran during the load");
+    // ...but did not store it: every read after the update sees the new name.
+    for _ in 0..2 {
+        assert_eq!(api.get(&format!("/users/{}", user.id)).await.1["user"]["name"], json!("Renamed Meanwhile"));
+        assert_eq!(api.get_as(&user.id, "/users/me").await.1["user"]["name"], json!("Renamed Meanwhile"));
+        assert_eq!(api.post("/batch/users", batch.clone()).await.1["users"][0]["name"], json!("Renamed Meanwhile"));
+    }
 }

@@ -30,6 +30,7 @@ pub mod services;
 pub mod store;
 pub mod tables;
 pub mod time;
+pub mod users;
 
 pub use config::{DataBackend, DataConfig};
 pub use error::{EventError, StoreError};

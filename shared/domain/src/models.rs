@@ -41,6 +41,8 @@ macro_rules! string_enum {
     };
 }
 
+pub(crate) use string_enum;
+
 string_enum!(
     /// Product categories.
     Category {
@@ -120,6 +122,14 @@ pub struct User {
     pub city: Option<String>,
     #[serde(with = "time::rfc3339_ms")]
     pub created_at: Timestamp,
+    #[serde(default)]
+    pub preferences: crate::users::Preferences,
+    /// Points of the badges held (kept by the store as badges are awarded).
+    #[serde(default)]
+    pub points: u64,
+    /// How many badges are held.
+    #[serde(default)]
+    pub badges: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

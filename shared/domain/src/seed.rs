@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::models::{Category, Condition, Offer, OfferStatus, Product, Stream, StreamStatus, User};
 use crate::store::Store;
 use crate::time::{self, Timestamp};
+use crate::users::{Accessibility, Badge, BadgeCode, Notifications, Preferences, SellerFigures, LANGUAGES};
 
 /// Cities products and users are spread around (name, lat, lon).
 pub const CITIES: [(&str, f64, f64); 8] = [
@@ -45,6 +46,8 @@ pub struct DemoData {
     pub users: Vec<User>,
     pub streams: Vec<Stream>,
     pub offers: Vec<Offer>,
+    /// Badges some sellers start with (their figures earn them).
+    pub badges: Vec<Badge>,
 }
 
 pub fn user_id(i: usize) -> String {
@@ -98,6 +101,18 @@ pub fn generate(size: SeedSize, now: Timestamp) -> DemoData {
                 bio: Some(format!("Collector and seller from {city}.")),
                 city: Some(city.into()),
                 created_at: time::from_millis(now_ms - rng.random_range(30..700) * 86_400_000),
+                preferences: Preferences {
+                    language: LANGUAGES[i % LANGUAGES.len()].into(),
+                    notifications: Notifications { live_alerts: i % 3 != 0, offers: true, email_digest: i % 4 == 0 },
+                    interests: vec![NOUNS[i % NOUNS.len()].1, NOUNS[(i * 7 + 3) % NOUNS.len()].1],
+                    accessibility: Accessibility {
+                        reduced_motion: i % 9 == 0,
+                        high_contrast: i % 11 == 0,
+                        captions: i % 5 == 0,
+                    },
+                },
+                points: 0,
+                badges: 0,
             }
         })
         .collect();
@@ -169,7 +184,28 @@ pub fn generate(size: SeedSize, now: Timestamp) -> DemoData {
             }
         })
         .collect();
-    DemoData { products, users, streams, offers }
+    let badges = demo_badges(&users, &streams, &products, now_ms);
+    DemoData { products, users, streams, offers, badges }
+}
+
+/// How many of the first sellers start with the badges their figures earn.
+const BADGED_SELLERS: usize = 10;
+
+/// The badges the first sellers' figures earn, a minute apart (newest: the first seller's).
+fn demo_badges(users: &[User], streams: &[Stream], products: &[Product], now_ms: i64) -> Vec<Badge> {
+    let mut out = Vec::new();
+    for user in users.iter().take(BADGED_SELLERS) {
+        let mine = products.iter().filter(|p| p.seller_id == user.id);
+        let (products_listed, total_views) = mine.fold((0, 0), |(n, v), p| (n + 1, v + p.view_count));
+        let streams_hosted =
+            streams.iter().filter(|s| s.seller_id == user.id && s.status != StreamStatus::Scheduled).count() as u64;
+        let figures = SellerFigures { products_listed, streams_hosted, total_views };
+        for code in BadgeCode::ALL.iter().filter(|c| c.earned(&figures)) {
+            let at = time::from_millis(now_ms - (out.len() as i64 + 1) * 60_000);
+            out.push(Badge::new(&user.id, *code, at));
+        }
+    }
+    out
 }
 
 /// Writes the data set into a store.
@@ -178,6 +214,9 @@ pub async fn seed(store: &dyn Store, data: &DemoData) -> Result<()> {
     store.put_streams(&data.streams).await?;
     store.put_products(&data.products).await?;
     store.put_offers(&data.offers).await?;
+    for badge in &data.badges {
+        store.award_badge(badge).await?;
+    }
     Ok(())
 }
 

@@ -65,7 +65,11 @@ pub const USERS: TableDef = TableDef {
     env: "USERS_TABLE",
     default_name: "livecache-users",
     hash: "id",
-    indexes: &[],
+    indexes: &[
+        IndexDef { name: "by_points", hash: "board", range: "points_rank" },
+        IndexDef { name: "by_owner", hash: "owner", range: "recency" },
+        IndexDef { name: "by_recent", hash: "recent", range: "recency" },
+    ],
     ttl_attribute: None,
 };
 
@@ -74,7 +78,10 @@ pub const STREAMS: TableDef = TableDef {
     env: "STREAMS_TABLE",
     default_name: "livecache-streams",
     hash: "id",
-    indexes: &[IndexDef { name: "by_status", hash: "status", range: "started_at" }],
+    indexes: &[
+        IndexDef { name: "by_status", hash: "status", range: "started_at" },
+        IndexDef { name: "by_seller", hash: "seller_id", range: "id" },
+    ],
     ttl_attribute: None,
 };
 

@@ -22,6 +22,10 @@ pub const DEFAULT_RADIUS_KM: f64 = 5.0;
 pub const MIN_RADIUS_KM: f64 = 1.0;
 pub const MAX_RADIUS_KM: f64 = 50.0;
 pub const MAX_BATCH: usize = 100;
+pub const MAX_LEADERBOARD_LIMIT: u32 = 100;
+/// Deepest leaderboard row served (bounds what one request reads).
+pub const MAX_LEADERBOARD_OFFSET: u32 = 1000;
+pub const MAX_RECENT_LIMIT: u32 = 50;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -137,16 +141,15 @@ pub async fn dispatch(
         Route::CacheJobsDetails => Ok(ApiResponse::json(StatusCode::OK, &json!({ "jobs": m.job_status(true).await? }))),
         Route::Invalidate => {
             let body: Invalidate = body_of(req)?;
-            let done = match (body.namespace, body.pattern, body.version) {
-                (Some(ns), None, None) => m.invalidate_namespace(&ns).await?,
-                (None, Some(p), None) => m.invalidate_pattern(&p).await?,
-                (None, None, Some(serde_json::Value::Bool(true))) => m.bump_version().await?,
-                _ => {
-                    return Err(ApiError::bad_request(
-                        "invalid_body",
-                        "give exactly one of {\"namespace\": ..}, {\"pattern\": ..} or {\"version\": true}",
-                    ))
-                }
+            let done = match (body.namespace, body.pattern, body.version, body.user) {
+                (Some(ns), None, None, None) => m.invalidate_namespace(&ns).await?,
+                (None, Some(p), None, None) => m.invalidate_pattern(&p).await?,
+                (None, None, Some(serde_json::Value::Bool(true)), None) => m.bump_version().await?,
+                (None, None, None, Some(user)) => m.invalidate_user(&user).await?,
+                _ => return Err(ApiError::bad_request(
+                    "invalid_body",
+                    "give exactly one of {\"namespace\": ..}, {\"pattern\": ..}, {\"user\": ..} or {\"version\": true}",
+                )),
             };
             Ok(ApiResponse::json(StatusCode::OK, &json!({ "invalidated": done })))
         }
@@ -156,7 +159,49 @@ pub async fn dispatch(
             if !(1..=10).contains(&pages) {
                 return Err(ApiError::bad_request("invalid_pages", "pages must be 1 to 10"));
             }
-            Ok(ApiResponse::json(StatusCode::OK, &json!({ "warm": m.warm(pages).await?, "pages": pages })))
+            let sellers = body.sellers.unwrap_or(20);
+            if sellers > 100 {
+                return Err(ApiError::bad_request("invalid_sellers", "sellers must be 0 to 100"));
+            }
+            let users = m.warm_users(pages, sellers as usize).await?;
+            Ok(ApiResponse::json(
+                StatusCode::OK,
+                &json!({ "warm": m.warm(pages).await?, "pages": pages, "leaderboard": users.leaderboard, "profiles": users.profiles }),
+            ))
+        }
+        Route::UserProfile => {
+            let p = m.user_profile(id()).await?;
+            Ok(ApiResponse::json(StatusCode::OK, &json!({ "user": p.value, "cached": p.cached, "stale": p.stale }))
+                .with_cache(p.cached, p.stale))
+        }
+        Route::MyProfile => {
+            let p = m.my_profile(caller(req)?).await?;
+            Ok(ApiResponse::json(StatusCode::OK, &json!({ "user": p.value, "cached": p.cached, "stale": p.stale }))
+                .with_cache(p.cached, p.stale))
+        }
+        Route::UpdateMyProfile => {
+            let patch: livecache_domain::users::ProfilePatch = body_of(req)?;
+            let user = m.update_my_profile(caller(req)?, &patch).await?;
+            Ok(ApiResponse::json(StatusCode::OK, &json!({ "user": user })))
+        }
+        Route::UserAchievements => {
+            let a = m.achievements(id()).await?;
+            let body = json!({ "user_id": a.value.user_id, "badges": a.value.badges, "summary": a.value.summary, "cached": a.cached, "stale": a.stale });
+            Ok(ApiResponse::json(StatusCode::OK, &body).with_cache(a.cached, a.stale))
+        }
+        Route::Leaderboard => {
+            let limit = q.integer("limit", 1, MAX_LEADERBOARD_LIMIT)?.unwrap_or(DEFAULT_PER_PAGE);
+            let offset = q.integer("offset", 0, MAX_LEADERBOARD_OFFSET)?.unwrap_or(0);
+            let board = m.leaderboard(offset as usize, limit as usize).await?;
+            let body = json!({ "entries": board.value, "limit": limit, "offset": offset, "cached": board.cached, "stale": board.stale });
+            Ok(ApiResponse::json(StatusCode::OK, &body).with_cache(board.cached, board.stale))
+        }
+        Route::RecentAchievements => {
+            let limit = q.integer("limit", 1, MAX_RECENT_LIMIT)?.unwrap_or(DEFAULT_PER_PAGE);
+            let recent = m.recent_achievements(limit as usize).await?;
+            let body =
+                json!({ "badges": recent.value, "limit": limit, "cached": recent.cached, "stale": recent.stale });
+            Ok(ApiResponse::json(StatusCode::OK, &body).with_cache(recent.cached, recent.stale))
         }
     }
 }
@@ -336,6 +381,8 @@ struct Invalidate {
     pattern: Option<String>,
     #[serde(default, deserialize_with = "present")]
     version: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "present")]
+    user: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -343,6 +390,9 @@ struct Invalidate {
 struct Warm {
     #[serde(default, deserialize_with = "present")]
     pages: Option<u32>,
+    /// Profiles of the top sellers to warm.
+    #[serde(default, deserialize_with = "present")]
+    sellers: Option<u32>,
 }
 
 impl From<livecache_cache::CacheError> for ApiError {

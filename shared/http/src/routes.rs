@@ -23,6 +23,12 @@ pub enum Route {
     CacheJobsDetails,
     Invalidate,
     Warm,
+    UserProfile,
+    MyProfile,
+    UpdateMyProfile,
+    UserAchievements,
+    Leaderboard,
+    RecentAchievements,
 }
 
 /// Who may call a route.
@@ -72,10 +78,16 @@ pub const ROUTES: &[RouteDef] = &[
     def(Route::CacheJobsDetails, Method::GET, "/api/v1/cache/jobs/details", "stats", Access::Admin),
     def(Route::Invalidate, Method::POST, "/api/v1/cache/invalidate", "stats", Access::Admin),
     def(Route::Warm, Method::POST, "/api/v1/cache/warm", "stats", Access::Admin),
+    def(Route::UserProfile, Method::GET, "/api/v1/users/{id}", "users", Access::Public),
+    def(Route::MyProfile, Method::GET, "/api/v1/users/me", "users", Access::User),
+    def(Route::UpdateMyProfile, Method::PATCH, "/api/v1/users/me", "users", Access::User),
+    def(Route::UserAchievements, Method::GET, "/api/v1/users/{id}/achievements", "users", Access::Public),
+    def(Route::Leaderboard, Method::GET, "/api/v1/leaderboard", "users", Access::Public),
+    def(Route::RecentAchievements, Method::GET, "/api/v1/achievements/recent", "users", Access::Public),
 ];
 
 /// The functions, in the order of [`ROUTES`].
-pub const FUNCTIONS: [&str; 6] = ["feeds", "products", "batch", "streams", "offers", "stats"];
+pub const FUNCTIONS: [&str; 7] = ["feeds", "products", "batch", "streams", "offers", "stats", "users"];
 
 /// A path's `{name}` values.
 pub type Params = Vec<(&'static str, String)>;

@@ -213,6 +213,13 @@ impl Api {
         Self::read(resp).await
     }
 
+    /// PATCH as the signed-in user `sub`.
+    pub async fn patch_as(&self, sub: &str, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let resp =
+            self.http.patch(format!("{}{path}", self.base)).bearer_auth(token(sub)).json(&body).send().await.unwrap();
+        Self::read(resp).await
+    }
+
     pub async fn post_raw(&self, path: &str, body: &str, token: Option<&str>) -> (u16, serde_json::Value) {
         let mut req = self
             .http

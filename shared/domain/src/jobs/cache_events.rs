@@ -1,4 +1,5 @@
-//! cache-events: what a ProductUpdated or StreamStatusChanged event invalidates.
+//! cache-events: what a ProductUpdated or StreamStatusChanged event invalidates, and the
+//! badges a stream's seller earned by it.
 
 use serde::Serialize;
 
@@ -12,6 +13,9 @@ use crate::services::Marketplace;
 pub struct EventOutcome {
     pub detail_type: String,
     pub invalidated: Vec<String>,
+    /// Badges awarded on this event (`{user}:{code}`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub awarded: Vec<String>,
 }
 
 /// Invalidates what a ProductUpdated or StreamStatusChanged event touches. A malformed or
@@ -22,6 +26,7 @@ pub async fn apply_event(m: &Marketplace, event: &serde_json::Value) -> Result<E
     let parsed = envelope.event().map_err(JobError::BadEvent)?;
     let cache = m.cache();
     let mut invalidated = Vec::new();
+    let mut awarded = Vec::new();
     match parsed {
         DomainEvent::ProductUpdated(p) => {
             crate::Id::parse(&p.product_id).map_err(|e| JobError::BadEvent(e.to_string()))?;
@@ -32,15 +37,19 @@ pub async fn apply_event(m: &Marketplace, event: &serde_json::Value) -> Result<E
                 invalidated.push(ns.into());
             }
         }
-        DomainEvent::StreamStatusChanged(_) => {
+        DomainEvent::StreamStatusChanged(e) => {
+            crate::Id::parse(&e.seller_id).map_err(|e| JobError::BadEvent(e.to_string()))?;
             for ns in [NS_FEED_DISCOVER, NS_FEED_COMMUNITY, NS_LIVE] {
                 cache.invalidate_namespace(ns).await?;
                 invalidated.push(ns.into());
             }
+            // A stream hosted (and the views it brought) can earn the seller badges.
+            let badges = m.award_badges(&e.seller_id).await?;
+            awarded.extend(badges.iter().map(|b| format!("{}:{}", b.user_id, b.code)));
         }
         DomainEvent::OfferExpired(_) => {
             return Err(JobError::BadEvent("OfferExpired is not an event this function handles".into()));
         }
     }
-    Ok(EventOutcome { detail_type: envelope.detail_type, invalidated })
+    Ok(EventOutcome { detail_type: envelope.detail_type, invalidated, awarded })
 }

@@ -54,6 +54,7 @@ pub enum Invalidated {
     Namespace { namespace: String, generation: u64 },
     Pattern { pattern: String, deleted: u64 },
     Version { version: u64 },
+    User { user: String, generation: u64 },
 }
 
 impl Marketplace {

@@ -7,7 +7,9 @@ use livecache_cache::{filter_hash, round_coord, Cache, CacheError, Key, Policy};
 use crate::store::{CommunityQuery, DiscoverQuery};
 
 pub const NS_PRODUCTS: &str = "products";
-pub const NS_USERS: &str = "users";
+/// Badges: each user's (`achievements:user:{id}`) and the recent ones.
+pub const NS_ACHIEVEMENTS: &str = "achievements";
+pub const NS_LEADERBOARD: &str = "leaderboard";
 pub const NS_FEED_DISCOVER: &str = "feed_discover";
 pub const NS_FEED_COMMUNITY: &str = "feed_community";
 pub const NS_LIVE: &str = "live_streams";
@@ -17,8 +19,9 @@ pub const VIEWS_TAG: &str = "views";
 pub const NS_VIEWS: &str = "views";
 pub const NS_OFFERS: &str = "offers";
 
-/// Every namespace an admin may invalidate.
-pub const NAMESPACES: [&str; 5] = [NS_PRODUCTS, NS_USERS, NS_FEED_DISCOVER, NS_FEED_COMMUNITY, NS_LIVE];
+/// Every namespace an admin may invalidate by name (a user's own: `{"user": id}`).
+pub const NAMESPACES: [&str; 6] =
+    [NS_PRODUCTS, NS_FEED_DISCOVER, NS_FEED_COMMUNITY, NS_LIVE, NS_ACHIEVEMENTS, NS_LEADERBOARD];
 
 /// Fresh 15 min, then stale-while-revalidate for an hour, kept 6 h to stand in if DynamoDB
 /// fails; unknown ids cached 30 s.
@@ -29,8 +32,45 @@ pub fn product_policy() -> Policy {
         .negative(Duration::from_secs(30))
 }
 
-pub fn user_policy() -> Policy {
-    Policy::ttl(Duration::from_secs(30 * 60)).fail_safe(Duration::from_secs(6 * 3600)).negative(Duration::from_secs(30))
+/// How long each kind of user data is fresh (configurable, see
+/// [`Marketplace::with_user_ttls`](super::Marketplace::with_user_ttls)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserTtls {
+    /// Profiles (public, full, the batch cards): 1 hour.
+    pub profile: Duration,
+    /// A user's badges: 30 minutes.
+    pub achievements: Duration,
+    /// Leaderboard pages: 15 minutes.
+    pub leaderboard: Duration,
+    /// The latest badges across the marketplace: 5 minutes.
+    pub recent: Duration,
+}
+
+impl Default for UserTtls {
+    fn default() -> Self {
+        Self {
+            profile: Duration::from_secs(3600),
+            achievements: Duration::from_secs(30 * 60),
+            leaderboard: Duration::from_secs(15 * 60),
+            recent: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// Profiles: fresh for `ttl`, then served stale for as long while refreshed (an update
+/// invalidates them at once, so stale only ever means "older than the TTL"), kept 6 h to stand
+/// in if DynamoDB fails; unknown ids cached 30 s.
+pub fn profile_policy(ttl: Duration) -> Policy {
+    Policy::ttl(ttl)
+        .stale_while_revalidate(ttl)
+        .fail_safe(Duration::from_secs(6 * 3600))
+        .negative(Duration::from_secs(30))
+}
+
+/// Badges and leaderboards: fresh for `ttl` (awards invalidate them), kept an hour to stand in
+/// if DynamoDB fails.
+pub fn board_policy(ttl: Duration) -> Policy {
+    Policy::ttl(ttl).fail_safe(Duration::from_secs(3600)).negative(Duration::from_secs(30))
 }
 
 /// Feed pages: 5 minutes, kept an hour to stand in if DynamoDB fails.
@@ -46,8 +86,27 @@ pub fn product_key(cache: &Cache, id: &str) -> Result<Key, CacheError> {
     cache.key(NS_PRODUCTS, &[id])
 }
 
-pub fn user_key(cache: &Cache, id: &str) -> Result<Key, CacheError> {
-    cache.key(NS_USERS, &[id])
+/// The namespace of everything cached about one user: moving its generation on invalidates
+/// all of it in one O(1) step.
+pub fn user_namespace(id: &str) -> String {
+    format!("user.{id}")
+}
+
+/// `what` of user `id`: `card` (batch reads), `profile` (public, with figures), `me` (full).
+pub fn user_key(cache: &Cache, id: &str, what: &str) -> Result<Key, CacheError> {
+    cache.key(&user_namespace(id), &[what])
+}
+
+pub fn achievements_key(cache: &Cache, id: &str) -> Result<Key, CacheError> {
+    cache.key(NS_ACHIEVEMENTS, &["user", id])
+}
+
+pub fn recent_badges_key(cache: &Cache, limit: usize) -> Result<Key, CacheError> {
+    cache.key(NS_ACHIEVEMENTS, &["recent", &format!("n{limit}")])
+}
+
+pub fn leaderboard_key(cache: &Cache, offset: usize, limit: usize) -> Result<Key, CacheError> {
+    cache.key(NS_LEADERBOARD, &[&format!("o{offset}"), &format!("n{limit}")])
 }
 
 pub fn live_key(cache: &Cache) -> Result<Key, CacheError> {

@@ -14,9 +14,11 @@ mod users;
 pub use admin::{CacheStatsAnswer, CacheStatsDetails, FeedEntries, Invalidated, JobStatus, STATS_ANSWER_TTL};
 pub use error::{Result, ServiceError};
 pub use feeds::{price_buckets, snap_community, RawPage, MAX_FEED_DEPTH, RADIUS_BUCKETS_KM};
+pub use keys::UserTtls;
 pub use offers::{Expiry, NewOffer, MAX_OFFER_MINUTES};
 pub use products::{BatchAnswer, ProductViews};
 pub use streams::REINVALIDATE_AFTER_TRANSITION;
+pub use users::{Achievements, AchievementsSummary, FullProfile, LeaderEntry, PublicProfile, UsersWarmed};
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -63,6 +65,7 @@ struct Inner {
     views_unconfirmed: std::sync::atomic::AtomicU64,
     /// The last statistics answer and when (cache clock, ms) it was made.
     stats_answer: std::sync::Mutex<Option<(u64, CacheStatsAnswer)>>,
+    user_ttls: UserTtls,
 }
 
 /// Every operation of the API. Cheap to clone.
@@ -96,8 +99,18 @@ impl Marketplace {
                 views_retried: Default::default(),
                 views_unconfirmed: Default::default(),
                 stats_answer: Default::default(),
+                user_ttls: UserTtls::default(),
             }),
         }
+    }
+
+    /// With these lifetimes for user data (call before cloning it).
+    pub fn with_user_ttls(mut self, ttls: UserTtls) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.user_ttls = ttls,
+            None => tracing::error!("user TTLs set on a shared Marketplace: ignored"),
+        }
+        self
     }
 
     /// Adds this instance's cache statistics to the shared aggregate (after a response, and

@@ -143,7 +143,7 @@ impl Marketplace {
     /// Products by id: one MGET, one batched read for the misses, one pipelined backfill.
     pub async fn batch_products(&self, ids: &[String]) -> Result<BatchAnswer> {
         let store = self.inner.store.clone();
-        self.batch(ids, NS_PRODUCTS, &product_policy(), move |wanted: Vec<String>| async move {
+        self.batch(ids, product_key, &product_policy(), move |wanted: Vec<String>| async move {
             raw_all(store.get_products(&wanted).await?)
         })
         .await
@@ -152,7 +152,7 @@ impl Marketplace {
     pub(super) async fn batch<F, Fut>(
         &self,
         ids: &[String],
-        ns: &str,
+        key_of: fn(&Cache, &str) -> std::result::Result<livecache_cache::Key, livecache_cache::CacheError>,
         policy: &livecache_cache::Policy,
         load: F,
     ) -> Result<BatchAnswer>
@@ -162,7 +162,7 @@ impl Marketplace {
     {
         let mut seen = HashSet::new();
         let distinct: Vec<&String> = ids.iter().filter(|id| seen.insert(id.as_str())).collect();
-        let keys = distinct.iter().map(|id| self.inner.cache.key(ns, &[id])).collect::<Result<Vec<_>, _>>()?;
+        let keys = distinct.iter().map(|id| key_of(&self.inner.cache, id)).collect::<Result<Vec<_>, _>>()?;
         let batch = self
             .inner
             .cache

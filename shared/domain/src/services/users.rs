@@ -1,15 +1,281 @@
-//! Users: batch reads (one MGET, one BatchGetItem for the misses).
+//! Users: profiles (public, full, batch cards), profile updates, badges and their awarding,
+//! the leaderboard and the latest badges.
+//!
+//! Everything cached about one user lives in that user's own namespace (`user.{id}`), so an
+//! update invalidates all of it in one O(1) step: the namespace's generation moves on, and a
+//! load that started before cannot store what it read (its lease carries the old
+//! generation). A user's badges live in `achievements`, the leaderboard in `leaderboard`;
+//! an award moves both on, and the user's namespace (profiles show points).
 
 use super::products::raw_all;
 use super::*;
+use crate::users::{Badge, BadgeCode, Preferences, ProfilePatch, PublicUser, SellerFigures};
+
+/// Anybody's view of a user: the card and the seller's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct PublicProfile {
+    #[serde(flatten)]
+    pub user: PublicUser,
+    pub figures: SellerFigures,
+}
+
+/// The signed-in user's own profile: the public one and the preferences.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct FullProfile {
+    #[serde(flatten)]
+    pub profile: PublicProfile,
+    pub preferences: Preferences,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct AchievementsSummary {
+    pub count: usize,
+    pub points: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest: Option<Badge>,
+}
+
+/// A user's badges, newest first, and their summary.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Achievements {
+    pub user_id: String,
+    pub badges: Vec<Badge>,
+    pub summary: AchievementsSummary,
+}
+
+/// One row of the leaderboard.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct LeaderEntry {
+    /// 1 for the first.
+    pub rank: usize,
+    pub user_id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
+    pub points: u64,
+    pub badges: u32,
+}
+
+/// What [`Marketplace::warm_users`] loaded.
+#[derive(Debug, Clone, Serialize)]
+pub struct UsersWarmed {
+    pub leaderboard: WarmReport,
+    pub profiles: WarmReport,
+}
+
+fn user_not_found(id: &str) -> ServiceError {
+    ServiceError::NotFound { code: "user_not_found", message: format!("user {id} not found") }
+}
 
 impl Marketplace {
-    /// Users by id, like [`batch_products`](Self::batch_products).
+    /// Users by id as cards (no preferences), like [`batch_products`](Self::batch_products):
+    /// one MGET (each user's generation and card), one BatchGetItem for the misses.
     pub async fn batch_users(&self, ids: &[String]) -> Result<BatchAnswer> {
         let store = self.inner.store.clone();
-        self.batch(ids, NS_USERS, &user_policy(), move |wanted: Vec<String>| async move {
-            raw_all(store.get_users(&wanted).await?)
-        })
+        let policy = profile_policy(self.inner.user_ttls.profile);
+        self.batch(
+            ids,
+            |c, id| user_key(c, id, "card"),
+            &policy,
+            move |wanted: Vec<String>| async move {
+                let found = store.get_users(&wanted).await?;
+                raw_all(found.iter().map(|u| u.as_ref().map(PublicUser::from)).collect())
+            },
+        )
         .await
     }
+
+    /// A user's public profile (card and seller figures).
+    pub async fn user_profile(&self, id: &str) -> Result<Cached<PublicProfile>> {
+        crate::Id::parse(id)?;
+        let key = user_key(&self.inner.cache, id, "profile")?;
+        let (store, owned) = (self.inner.store.clone(), id.to_string());
+        let policy = profile_policy(self.inner.user_ttls.profile);
+        let found = self
+            .inner
+            .cache
+            .get_or_load(&key, &policy, move || async move { load_profile(&*store, &owned).await })
+            .await?;
+        let profile = found.value.ok_or_else(|| user_not_found(id))?;
+        Ok(Cached::from_lookup(profile, found.source))
+    }
+
+    /// The signed-in user's full profile (with preferences), cached per user.
+    pub async fn my_profile(&self, caller: &str) -> Result<Cached<FullProfile>> {
+        crate::Id::parse(caller)?;
+        let key = user_key(&self.inner.cache, caller, "me")?;
+        let (store, owned) = (self.inner.store.clone(), caller.to_string());
+        let policy = profile_policy(self.inner.user_ttls.profile);
+        let found = self
+            .inner
+            .cache
+            .get_or_load(&key, &policy, move || async move {
+                let Some(user) = store.get_user(&owned).await? else { return Ok(None) };
+                let figures = store.seller_figures(&owned).await?;
+                let profile = PublicProfile { user: PublicUser::from(&user), figures };
+                Ok::<_, StoreError>(Some(FullProfile { profile, preferences: user.preferences }))
+            })
+            .await?;
+        let profile = found.value.ok_or_else(|| user_not_found(caller))?;
+        Ok(Cached::from_lookup(profile, found.source))
+    }
+
+    /// Changes the caller's profile or preferences (validated; an empty change is refused).
+    /// Before it answers, everything cached about the caller is invalidated (one O(1) step),
+    /// so no read after it (single, full, batch) serves the old profile.
+    pub async fn update_my_profile(&self, caller: &str, patch: &ProfilePatch) -> Result<FullProfile> {
+        crate::Id::parse(caller)?;
+        if patch.is_empty() {
+            return Err(ServiceError::invalid("invalid_body", "give at least one field to change"));
+        }
+        let user = self.inner.store.get_user(caller).await?.ok_or_else(|| user_not_found(caller))?;
+        let updated = patch.apply(&user).map_err(|e| ServiceError::invalid("invalid_profile", e.to_string()))?;
+        if !self.inner.store.save_profile(&updated).await? {
+            return Err(user_not_found(caller));
+        }
+        self.invalidate_user_data(caller).await?;
+        let figures = self.inner.store.seller_figures(caller).await?;
+        let preferences = updated.preferences.clone();
+        Ok(FullProfile { profile: PublicProfile { user: PublicUser::from(&updated), figures }, preferences })
+    }
+
+    /// Invalidates everything cached about user `id`: its namespace (profiles, card) and its
+    /// badges. Returns the namespace's new generation.
+    pub async fn invalidate_user_data(&self, id: &str) -> Result<u64> {
+        let cache = &self.inner.cache;
+        let generation = cache.invalidate_namespace(&user_namespace(id)).await?;
+        cache.invalidate(&achievements_key(cache, id)?).await?;
+        Ok(generation)
+    }
+
+    /// A user's badges and their summary.
+    pub async fn achievements(&self, id: &str) -> Result<Cached<Achievements>> {
+        crate::Id::parse(id)?;
+        let key = achievements_key(&self.inner.cache, id)?;
+        let (store, owned) = (self.inner.store.clone(), id.to_string());
+        let policy = board_policy(self.inner.user_ttls.achievements);
+        let found = self
+            .inner
+            .cache
+            .get_or_load(&key, &policy, move || async move {
+                let Some(user) = store.get_user(&owned).await? else { return Ok(None) };
+                let badges = store.badges_of(&owned).await?;
+                let summary =
+                    AchievementsSummary { count: badges.len(), points: user.points, latest: badges.first().cloned() };
+                Ok::<_, StoreError>(Some(Achievements { user_id: owned, badges, summary }))
+            })
+            .await?;
+        let value = found.value.ok_or_else(|| user_not_found(id))?;
+        Ok(Cached::from_lookup(value, found.source))
+    }
+
+    /// Sellers by points, from `offset` (0-based), at most `limit`.
+    pub async fn leaderboard(&self, offset: usize, limit: usize) -> Result<Cached<Vec<LeaderEntry>>> {
+        let key = leaderboard_key(&self.inner.cache, offset, limit)?;
+        let store = self.inner.store.clone();
+        let policy = board_policy(self.inner.user_ttls.leaderboard);
+        let found = self
+            .inner
+            .cache
+            .get_or_load(&key, &policy, move || async move { load_board(&*store, offset, limit).await })
+            .await?;
+        Ok(Cached::from_lookup(found.value, found.source))
+    }
+
+    /// The latest badges across the marketplace, at most `limit`.
+    pub async fn recent_achievements(&self, limit: usize) -> Result<Cached<Vec<Badge>>> {
+        let key = recent_badges_key(&self.inner.cache, limit)?;
+        let store = self.inner.store.clone();
+        let policy = board_policy(self.inner.user_ttls.recent);
+        let found = self
+            .inner
+            .cache
+            .get_or_load(&key, &policy, move || async move { store.recent_badges(limit).await })
+            .await?;
+        Ok(Cached::from_lookup(found.value, found.source))
+    }
+
+    /// Admin: everything cached about one user.
+    pub async fn invalidate_user(&self, id: &str) -> Result<Invalidated> {
+        crate::Id::parse(id)?;
+        let generation = self.invalidate_user_data(id).await?;
+        Ok(Invalidated::User { user: id.into(), generation })
+    }
+
+    /// Admin: loads the first `pages` leaderboard pages (20 rows each) and the public profiles
+    /// of up to `sellers` top sellers — those of the most viewed live streams first, then the
+    /// leaderboard's — that are not cached.
+    pub async fn warm_users(&self, pages: u32, sellers: usize) -> Result<UsersWarmed> {
+        let cache = &self.inner.cache;
+        let ttls = self.inner.user_ttls;
+        let mut boards = Vec::new();
+        for page in 0..pages as usize {
+            let store = self.inner.store.clone();
+            let key = leaderboard_key(cache, page * 20, 20)?;
+            boards.push((key, async move { load_board(&*store, page * 20, 20).await }));
+        }
+        let leaderboard = cache.warm(boards, &board_policy(ttls.leaderboard)).await;
+        let mut live = self.inner.store.live_streams().await?;
+        live.sort_by_key(|s| std::cmp::Reverse(s.view_count));
+        let top = self.inner.store.leaderboard(0, sellers).await?;
+        let mut ids: Vec<String> = Vec::new();
+        for id in live.into_iter().map(|s| s.seller_id).chain(top.into_iter().map(|u| u.id)) {
+            if ids.len() < sellers && !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        let mut profiles = Vec::new();
+        for id in ids {
+            let store = self.inner.store.clone();
+            let key = user_key(cache, &id, "profile")?;
+            profiles.push((key, async move { load_profile(&*store, &id).await }));
+        }
+        let profiles = cache.warm(profiles, &profile_policy(ttls.profile)).await;
+        Ok(UsersWarmed { leaderboard, profiles })
+    }
+
+    /// Awards seller `id` every badge its figures earn that it does not hold yet; each at most
+    /// once however many times (or how concurrently) this runs. When any was awarded, that
+    /// user's data, the badges and the leaderboard are invalidated. The badges awarded now.
+    pub async fn award_badges(&self, id: &str) -> Result<Vec<Badge>> {
+        crate::Id::parse(id)?;
+        let store = &self.inner.store;
+        let figures = store.seller_figures(id).await?;
+        let held: Vec<BadgeCode> = store.badges_of(id).await?.into_iter().map(|b| b.code).collect();
+        let now = time::now();
+        let mut awarded = Vec::new();
+        for code in BadgeCode::ALL.iter().filter(|c| c.earned(&figures) && !held.contains(c)) {
+            let badge = Badge::new(id, *code, now);
+            if store.award_badge(&badge).await? {
+                awarded.push(badge);
+            }
+        }
+        if !awarded.is_empty() {
+            self.invalidate_user_data(id).await?;
+            for ns in [NS_ACHIEVEMENTS, NS_LEADERBOARD] {
+                self.inner.cache.invalidate_namespace(ns).await?;
+            }
+        }
+        Ok(awarded)
+    }
+}
+
+/// Leaderboard rows from `offset`, ranked from 1.
+async fn load_board(store: &dyn Store, offset: usize, limit: usize) -> Result<Vec<LeaderEntry>, StoreError> {
+    let users = store.leaderboard(offset, limit).await?;
+    let rows = users.into_iter().enumerate().map(|(i, u)| LeaderEntry {
+        rank: offset + i + 1,
+        user_id: u.id,
+        name: u.name,
+        avatar: u.avatar,
+        points: u.points,
+        badges: u.badges,
+    });
+    Ok(rows.collect())
+}
+
+async fn load_profile(store: &dyn Store, id: &str) -> Result<Option<PublicProfile>, StoreError> {
+    let Some(user) = store.get_user(id).await? else { return Ok(None) };
+    let figures = store.seller_figures(id).await?;
+    Ok(Some(PublicProfile { user: PublicUser::from(&user), figures }))
 }

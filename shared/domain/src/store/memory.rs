@@ -12,6 +12,7 @@ use super::{
 use crate::error::{Result, StoreError};
 use crate::models::{FeedItem, JobRun, Offer, OfferStatus, Product, Stream, StreamStatus, User};
 use crate::time::Timestamp;
+use crate::users::{points_rank, Badge, BadgeCode, SellerFigures};
 
 #[derive(Default)]
 struct State {
@@ -23,6 +24,8 @@ struct State {
     unannounced: HashSet<String>,
     markers: HashSet<String>,
     jobs: HashMap<String, JobRun>,
+    /// Badges by user, then code.
+    badges: HashMap<String, HashMap<BadgeCode, Badge>>,
 }
 
 #[derive(Default)]
@@ -246,5 +249,59 @@ impl Store for MemoryStore {
         let mut runs: Vec<JobRun> = jobs.iter().filter_map(|j| st.jobs.get(*j).cloned()).collect();
         runs.sort_by(|a, b| a.job.cmp(&b.job));
         Ok(runs)
+    }
+
+    async fn save_profile(&self, user: &User) -> Result<bool> {
+        let mut st = self.state();
+        let Some(u) = st.users.get_mut(&user.id) else { return Ok(false) };
+        *u = User { points: u.points, badges: u.badges, ..user.clone() };
+        Ok(true)
+    }
+
+    async fn seller_figures(&self, user: &str) -> Result<SellerFigures> {
+        let st = self.state();
+        let products = st.products.values().filter(|p| p.seller_id == user);
+        let (products_listed, total_views) = products.fold((0, 0), |(n, v), p| (n + 1, v + p.view_count));
+        let streams_hosted =
+            st.streams.values().filter(|s| s.seller_id == user && s.status != StreamStatus::Scheduled).count() as u64;
+        Ok(SellerFigures { products_listed, streams_hosted, total_views })
+    }
+
+    async fn award_badge(&self, badge: &Badge) -> Result<bool> {
+        let mut st = self.state();
+        if !st.users.contains_key(&badge.user_id) {
+            return Err(StoreError::NotFound { kind: "user", id: badge.user_id.clone() });
+        }
+        let held = st.badges.entry(badge.user_id.clone()).or_default();
+        if held.contains_key(&badge.code) {
+            return Ok(false);
+        }
+        held.insert(badge.code, badge.clone());
+        let u = st.users.get_mut(&badge.user_id).expect("checked above");
+        u.points += badge.points;
+        u.badges += 1;
+        Ok(true)
+    }
+
+    async fn badges_of(&self, user: &str) -> Result<Vec<Badge>> {
+        let st = self.state();
+        let mut out: Vec<Badge> = st.badges.get(user).map(|b| b.values().cloned().collect()).unwrap_or_default();
+        out.sort_by_key(|b| std::cmp::Reverse(b.recency()));
+        Ok(out)
+    }
+
+    async fn recent_badges(&self, limit: usize) -> Result<Vec<Badge>> {
+        let st = self.state();
+        let mut out: Vec<Badge> = st.badges.values().flat_map(|b| b.values().cloned()).collect();
+        out.sort_by_key(|b| std::cmp::Reverse(b.recency()));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn leaderboard(&self, offset: usize, limit: usize) -> Result<Vec<User>> {
+        let st = self.state();
+        let mut ranked: Vec<&User> = st.users.values().filter(|u| u.points > 0).collect();
+        ranked.sort_by_key(|u| std::cmp::Reverse(points_rank(u.points, &u.id)));
+        Ok(ranked.into_iter().skip(offset).take(limit).cloned().collect())
     }
 }

@@ -17,6 +17,7 @@ use crate::error::{Result, StoreError};
 use crate::geo;
 use crate::models::{Category, Condition, FeedItem, JobRun, Offer, OfferStatus, Product, Stream, StreamStatus, User};
 use crate::time::{self, Timestamp};
+use crate::users::{Badge, SellerFigures};
 
 /// Most view-count updates in one chunk: with the chunk's marker that makes 100 actions, the
 /// TransactWriteItems limit.
@@ -234,6 +235,23 @@ pub trait Store: Send + Sync + 'static {
     async fn record_job_run(&self, run: &JobRun) -> Result<()>;
     /// The last run of each of `jobs` that has run.
     async fn job_runs(&self, jobs: &[&str]) -> Result<Vec<JobRun>>;
+
+    /// Writes `user`'s profile fields and preferences (not their points or badges, which
+    /// awards keep); false if there is no such user.
+    async fn save_profile(&self, user: &User) -> Result<bool>;
+    /// Counted from the data: products listed, streams hosted, views synced.
+    async fn seller_figures(&self, user: &str) -> Result<SellerFigures>;
+    /// Gives `badge` to its user and adds its points, once: false (and nothing written) if the
+    /// user holds it already. `NotFound` for an unknown user.
+    async fn award_badge(&self, badge: &Badge) -> Result<bool>;
+    /// A user's badges, newest first.
+    async fn badges_of(&self, user: &str) -> Result<Vec<Badge>>;
+    /// The latest badges across the marketplace, newest first ([`Badge::recency`]), at most
+    /// `limit`. Reads O(limit) items.
+    async fn recent_badges(&self, limit: usize) -> Result<Vec<Badge>>;
+    /// Users holding points, most first ([`points_rank`](crate::users::points_rank)), from
+    /// `offset`, at most `limit`. Reads O(offset + limit) items.
+    async fn leaderboard(&self, offset: usize, limit: usize) -> Result<Vec<User>>;
 }
 
 /// The partition key (`feed`) every product carries for the feed indexes without a category.

@@ -37,6 +37,7 @@ use crate::time::{self, Timestamp};
 
 mod feeds;
 mod offers;
+mod users;
 mod views;
 
 type Item = HashMap<String, AttributeValue>;
@@ -448,5 +449,29 @@ impl Store for DynamoStore {
         }
         runs.sort_by(|a, b| a.job.cmp(&b.job));
         Ok(runs)
+    }
+
+    async fn save_profile(&self, user: &User) -> Result<bool> {
+        self.save_profile_impl(user).await
+    }
+
+    async fn seller_figures(&self, user: &str) -> Result<crate::users::SellerFigures> {
+        self.seller_figures_impl(user).await
+    }
+
+    async fn award_badge(&self, badge: &crate::users::Badge) -> Result<bool> {
+        self.award_badge_impl(badge).await
+    }
+
+    async fn badges_of(&self, user: &str) -> Result<Vec<crate::users::Badge>> {
+        self.badges_of_impl(user).await
+    }
+
+    async fn recent_badges(&self, limit: usize) -> Result<Vec<crate::users::Badge>> {
+        self.recent_badges_impl(limit).await
+    }
+
+    async fn leaderboard(&self, offset: usize, limit: usize) -> Result<Vec<User>> {
+        self.leaderboard_impl(offset, limit).await
     }
 }
