@@ -16,22 +16,40 @@ use livecache_http::{ApiRequest, App};
 use tokio::net::TcpListener;
 
 pub mod auth;
+pub mod ws;
 
 pub use auth::DevAuth;
+pub use ws::Refreshes;
+
+#[derive(Clone)]
+struct DevState {
+    app: Arc<App>,
+    auth: DevAuth,
+    refreshes: Refreshes,
+}
 
 /// Serves `app` on `listener` until `shutdown` completes, verifying JWTs with `auth` on the
-/// routes that require a signed-in caller.
+/// routes that require a signed-in caller; `GET /ws` is a WebSocket carrying `refreshes`.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     auth: DevAuth,
+    refreshes: Refreshes,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = Router::new().fallback(handle).with_state((app, auth));
+    let router = Router::new().route("/ws", axum::routing::get(socket)).fallback(handle).with_state(DevState {
+        app,
+        auth,
+        refreshes,
+    });
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }
 
-async fn handle(State((app, auth)): State<(Arc<App>, DevAuth)>, req: Request) -> Response {
+async fn socket(State(state): State<DevState>, ws: axum::extract::WebSocketUpgrade) -> Response {
+    state.refreshes.upgrade(ws)
+}
+
+async fn handle(State(DevState { app, auth, .. }): State<DevState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let resp = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Err(_) => ApiError::new(

@@ -97,8 +97,10 @@ async fn main() -> anyhow::Result<()> {
     let app = Arc::new(App::new(&deps, Arc::new(SpawnTasks), AdminAuth::Token(admin_token.clone()), None));
     // The schedules and the event rule, in-process.
     let _schedules = if args.jobs { jobs::spawn_schedules(app.market.clone(), config.jobs) } else { Vec::new() };
+    let refreshes = livecache_dev::Refreshes::new();
     if let Some(bus) = &deps.bus {
         bus.subscribe(Arc::new(jobs::InProcessCacheEvents(app.market.clone())));
+        bus.subscribe(Arc::new(refreshes.clone()));
     }
     let addr: SocketAddr =
         format!("{}:{}", args.host, args.port).parse().context("--host/--port do not form an address")?;
@@ -114,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
         println!("livecache-dev: shutting down");
     };
     println!("  signed-in routes: Authorization: Bearer $(livecache-dev token --sub user-0001)");
-    livecache_dev::serve(listener, app, DevAuth::from_env(), shutdown).await?;
+    println!("  live refresh: a WebSocket on {}/ws", url.replacen("http", "ws", 1));
+    livecache_dev::serve(listener, app, DevAuth::from_env(), refreshes, shutdown).await?;
     Ok(())
 }

@@ -25,6 +25,7 @@ pub mod geo;
 pub mod id;
 pub mod jobs;
 pub mod models;
+pub mod push;
 pub mod seed;
 pub mod services;
 pub mod store;

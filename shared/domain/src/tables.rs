@@ -103,7 +103,17 @@ pub const JOBS: TableDef = TableDef {
     ttl_attribute: Some("ttl"),
 };
 
-pub const ALL: [TableDef; 5] = [PRODUCTS, USERS, STREAMS, OFFERS, JOBS];
+/// WebSocket connections of the refresh push (expire with their `ttl`).
+pub const CONNECTIONS: TableDef = TableDef {
+    resource: "ConnectionsTable",
+    env: "CONNECTIONS_TABLE",
+    default_name: "livecache-connections",
+    hash: "id",
+    indexes: &[],
+    ttl_attribute: Some("ttl"),
+};
+
+pub const ALL: [TableDef; 6] = [PRODUCTS, USERS, STREAMS, OFFERS, JOBS, CONNECTIONS];
 
 /// Actual table names, from the environment or given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,13 +123,21 @@ pub struct TableNames {
     pub streams: String,
     pub offers: String,
     pub jobs: String,
+    pub connections: String,
 }
 
 impl TableNames {
     /// Names with a common prefix (tests: one set of tables per run).
     pub fn prefixed(prefix: &str) -> Self {
         let n = |t: &TableDef| format!("{prefix}-{}", t.default_name.trim_start_matches("livecache-"));
-        Self { products: n(&PRODUCTS), users: n(&USERS), streams: n(&STREAMS), offers: n(&OFFERS), jobs: n(&JOBS) }
+        Self {
+            products: n(&PRODUCTS),
+            users: n(&USERS),
+            streams: n(&STREAMS),
+            offers: n(&OFFERS),
+            jobs: n(&JOBS),
+            connections: n(&CONNECTIONS),
+        }
     }
 
     pub fn defaults() -> Self {
@@ -153,6 +171,7 @@ impl TableNames {
             streams: read(&STREAMS)?,
             offers: read(&OFFERS)?,
             jobs: read(&JOBS)?,
+            connections: read(&CONNECTIONS)?,
         })
     }
 
@@ -162,6 +181,7 @@ impl TableNames {
             "UsersTable" => &self.users,
             "StreamsTable" => &self.streams,
             "OffersTable" => &self.offers,
+            "ConnectionsTable" => &self.connections,
             _ => &self.jobs,
         }
     }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use livecache_domain::seed::{self, DemoData, SeedSize};
 use livecache_domain::store::{rank_community, rank_discover};
 use livecache_domain::tables::{self, TableNames};
+use livecache_domain::users::{Badge, BadgeCode};
 use livecache_domain::{
     time, Category, CommunityQuery, Condition, DiscoverQuery, DynamoStore, ExpireOutcome, FeedSort, JobRun,
     MemoryStore, Offer, OfferStatus, PageRequest, Store, StoreError, StreamStatus, ViewChunk,
@@ -74,7 +75,8 @@ async fn batch_reads_keep_order_and_report_missing(f: Fixture) {
     assert_eq!(ids(&got, |p| &p.id), expected);
     let users = f.store.get_users(&["user-0003".into(), "user-9999".into(), "user-0001".into()]).await.unwrap();
     assert_eq!(ids(&users, |u| &u.id), vec![Some("user-0003".into()), None, Some("user-0001".into())]);
-    assert_eq!(f.store.get_user("user-0003").await.unwrap().unwrap(), f.data.users[3]);
+    // (The first sellers hold badges, so their points moved on from the data set's.)
+    assert_eq!(f.store.get_user("user-0030").await.unwrap().unwrap(), f.data.users[30]);
     f.done().await;
 }
 
@@ -350,6 +352,79 @@ async fn job_runs_keep_the_last_run_of_each_job(f: Fixture) {
     f.done().await;
 }
 
+async fn profiles_badges_and_the_leaderboard(f: Fixture) {
+    // The seeded badges are held, with their points.
+    for user in f.data.users.iter().take(12) {
+        let mine: Vec<&Badge> = f.data.badges.iter().filter(|b| b.user_id == user.id).collect();
+        let stored = f.store.get_user(&user.id).await.unwrap().unwrap();
+        assert_eq!(stored.points, mine.iter().map(|b| b.points).sum::<u64>(), "{}", user.id);
+        assert_eq!(stored.badges as usize, mine.len());
+        let held = f.store.badges_of(&user.id).await.unwrap();
+        let expected: Vec<Badge> = {
+            let mut v: Vec<Badge> = mine.into_iter().cloned().collect();
+            v.sort_by_key(|b| std::cmp::Reverse(b.recency()));
+            v
+        };
+        assert_eq!(held, expected, "newest first");
+    }
+    // A profile save writes the profile, never the points.
+    let mut u = f.store.get_user("user-0003").await.unwrap().unwrap();
+    let points = u.points;
+    assert!(points > 0);
+    u.name = "Renamed".into();
+    u.bio = None;
+    u.preferences.language = "fr".into();
+    u.points = 0;
+    assert!(f.store.save_profile(&u).await.unwrap());
+    let saved = f.store.get_user("user-0003").await.unwrap().unwrap();
+    assert_eq!(
+        (saved.name.as_str(), saved.bio.as_deref(), saved.preferences.language.as_str()),
+        ("Renamed", None, "fr")
+    );
+    assert_eq!(saved.points, points);
+    let ghost = livecache_domain::User { id: "user-9999".into(), ..u.clone() };
+    assert!(!f.store.save_profile(&ghost).await.unwrap());
+    assert!(f.store.get_user("user-9999").await.unwrap().is_none());
+    // Figures are counted from the data.
+    for user in ["user-0014", "user-0002", "user-0049"] {
+        let products = f.data.products.iter().filter(|p| p.seller_id == user);
+        let (listed, views) = products.fold((0u64, 0i64), |(n, v), p| (n + 1, v + p.view_count));
+        let hosted =
+            f.data.streams.iter().filter(|s| s.seller_id == user && s.status != StreamStatus::Scheduled).count();
+        let figures = f.store.seller_figures(user).await.unwrap();
+        assert_eq!(
+            (figures.products_listed, figures.total_views, figures.streams_hosted),
+            (listed, views, hosted as u64)
+        );
+    }
+    // An award counts once.
+    let badge = Badge::new("user-0030", BadgeCode::Catalog10, time::now());
+    assert!(f.store.award_badge(&badge).await.unwrap());
+    assert!(!f.store.award_badge(&Badge::new("user-0030", BadgeCode::Catalog10, time::now())).await.unwrap());
+    let u = f.store.get_user("user-0030").await.unwrap().unwrap();
+    assert_eq!((u.points, u.badges), (BadgeCode::Catalog10.points(), 1));
+    assert_eq!(f.store.badges_of("user-0030").await.unwrap(), vec![badge.clone()]);
+    let unknown = f.store.award_badge(&Badge::new("user-9999", BadgeCode::FirstLive, time::now())).await;
+    assert!(matches!(unknown, Err(StoreError::NotFound { .. })), "{unknown:?}");
+    // The latest badges, newest first.
+    let recent = f.store.recent_badges(4).await.unwrap();
+    assert_eq!(recent.len(), 4);
+    assert_eq!(recent[0], badge);
+    assert!(recent.windows(2).all(|w| w[0].recency() > w[1].recency()));
+    // The leaderboard: by points, then the higher id; pages without gaps.
+    let users = f.store.get_users(&f.data.users.iter().map(|u| u.id.clone()).collect::<Vec<_>>()).await.unwrap();
+    let mut reference: Vec<(u64, String)> =
+        users.into_iter().flatten().filter(|u| u.points > 0).map(|u| (u.points, u.id)).collect();
+    reference.sort_by(|a, b| b.cmp(a));
+    let all: Vec<(u64, String)> =
+        f.store.leaderboard(0, 50).await.unwrap().into_iter().map(|u| (u.points, u.id)).collect();
+    assert_eq!(all, reference);
+    let page: Vec<String> = f.store.leaderboard(2, 3).await.unwrap().into_iter().map(|u| u.id).collect();
+    let expected: Vec<String> = reference.iter().skip(2).take(3).map(|(_, id)| id.clone()).collect();
+    assert_eq!(page, expected);
+    f.done().await;
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -373,4 +448,5 @@ contract!(
     a_view_chunk_applies_exactly_once,
     a_full_chunk_fits_one_transaction,
     job_runs_keep_the_last_run_of_each_job,
+    profiles_badges_and_the_leaderboard,
 );

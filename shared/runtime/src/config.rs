@@ -11,12 +11,14 @@
 //! | `DATA_CREATE_TABLES` | `true`: create missing DynamoDB tables and seed them (emulators) | `false` |
 //! | `VIEW_SYNC_INTERVAL_SECS` | how often view-sync drains inside one run | 5 |
 //! | `CACHE_LOAD_TIMEOUT_SECS` | how long any cache load may take (1–60), replacing each policy's own (3 s): for a slow source such as an emulator | each policy's |
+//! | `USER_PROFILE_TTL_SECS`, `USER_ACHIEVEMENTS_TTL_SECS`, `LEADERBOARD_TTL_SECS`, `RECENT_ACHIEVEMENTS_TTL_SECS` | how long profiles, a user's badges, leaderboard pages and the latest badges stay fresh (1–86400) | 3600, 1800, 900, 300 |
 //! | `ADMIN_PRINCIPAL_ARNS` | comma-separated IAM principals allowed on admin routes (`*` suffix allowed) | any IAM-signed caller |
 
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use livecache_cache::{BackendConfig, Keyspace};
+use livecache_domain::services::UserTtls;
 use livecache_domain::DataConfig;
 
 /// Settings of the scheduled jobs.
@@ -46,6 +48,8 @@ pub struct Config {
     /// How long any cache load may take (`CACHE_LOAD_TIMEOUT_SECS`, 1–60); None: each
     /// policy's own.
     pub load_timeout: Option<Duration>,
+    /// Lifetimes of user data.
+    pub user_ttls: UserTtls,
 }
 
 /// The default of [`Config::stats_flush`].
@@ -74,6 +78,16 @@ impl Config {
             .unwrap_or(JobSettings::default().view_sync_interval);
         let stats_flush = seconds("STATS_FLUSH_SECS", var("STATS_FLUSH_SECS"), 1..=300)?.unwrap_or(STATS_FLUSH_DEFAULT);
         let load_timeout = seconds("CACHE_LOAD_TIMEOUT_SECS", var("CACHE_LOAD_TIMEOUT_SECS"), 1..=60)?;
+        let ttl = |name: &str, default: Duration| -> anyhow::Result<Duration> {
+            Ok(seconds(name, var(name), 1..=86_400)?.unwrap_or(default))
+        };
+        let d = UserTtls::default();
+        let user_ttls = UserTtls {
+            profile: ttl("USER_PROFILE_TTL_SECS", d.profile)?,
+            achievements: ttl("USER_ACHIEVEMENTS_TTL_SECS", d.achievements)?,
+            leaderboard: ttl("LEADERBOARD_TTL_SECS", d.leaderboard)?,
+            recent: ttl("RECENT_ACHIEVEMENTS_TTL_SECS", d.recent)?,
+        };
         let admin_principals = var("ADMIN_PRINCIPAL_ARNS")
             .unwrap_or_default()
             .split(',')
@@ -90,6 +104,7 @@ impl Config {
             admin_principals,
             stats_flush,
             load_timeout,
+            user_ttls,
         })
     }
 }
@@ -136,8 +151,11 @@ mod tests {
             ("CACHE_KEY_PREFIX", "t1"),
             ("STATS_FLUSH_SECS", "30"),
             ("CACHE_LOAD_TIMEOUT_SECS", "20"),
+            ("LEADERBOARD_TTL_SECS", "60"),
         ])
         .unwrap();
+        assert_eq!(c.user_ttls.leaderboard, Duration::from_secs(60));
+        assert_eq!(c.user_ttls.profile, Duration::from_secs(3600));
         assert_eq!(c.load_timeout, Some(Duration::from_secs(20)));
         assert_eq!(c.stats_flush, Duration::from_secs(30));
         assert_eq!((c.jobs.view_sync_interval, c.create_tables), (Duration::from_secs(10), true));
@@ -155,6 +173,8 @@ mod tests {
             ("CACHE_KEY_VERSION", "v:1"),
             ("STATS_FLUSH_SECS", "0"),
             ("CACHE_LOAD_TIMEOUT_SECS", "61"),
+            ("USER_PROFILE_TTL_SECS", "0"),
+            ("RECENT_ACHIEVEMENTS_TTL_SECS", "a day"),
         ] {
             let err = with(&[(name, value)]).unwrap_err().to_string();
             assert!(err.contains(name), "{name}={value}: {err}");

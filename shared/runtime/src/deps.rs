@@ -30,6 +30,8 @@ pub struct Deps {
     /// How long any cache load may take; None: each policy's own (see
     /// [`Config::load_timeout`]).
     pub load_timeout: Option<std::time::Duration>,
+    /// Lifetimes of user data.
+    pub user_ttls: livecache_domain::services::UserTtls,
 }
 
 impl std::fmt::Debug for Deps {
@@ -99,6 +101,7 @@ impl Deps {
                 bus,
                 clock: Arc::new(SystemClock),
                 load_timeout: config.load_timeout,
+                user_ttls: config.user_ttls,
             },
             timings,
         ))
@@ -121,6 +124,6 @@ impl Deps {
             cache = cache.load_timeout(timeout);
         }
         let cache = cache.build();
-        Marketplace::new(cache, self.store.clone(), self.events.clone(), tasks)
+        Marketplace::new(cache, self.store.clone(), self.events.clone(), tasks).with_user_ttls(self.user_ttls)
     }
 }

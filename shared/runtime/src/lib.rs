@@ -7,6 +7,7 @@
 pub mod config;
 pub mod deps;
 pub mod jobs;
+pub mod push;
 pub mod telemetry;
 
 pub use config::{Config, JobSettings, STATS_FLUSH_DEFAULT};

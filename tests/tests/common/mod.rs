@@ -154,6 +154,7 @@ fn deps_with(
         bus: Some(bus.clone()),
         clock: clock.clone(),
         load_timeout: None,
+        user_ttls: Default::default(),
     };
     (deps, bus, clock, data)
 }
@@ -177,7 +178,10 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(livecache_dev::serve(listener, app, livecache_dev::DevAuth::new(TEST_JWT_SECRET), async move {
+    let refreshes = livecache_dev::Refreshes::new();
+    bus.subscribe(Arc::new(refreshes.clone()));
+    let auth = livecache_dev::DevAuth::new(TEST_JWT_SECRET);
+    tokio::spawn(livecache_dev::serve(listener, app, auth, refreshes, async move {
         let _ = rx.await;
     }));
     let cache = Cache::builder(deps.backend.clone()).keyspace(deps.keyspace.clone()).clock(clock.clone()).build();

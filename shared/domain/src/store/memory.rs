@@ -11,6 +11,7 @@ use super::{
 };
 use crate::error::{Result, StoreError};
 use crate::models::{FeedItem, JobRun, Offer, OfferStatus, Product, Stream, StreamStatus, User};
+use crate::push::{Connection, Connections, CONNECTION_TTL};
 use crate::time::Timestamp;
 use crate::users::{points_rank, Badge, BadgeCode, SellerFigures};
 
@@ -26,6 +27,8 @@ struct State {
     jobs: HashMap<String, JobRun>,
     /// Badges by user, then code.
     badges: HashMap<String, HashMap<BadgeCode, Badge>>,
+    /// WebSocket connections and when they expire (ms).
+    connections: HashMap<String, (Connection, i64)>,
 }
 
 #[derive(Default)]
@@ -303,5 +306,32 @@ impl Store for MemoryStore {
         let mut ranked: Vec<&User> = st.users.values().filter(|u| u.points > 0).collect();
         ranked.sort_by_key(|u| std::cmp::Reverse(points_rank(u.points, &u.id)));
         Ok(ranked.into_iter().skip(offset).take(limit).cloned().collect())
+    }
+}
+
+#[async_trait]
+impl Connections for MemoryStore {
+    async fn connect(&self, c: &Connection) -> Result<()> {
+        let until = crate::time::now().timestamp_millis() + CONNECTION_TTL.as_millis() as i64;
+        self.state().connections.insert(c.id.clone(), (c.clone(), until));
+        Ok(())
+    }
+
+    async fn subscribe(&self, id: &str, feeds: &[String]) -> Result<bool> {
+        let mut st = self.state();
+        let Some((c, _)) = st.connections.get_mut(id) else { return Ok(false) };
+        c.feeds = feeds.to_vec();
+        Ok(true)
+    }
+
+    async fn disconnect(&self, id: &str) -> Result<()> {
+        self.state().connections.remove(id);
+        Ok(())
+    }
+
+    async fn connections(&self) -> Result<Vec<Connection>> {
+        let now = crate::time::now().timestamp_millis();
+        let st = self.state();
+        Ok(st.connections.values().filter(|(_, until)| *until > now).map(|(c, _)| c.clone()).collect())
     }
 }

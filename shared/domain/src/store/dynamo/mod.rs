@@ -35,6 +35,7 @@ use crate::models::{FeedItem, JobRun, Offer, OfferStatus, Product, Stream, Strea
 use crate::tables::TableNames;
 use crate::time::{self, Timestamp};
 
+mod connections;
 mod feeds;
 mod offers;
 mod users;

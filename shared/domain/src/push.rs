@@ -1,0 +1,256 @@
+//! The live refresh push: which feeds an event makes stale, the message connected clients get
+//! (`feed_refresh_required`), the WebSocket connections (kept with a TTL, each subscribed to
+//! some feeds) and their delivery through a [`Poster`] — API Gateway's Management API on AWS —
+//! in parallel and bounded, dropping connections that are gone (410).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::error::{Result, StoreError};
+use crate::events::DomainEvent;
+use crate::models::StreamStatus;
+use crate::time::{self, Timestamp};
+
+/// The feeds a client can subscribe to.
+pub const FEEDS: [&str; 2] = ["discover", "community"];
+/// How long a connection is kept without being seen: API Gateway closes a WebSocket after
+/// two hours at most, so a record older than that is a connection whose `$disconnect` was lost.
+pub const CONNECTION_TTL: Duration = Duration::from_secs(2 * 3600);
+/// Deliveries in flight at once.
+pub const PUSH_CONCURRENCY: usize = 32;
+/// Most entries a subscribe message's `feeds` may hold (repeats are folded).
+const MAX_SUBSCRIBE: usize = 8;
+
+/// What connected clients are told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedRefresh {
+    /// Always `feed_refresh_required`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub feeds: Vec<String>,
+    /// `stream_live`, `stream_ended` or `product_updated`.
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product_id: Option<String>,
+}
+
+impl FeedRefresh {
+    /// The message an event calls for (None: nothing to refresh). A go-live or end reorders
+    /// both feeds (live sellers first); a product change shows in both.
+    pub fn for_event(event: &DomainEvent) -> Option<Self> {
+        let feeds = FEEDS.iter().map(|f| f.to_string()).collect();
+        let message = |reason: &str, stream_id: Option<String>, product_id: Option<String>| Self {
+            kind: "feed_refresh_required".into(),
+            feeds,
+            reason: reason.into(),
+            stream_id,
+            product_id,
+        };
+        match event {
+            DomainEvent::StreamStatusChanged(e) => {
+                let reason = if e.to == StreamStatus::Live { "stream_live" } else { "stream_ended" };
+                Some(message(reason, Some(e.stream_id.clone()), None))
+            }
+            DomainEvent::ProductUpdated(e) => Some(message("product_updated", None, Some(e.product_id.clone()))),
+            DomainEvent::OfferExpired(_) => None,
+        }
+    }
+
+    /// Whether a client subscribed to `feeds` wants it.
+    pub fn wanted_by(&self, feeds: &[String]) -> bool {
+        self.feeds.iter().any(|f| feeds.contains(f))
+    }
+}
+
+/// One WebSocket connection and the feeds it listens to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Connection {
+    pub id: String,
+    pub feeds: Vec<String>,
+    #[serde(with = "time::rfc3339_ms")]
+    pub connected_at: Timestamp,
+}
+
+/// Where connections are kept (DynamoDB with a TTL on AWS; memory for tests).
+#[async_trait]
+pub trait Connections: Send + Sync {
+    /// Keeps `c` for [`CONNECTION_TTL`].
+    async fn connect(&self, c: &Connection) -> Result<()>;
+    /// Sets the feeds of a known connection; false if it is unknown.
+    async fn subscribe(&self, id: &str, feeds: &[String]) -> Result<bool>;
+    async fn disconnect(&self, id: &str) -> Result<()>;
+    /// Every connection not expired, read a page at a time.
+    async fn connections(&self) -> Result<Vec<Connection>>;
+}
+
+/// How a delivery went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Delivered,
+    /// The client is gone (410): the connection is dropped.
+    Gone,
+}
+
+/// Sends bytes to one connection.
+#[async_trait]
+pub trait Poster: Send + Sync {
+    async fn post(&self, connection: &str, data: &[u8]) -> std::result::Result<Delivery, String>;
+}
+
+/// What one push did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PushReport {
+    /// Connections subscribed to a feed the message names.
+    pub subscribed: usize,
+    pub delivered: usize,
+    /// Gone, and removed.
+    pub gone: usize,
+    /// Not delivered for another reason (kept: it may be a passing fault).
+    pub failed: usize,
+}
+
+/// Sends `message` to every connection subscribed to one of its feeds, [`PUSH_CONCURRENCY`] at
+/// a time; removes those that are gone.
+pub async fn push(message: &FeedRefresh, connections: &dyn Connections, poster: &dyn Poster) -> Result<PushReport> {
+    let data = serde_json::to_vec(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let targets: Vec<Connection> =
+        connections.connections().await?.into_iter().filter(|c| message.wanted_by(&c.feeds)).collect();
+    let mut report = PushReport { subscribed: targets.len(), ..PushReport::default() };
+    let outcomes: Vec<(String, std::result::Result<Delivery, String>)> = futures::stream::iter(targets)
+        .map(|c| {
+            let data = &data;
+            async move {
+                let outcome = poster.post(&c.id, data).await;
+                (c.id, outcome)
+            }
+        })
+        .buffer_unordered(PUSH_CONCURRENCY)
+        .collect()
+        .await;
+    for (id, outcome) in outcomes {
+        match outcome {
+            Ok(Delivery::Delivered) => report.delivered += 1,
+            Ok(Delivery::Gone) => {
+                report.gone += 1;
+                if let Err(e) = connections.disconnect(&id).await {
+                    tracing::warn!(connection = %id, error = %e, "gone connection not removed");
+                }
+            }
+            Err(e) => {
+                report.failed += 1;
+                tracing::warn!(connection = %id, error = %e, "refresh not delivered");
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// The feeds a subscribe message names (`{"action": "subscribe", "feeds": [...]}`), or why it
+/// is refused.
+pub fn parse_subscribe(body: &str) -> std::result::Result<Vec<String>, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Subscribe {
+        #[allow(dead_code)]
+        action: String,
+        feeds: Vec<String>,
+    }
+    let msg: Subscribe = serde_json::from_str(body).map_err(|e| format!("invalid subscribe message: {e}"))?;
+    if msg.feeds.is_empty() || msg.feeds.len() > MAX_SUBSCRIBE {
+        return Err(format!("feeds must hold 1 to {MAX_SUBSCRIBE} of {}", FEEDS.join(", ")));
+    }
+    let mut feeds: Vec<String> = Vec::new();
+    for f in msg.feeds {
+        if !FEEDS.contains(&f.as_str()) {
+            return Err(format!("unknown feed {f:?}; expected {}", FEEDS.join(", ")));
+        }
+        if !feeds.contains(&f) {
+            feeds.push(f);
+        }
+    }
+    Ok(feeds)
+}
+
+/// Handles one API Gateway WebSocket event (`$connect`, `$disconnect`, `subscribe`, anything
+/// else): the Lambda proxy response. A new connection listens to every feed until it
+/// subscribes to some.
+pub async fn handle_socket_event(connections: &dyn Connections, event: &Value) -> Value {
+    let ctx = &event["requestContext"];
+    let (Some(route), Some(id)) = (ctx["routeKey"].as_str(), ctx["connectionId"].as_str()) else {
+        return json!({ "statusCode": 400, "body": "not an API Gateway WebSocket event" });
+    };
+    let answer = |status: u16, body: Value| json!({ "statusCode": status, "body": body.to_string() });
+    let failed = |e: StoreError| {
+        tracing::error!(error = %e, connection = id, route, "connection store failed");
+        answer(500, json!({ "error": "unavailable", "message": "the connection store did not answer" }))
+    };
+    match route {
+        "$connect" => {
+            let c = Connection {
+                id: id.into(),
+                feeds: FEEDS.iter().map(|f| f.to_string()).collect(),
+                connected_at: time::now(),
+            };
+            match connections.connect(&c).await {
+                Ok(()) => answer(200, json!({ "connected": id })),
+                Err(e) => failed(e),
+            }
+        }
+        "$disconnect" => match connections.disconnect(id).await {
+            Ok(()) => answer(200, json!({ "disconnected": id })),
+            Err(e) => failed(e),
+        },
+        "subscribe" => match parse_subscribe(event["body"].as_str().unwrap_or_default()) {
+            Ok(feeds) => match connections.subscribe(id, &feeds).await {
+                Ok(true) => answer(200, json!({ "type": "subscribed", "feeds": feeds })),
+                Ok(false) => answer(410, json!({ "error": "unknown_connection", "message": "connect again" })),
+                Err(e) => failed(e),
+            },
+            Err(message) => answer(400, json!({ "error": "invalid_message", "message": message })),
+        },
+        _ => answer(
+            400,
+            json!({ "error": "unknown_action", "message": "send {\"action\": \"subscribe\", \"feeds\": [\"discover\", \"community\"]}" }),
+        ),
+    }
+}
+
+/// [`Poster`] through API Gateway's Management API (`POST @connections/{id}`).
+#[derive(Debug, Clone)]
+pub struct ManagementApiPoster {
+    client: aws_sdk_apigatewaymanagement::Client,
+}
+
+impl ManagementApiPoster {
+    /// A client for the WebSocket API stage at `endpoint`
+    /// (`https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`).
+    pub fn new(sdk: &aws_config::SdkConfig, endpoint: &str) -> Self {
+        let conf = aws_sdk_apigatewaymanagement::config::Builder::from(sdk).endpoint_url(endpoint).build();
+        Self { client: aws_sdk_apigatewaymanagement::Client::from_conf(conf) }
+    }
+}
+
+#[async_trait]
+impl Poster for ManagementApiPoster {
+    async fn post(&self, connection: &str, data: &[u8]) -> std::result::Result<Delivery, String> {
+        let sent = self
+            .client
+            .post_to_connection()
+            .connection_id(connection)
+            .data(aws_sdk_apigatewaymanagement::primitives::Blob::new(data))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(Delivery::Delivered),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_gone_exception()) => Ok(Delivery::Gone),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 410) => Ok(Delivery::Gone),
+            Err(e) => Err(format!("{e:?}").chars().take(300).collect()),
+        }
+    }
+}
