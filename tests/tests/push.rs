@@ -193,3 +193,19 @@ async fn the_ws_function_keeps_the_connections_table() {
         assert_eq!(handle_socket_event(store, &json!({"hello": 1})).await["statusCode"], json!(400));
     }
 }
+
+#[tokio::test]
+async fn the_sample_websocket_events_are_answered() {
+    let store = MemoryStore::new();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/ws");
+    for name in ["connect", "subscribe", "disconnect"] {
+        let event: Value =
+            serde_json::from_str(&std::fs::read_to_string(format!("{dir}/{name}.json")).unwrap()).unwrap();
+        let out = handle_socket_event(&store, &event).await;
+        assert_eq!(out["statusCode"], json!(200), "{name}: {out}");
+        if name == "subscribe" {
+            assert_eq!(store.connections().await.unwrap()[0].feeds, vec!["discover".to_string()]);
+        }
+    }
+    assert!(store.connections().await.unwrap().is_empty());
+}

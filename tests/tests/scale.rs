@@ -240,3 +240,52 @@ async fn feed_costs_do_not_grow_with_the_data() {
         assert!(b.items_read as f64 <= 1.2 * a.items_read as f64, "{what}: {a:?} → {b:?}");
     }
 }
+
+/// What the users' reads cost behind a cache miss, and an award: bounded by the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_costs_are_bounded_by_the_answer() {
+    use livecache_domain::users::{Badge, BadgeCode};
+    let (store, calls, data) = seeded("user-costs", SeedSize::SMALL).await;
+    let seller = &data.users[3].id;
+    let mut rows: Vec<(&str, Tally)> = Vec::new();
+    store.get_user(seller).await.unwrap();
+    store.seller_figures(seller).await.unwrap();
+    rows.push(("public profile (user + figures)", calls.take()));
+    store.badges_of(seller).await.unwrap();
+    rows.push(("a user's badges", calls.take()));
+    store.leaderboard(0, 20).await.unwrap();
+    rows.push(("leaderboard page 1 (20)", calls.take()));
+    store.leaderboard(20, 20).await.unwrap();
+    rows.push(("leaderboard page 2 (20)", calls.take()));
+    store.recent_badges(20).await.unwrap();
+    rows.push(("recent badges (20)", calls.take()));
+    let user = store.get_user(seller).await.unwrap().unwrap();
+    calls.take();
+    store.save_profile(&user).await.unwrap();
+    rows.push(("profile save", calls.take()));
+    store
+        .award_badge(&Badge::new(&data.users[40].id, BadgeCode::Catalog10, livecache_domain::time::now()))
+        .await
+        .unwrap();
+    rows.push(("award (new badge)", calls.take()));
+    store
+        .award_badge(&Badge::new(&data.users[40].id, BadgeCode::Catalog10, livecache_domain::time::now()))
+        .await
+        .unwrap();
+    rows.push(("award (held already)", calls.take()));
+    for (what, t) in &rows {
+        println!("| {what} | {} | {} | {:.1} |", t.total_calls(), t.items_read, t.read_units);
+    }
+    let get = |name: &str| rows.iter().find(|(w, _)| *w == name).unwrap().1.clone();
+    assert!(get("public profile (user + figures)").total_calls() <= 3);
+    assert_eq!(get("a user's badges").total_calls(), 1);
+    for page in ["leaderboard page 1 (20)", "recent badges (20)"] {
+        let t = get(page);
+        assert!(t.total_calls() == 1 && t.items_read <= 20, "{page}: {t:?}");
+    }
+    let t = get("leaderboard page 2 (20)");
+    assert!(t.total_calls() == 1 && t.items_read <= 40, "{t:?}");
+    assert_eq!(get("profile save").total_calls(), 1);
+    assert!(get("award (new badge)").total_calls() <= 3);
+    assert_eq!(get("award (held already)").total_calls(), 1);
+}

@@ -231,3 +231,58 @@ fn operators_are_alarmed_through_the_topic_and_have_a_dashboard() {
         assert!(dashboard.contains(widget), "the dashboard shows {widget}");
     }
 }
+
+/// Whether function `f`'s policy allows `action` on a resource whose text contains `resource`.
+fn allows(t: &Value, f: &str, action: &str, resource: &str) -> bool {
+    let statements = t["Resources"][f]["Properties"]["Policies"][0]["Statement"].as_sequence().unwrap();
+    statements.iter().any(|st| {
+        st["Action"].as_sequence().unwrap().iter().any(|a| a.as_str() == Some(action))
+            && st["Resource"].as_sequence().unwrap().iter().any(|r| format!("{r:?}").contains(resource))
+    })
+}
+
+#[test]
+fn users_and_awards_may_do_what_they_need_and_no_more() {
+    let t = template();
+    assert!(allows(&t, "UsersFunction", "dynamodb:UpdateItem", "UsersTable.Arn"));
+    assert!(allows(&t, "UsersFunction", "dynamodb:Query", "UsersTable.Arn}/index/*"));
+    assert!(allows(&t, "UsersFunction", "dynamodb:Query", "StreamsTable.Arn}/index/by_seller"));
+    assert!(
+        !allows(&t, "UsersFunction", "dynamodb:PutItem", "UsersTable.Arn"),
+        "a profile change never replaces the item"
+    );
+    // Awarding: the badge's item and the points in one transaction.
+    assert!(allows(&t, "CacheEventsFunction", "dynamodb:PutItem", "UsersTable.Arn"));
+    assert!(allows(&t, "CacheEventsFunction", "dynamodb:UpdateItem", "UsersTable.Arn"));
+    let users = &t["Resources"]["UsersTable"]["Properties"]["GlobalSecondaryIndexes"];
+    let names: Vec<&str> = users.as_sequence().unwrap().iter().map(|i| i["IndexName"].as_str().unwrap()).collect();
+    assert_eq!(names, ["by_points", "by_owner", "by_recent"]);
+}
+
+#[test]
+fn the_refresh_push_has_its_websocket_api_connections_table_and_least_privilege() {
+    let t = template();
+    let r = &t["Resources"];
+    assert_eq!(r["WebSocketApi"]["Properties"]["ProtocolType"].as_str(), Some("WEBSOCKET"));
+    let routes: BTreeSet<&str> = r
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|v| v["Type"].as_str() == Some("AWS::ApiGatewayV2::Route"))
+        .map(|v| v["Properties"]["RouteKey"].as_str().unwrap())
+        .collect();
+    assert_eq!(routes, BTreeSet::from(["$connect", "$disconnect", "subscribe"]));
+    let ttl = &r["ConnectionsTable"]["Properties"]["TimeToLiveSpecification"];
+    assert_eq!((ttl["AttributeName"].as_str(), ttl["Enabled"].as_bool()), (Some("ttl"), Some(true)));
+    let rule = &r["PushFunction"]["Properties"]["Events"]["Trigger"];
+    assert_eq!(
+        rule["Properties"]["Pattern"],
+        r["CacheEventsFunction"]["Properties"]["Events"]["Trigger"]["Properties"]["Pattern"]
+    );
+    let endpoint = format!("{:?}", r["PushFunction"]["Properties"]["Environment"]["Variables"]["WEBSOCKET_ENDPOINT"]);
+    assert!(endpoint.contains("WebSocketApi") && endpoint.contains("WebSocketStage"), "{endpoint}");
+    assert!(allows(&t, "PushFunction", "execute-api:ManageConnections", "@connections/*"));
+    assert!(allows(&t, "PushFunction", "dynamodb:DeleteItem", "ConnectionsTable.Arn"));
+    assert!(allows(&t, "WsFunction", "dynamodb:PutItem", "ConnectionsTable.Arn"));
+    assert!(!allows(&t, "WsFunction", "dynamodb:Scan", "ConnectionsTable.Arn"));
+}

@@ -103,6 +103,13 @@ async fn profile_updates_are_validated_and_unknown_fields_refused() {
     assert_eq!(s, 404);
     let (s, v) = api.get("/users/bad%20id").await;
     assert_eq!((s, v["error"].as_str()), (400, Some("invalid_id")));
+    // The longest id there is has a namespace of its own too.
+    let longest = "u".repeat(128);
+    assert_eq!(api.get(&format!("/users/{longest}")).await.0, 404);
+    let (s, v) = api.post("/batch/users", json!({"user_ids": [longest, user]})).await;
+    assert_eq!((s, v["missing"].clone()), (200, json!(["u".repeat(128)])), "{v}");
+    let (s, v) = api.post("/batch/users", json!({"user_ids": [""]})).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_id")));
     let (s, v) =
         api.patch_as(&user, "/users/me", json!({"preferences": {"interests": ["books", "books", "toys"]}})).await;
     assert_eq!((s, v["user"]["preferences"]["interests"].clone()), (200, json!(["books", "toys"])));
@@ -244,4 +251,51 @@ async fn user_data_lives_as_long_as_specified() {
     assert_eq!(api.get_as(&user, "/users/me").await.1["stale"], json!(false));
     api.clock.set_ms(start + 3600 * 1110);
     assert_eq!(api.get_as(&user, "/users/me").await.1["stale"], json!(true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_invalidate_a_user_the_badges_or_the_leaderboard_and_warm_them() {
+    for api in on_both("users-admin").await {
+        let admin = Some("admin-token");
+        let user = api.data.users[2].id.clone();
+        let reads = [format!("/users/{user}"), format!("/users/{user}/achievements")];
+        for path in &reads {
+            api.get(path).await;
+            assert_eq!(api.get(path).await.1["cached"], json!(true), "{path}");
+        }
+        let (s, v) = api.post_raw("/cache/invalidate", &json!({"user": user}).to_string(), admin).await;
+        assert_eq!((s, v["invalidated"]["user"]["user"].clone()), (200, json!(user)), "{v}");
+        for path in &reads {
+            assert_eq!(api.get(path).await.1["cached"], json!(false), "{path} after the user's invalidation");
+        }
+        let (s, v) = api.post_raw("/cache/invalidate", r#"{"user": "bad id"}"#, admin).await;
+        assert_eq!((s, v["error"].as_str()), (400, Some("invalid_id")));
+        for (ns, path) in [("leaderboard", "/leaderboard"), ("achievements", "/achievements/recent")] {
+            api.get(path).await;
+            assert_eq!(api.get(path).await.1["cached"], json!(true));
+            let (s, _) = api.post_raw("/cache/invalidate", &json!({"namespace": ns}).to_string(), admin).await;
+            assert_eq!(s, 200);
+            assert_eq!(api.get(path).await.1["cached"], json!(false), "{ns}");
+        }
+        let (s, v) = api.post_raw("/cache/invalidate", r#"{"namespace": "users"}"#, admin).await;
+        assert_eq!((s, v["error"].as_str()), (400, Some("unknown_namespace")));
+
+        // Warming: the leaderboard's first pages and the top sellers' profiles.
+        api.post_raw("/cache/invalidate", r#"{"namespace": "leaderboard"}"#, admin).await;
+        let (s, v) = api.post_raw("/cache/warm", r#"{"pages": 1, "sellers": 5}"#, admin).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["leaderboard"]["requested"].as_u64(), Some(1));
+        assert_eq!(v["profiles"]["requested"].as_u64(), Some(5));
+        assert_eq!(api.get("/leaderboard?limit=20&offset=0").await.1["cached"], json!(true), "warmed");
+        // The most viewed live streams' sellers (the demo data has 5 live streams).
+        let mut live: Vec<_> =
+            api.data.streams.iter().filter(|s| s.status == livecache_domain::StreamStatus::Live).collect();
+        live.sort_by_key(|s| std::cmp::Reverse(s.view_count));
+        for stream in live.iter().take(5) {
+            let (_, profile) = api.get(&format!("/users/{}", stream.seller_id)).await;
+            assert_eq!(profile["cached"], json!(true), "{} warmed", stream.seller_id);
+        }
+        let (s, v) = api.post_raw("/cache/warm", r#"{"sellers": 101}"#, admin).await;
+        assert_eq!((s, v["error"].as_str()), (400, Some("invalid_sellers")));
+    }
 }

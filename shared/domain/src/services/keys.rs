@@ -87,14 +87,20 @@ pub fn product_key(cache: &Cache, id: &str) -> Result<Key, CacheError> {
 }
 
 /// The namespace of everything cached about one user: moving its generation on invalidates
-/// all of it in one O(1) step.
+/// all of it in one O(1) step. `user.{id}`; an id too long to fit a namespace name is hashed
+/// (a collision would only make two users share invalidations: their keys also hold the id).
 pub fn user_namespace(id: &str) -> String {
-    format!("user.{id}")
+    const ROOM: usize = livecache_cache::keys::MAX_PART_LEN - "user.".len();
+    if id.len() <= ROOM {
+        format!("user.{id}")
+    } else {
+        format!("user.={}", filter_hash([("user", Some(id))]))
+    }
 }
 
 /// `what` of user `id`: `card` (batch reads), `profile` (public, with figures), `me` (full).
 pub fn user_key(cache: &Cache, id: &str, what: &str) -> Result<Key, CacheError> {
-    cache.key(&user_namespace(id), &[what])
+    cache.key(&user_namespace(id), &[what, id])
 }
 
 pub fn achievements_key(cache: &Cache, id: &str) -> Result<Key, CacheError> {
