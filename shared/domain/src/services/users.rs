@@ -109,12 +109,7 @@ impl Marketplace {
         let found = self
             .inner
             .cache
-            .get_or_load(&key, &policy, move || async move {
-                let Some(user) = store.get_user(&owned).await? else { return Ok(None) };
-                let figures = store.seller_figures(&owned).await?;
-                let profile = PublicProfile { user: PublicUser::from(&user), figures };
-                Ok::<_, StoreError>(Some(FullProfile { profile, preferences: user.preferences }))
-            })
+            .get_or_load(&key, &policy, move || async move { load_full(&*store, &owned).await })
             .await?;
         let profile = found.value.ok_or_else(|| user_not_found(caller))?;
         Ok(Cached::from_lookup(profile, found.source))
@@ -135,8 +130,7 @@ impl Marketplace {
         }
         self.invalidate_user_data(caller).await?;
         let figures = self.inner.store.seller_figures(caller).await?;
-        let preferences = updated.preferences.clone();
-        Ok(FullProfile { profile: PublicProfile { user: PublicUser::from(&updated), figures }, preferences })
+        Ok(full_profile(updated, figures))
     }
 
     /// Invalidates everything cached about user `id`: its namespace (profiles, card) and its
@@ -274,8 +268,17 @@ async fn load_board(store: &dyn Store, offset: usize, limit: usize) -> Result<Ve
     Ok(rows.collect())
 }
 
-async fn load_profile(store: &dyn Store, id: &str) -> Result<Option<PublicProfile>, StoreError> {
+fn full_profile(user: crate::models::User, figures: SellerFigures) -> FullProfile {
+    FullProfile { profile: PublicProfile { user: PublicUser::from(&user), figures }, preferences: user.preferences }
+}
+
+/// A user and their figures (two index queries besides the user's item).
+async fn load_full(store: &dyn Store, id: &str) -> Result<Option<FullProfile>, StoreError> {
     let Some(user) = store.get_user(id).await? else { return Ok(None) };
     let figures = store.seller_figures(id).await?;
-    Ok(Some(PublicProfile { user: PublicUser::from(&user), figures }))
+    Ok(Some(full_profile(user, figures)))
+}
+
+async fn load_profile(store: &dyn Store, id: &str) -> Result<Option<PublicProfile>, StoreError> {
+    Ok(load_full(store, id).await?.map(|full| full.profile))
 }
