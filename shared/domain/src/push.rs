@@ -122,30 +122,32 @@ pub async fn push(message: &FeedRefresh, connections: &dyn Connections, poster: 
     let targets: Vec<Connection> =
         connections.connections().await?.into_iter().filter(|c| message.wanted_by(&c.feeds)).collect();
     let mut report = PushReport { subscribed: targets.len(), ..PushReport::default() };
-    let outcomes: Vec<(String, std::result::Result<Delivery, String>)> = futures::stream::iter(targets)
+    // A gone connection is removed right away, within the same bound.
+    let outcomes: Vec<std::result::Result<Delivery, String>> = futures::stream::iter(targets)
         .map(|c| {
             let data = &data;
             async move {
                 let outcome = poster.post(&c.id, data).await;
-                (c.id, outcome)
+                match &outcome {
+                    Ok(Delivery::Gone) => {
+                        if let Err(e) = connections.disconnect(&c.id).await {
+                            tracing::warn!(connection = %c.id, error = %e, "gone connection not removed");
+                        }
+                    }
+                    Err(e) => tracing::warn!(connection = %c.id, error = %e, "refresh not delivered"),
+                    Ok(Delivery::Delivered) => {}
+                }
+                outcome
             }
         })
         .buffer_unordered(PUSH_CONCURRENCY)
         .collect()
         .await;
-    for (id, outcome) in outcomes {
+    for outcome in outcomes {
         match outcome {
             Ok(Delivery::Delivered) => report.delivered += 1,
-            Ok(Delivery::Gone) => {
-                report.gone += 1;
-                if let Err(e) = connections.disconnect(&id).await {
-                    tracing::warn!(connection = %id, error = %e, "gone connection not removed");
-                }
-            }
-            Err(e) => {
-                report.failed += 1;
-                tracing::warn!(connection = %id, error = %e, "refresh not delivered");
-            }
+            Ok(Delivery::Gone) => report.gone += 1,
+            Err(_) => report.failed += 1,
         }
     }
     Ok(report)
