@@ -4,7 +4,7 @@
 //! * [`models`]: Product, User, Stream, Offer, FeedItem, JobRun (stable JSON names); [`id`]:
 //!   the one id rule ([`Id::parse`]).
 //! * [`store`]: the source of truth; [`DynamoStore`] (`store/dynamo/`: `mod`, `feeds`,
-//!   `offers`, `views`) and [`MemoryStore`] pass one contract suite.
+//!   `offers`, `views`, `users`, `connections`) and [`MemoryStore`] pass one contract suite.
 //! * [`services`]: [`services::Marketplace`], what every endpoint does, one room per area:
 //!   `feeds`, `products`, `users`, `streams`, `offers`, `admin`, with `error` and `keys` (every
 //!   cache key and policy of the marketplace). It checks ownership itself (`Forbidden`), and
@@ -14,6 +14,9 @@
 //!   recorded by one wrapper; `deadline` their time budget.
 //! * [`events`]: StreamStatusChanged, ProductUpdated, OfferExpired; [`EventBridgePublisher`],
 //!   [`InProcessBus`].
+//! * [`users`]: preferences, profile changes and their validation, seller figures, the badges
+//!   and what earns each; [`push`]: the live refresh push (the message an event calls for, the
+//!   WebSocket connections, delivery through the Management API).
 //! * [`tables`]: table and index definitions (the same ones `template.yaml` declares).
 //! * [`seed`]: the demo data set.
 //! * [`config`]: table names, bus name, backend choice, the AWS SDK configuration.

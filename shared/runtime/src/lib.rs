@@ -1,6 +1,7 @@
 //! The runtime every function shares, HTTP or not: the typed [`Config`] read once at init,
 //! the clients built from it ([`Deps`]), telemetry (tracing, EMF metrics, the init log line),
-//! and running the scheduled and event-driven jobs on `lambda_runtime` ([`jobs`]). It does not
+//! running the scheduled and event-driven jobs on `lambda_runtime` ([`jobs`]), and the live
+//! refresh push's two functions, `ws` and `push` ([`push`]). It does not
 //! link `lambda_http`: the HTTP glue (`livecache-http`) builds on it, the job functions use it
 //! alone.
 
