@@ -56,6 +56,9 @@ pub const PRODUCTS: TableDef = TableDef {
         IndexDef { name: "by_gh5", hash: "gh5", range: "rank_new" },
         IndexDef { name: "by_gh4", hash: "gh4", range: "rank_new" },
         IndexDef { name: "by_gh3", hash: "gh3", range: "rank_new" },
+        IndexDef { name: "by_gh5c", hash: "gh5c", range: "rank_new" },
+        IndexDef { name: "by_gh4c", hash: "gh4c", range: "rank_new" },
+        IndexDef { name: "by_gh3c", hash: "gh3c", range: "rank_new" },
     ],
     ttl_attribute: None,
 };

@@ -53,7 +53,8 @@ impl DynamoStore {
         Ok(page_of(ranked.into_iter().map(|(p, live)| FeedItem::from_product(&p, live, None)), page))
     }
 
-    /// The covering cells at the finest indexed precision that needs at most
+    /// The covering cells (with a category: those cells' products of that category) at the
+    /// finest indexed precision that needs at most
     /// [`MAX_CELLS`](crate::geo::MAX_CELLS) of them, nearest first, each read newest first
     /// until the page is full: a page from a dense area is one query of about a page (divided
     /// by the share of products that match the filters), however much data there is. A cell
@@ -61,14 +62,22 @@ impl DynamoStore {
     /// far (at least twice the slice before); never more than [`CELL_READ_CAP`] items a cell.
     pub(super) async fn community_impl(&self, q: &CommunityQuery) -> Result<FeedPage> {
         let (precision, cells) = geo::plan_cells(q.lat, q.lon, q.radius_km).map_err(StoreError::TooBroad)?;
-        let (index, attr) = match precision {
-            5 => ("by_gh5", "gh5"),
-            4 => ("by_gh4", "gh4"),
-            _ => ("by_gh3", "gh3"),
+        // With a category, the cells split by category: only that category's products are read.
+        let (index, attr) = match (precision, q.category.is_some()) {
+            (5, false) => ("by_gh5", "gh5"),
+            (4, false) => ("by_gh4", "gh4"),
+            (_, false) => ("by_gh3", "gh3"),
+            (5, true) => ("by_gh5c", "gh5c"),
+            (4, true) => ("by_gh4c", "gh4c"),
+            (_, true) => ("by_gh3c", "gh3c"),
         };
         let need = q.page.end() + 1;
         let mut matches: Vec<(Product, bool)> = Vec::new();
         for cell in cells {
+            let cell = match q.category {
+                Some(category) => category_cell(&cell, category),
+                None => cell,
+            };
             let mut c = CellCursor { cell, next: Some(None), read: 0, limit: (need - matches.len()).max(10) };
             let mut in_cell: Vec<(Product, bool)> = Vec::new();
             while matches.len() + in_cell.len() < need {

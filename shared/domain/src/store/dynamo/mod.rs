@@ -61,6 +61,11 @@ fn backend<E: std::fmt::Debug>(e: E) -> StoreError {
     StoreError::Backend(format!("{e:?}").chars().take(600).collect())
 }
 
+/// The partition of a geohash cell's products of one category.
+fn category_cell(cell: &str, category: crate::models::Category) -> String {
+    format!("{cell}#{category}")
+}
+
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -119,12 +124,14 @@ impl DynamoStore {
         &self.tables
     }
 
-    /// A product's item with its index keys: the geohash cells, and the feed ranks for its
-    /// seller's live state.
+    /// A product's item with its index keys: the geohash cells (alone and with the category),
+    /// and the feed ranks for its seller's live state.
     fn product_item(p: &Product, seller_live: bool) -> Result<Item> {
         let mut item = to_item(p)?;
         for precision in geo::INDEXED_PRECISIONS {
-            item.insert(format!("gh{precision}"), s(geo::geohash(p.lat, p.lon, precision)));
+            let cell = geo::geohash(p.lat, p.lon, precision);
+            item.insert(format!("gh{precision}c"), s(category_cell(&cell, p.category)));
+            item.insert(format!("gh{precision}"), s(cell));
         }
         item.insert("feed".into(), s(FEED_PARTITION));
         item.insert("rank_new".into(), s(rank_new(p)));
