@@ -87,32 +87,36 @@ impl Marketplace {
 
     /// A user's public profile (card and seller figures).
     pub async fn user_profile(&self, id: &str) -> Result<Cached<PublicProfile>> {
-        crate::Id::parse(id)?;
         let key = user_key(&self.inner.cache, id, "profile")?;
-        let (store, owned) = (self.inner.store.clone(), id.to_string());
         let policy = profile_policy(self.inner.user_ttls.profile);
-        let found = self
-            .inner
-            .cache
-            .get_or_load(&key, &policy, move || async move { load_profile(&*store, &owned).await })
-            .await?;
-        let profile = found.value.ok_or_else(|| user_not_found(id))?;
-        Ok(Cached::from_lookup(profile, found.source))
+        self.user_view(id, key, policy, |store, id| async move { load_profile(&*store, &id).await }).await
     }
 
     /// The signed-in user's full profile (with preferences), cached per user.
     pub async fn my_profile(&self, caller: &str) -> Result<Cached<FullProfile>> {
-        crate::Id::parse(caller)?;
         let key = user_key(&self.inner.cache, caller, "me")?;
-        let (store, owned) = (self.inner.store.clone(), caller.to_string());
         let policy = profile_policy(self.inner.user_ttls.profile);
-        let found = self
-            .inner
-            .cache
-            .get_or_load(&key, &policy, move || async move { load_full(&*store, &owned).await })
-            .await?;
-        let profile = found.value.ok_or_else(|| user_not_found(caller))?;
-        Ok(Cached::from_lookup(profile, found.source))
+        self.user_view(caller, key, policy, |store, id| async move { load_full(&*store, &id).await }).await
+    }
+
+    /// One cached view of user `id` under `key`, loaded by `load` (None: no such user, 404).
+    async fn user_view<T, F, Fut>(
+        &self,
+        id: &str,
+        key: livecache_cache::Key,
+        policy: livecache_cache::Policy,
+        load: F,
+    ) -> Result<Cached<T>>
+    where
+        T: Serialize + serde::de::DeserializeOwned + Send + 'static,
+        F: FnOnce(Arc<dyn Store>, String) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<Option<T>, StoreError>> + Send + 'static,
+    {
+        crate::Id::parse(id)?;
+        let (store, owned) = (self.inner.store.clone(), id.to_string());
+        let found = self.inner.cache.get_or_load(&key, &policy, move || load(store, owned)).await?;
+        let value = found.value.ok_or_else(|| user_not_found(id))?;
+        Ok(Cached::from_lookup(value, found.source))
     }
 
     /// Changes the caller's profile or preferences (validated; an empty change is refused).
@@ -144,23 +148,16 @@ impl Marketplace {
 
     /// A user's badges and their summary.
     pub async fn achievements(&self, id: &str) -> Result<Cached<Achievements>> {
-        crate::Id::parse(id)?;
         let key = achievements_key(&self.inner.cache, id)?;
-        let (store, owned) = (self.inner.store.clone(), id.to_string());
         let policy = board_policy(self.inner.user_ttls.achievements);
-        let found = self
-            .inner
-            .cache
-            .get_or_load(&key, &policy, move || async move {
-                let Some(user) = store.get_user(&owned).await? else { return Ok(None) };
-                let badges = store.badges_of(&owned).await?;
-                let summary =
-                    AchievementsSummary { count: badges.len(), points: user.points, latest: badges.first().cloned() };
-                Ok::<_, StoreError>(Some(Achievements { user_id: owned, badges, summary }))
-            })
-            .await?;
-        let value = found.value.ok_or_else(|| user_not_found(id))?;
-        Ok(Cached::from_lookup(value, found.source))
+        self.user_view(id, key, policy, |store, id| async move {
+            let Some(user) = store.get_user(&id).await? else { return Ok(None) };
+            let badges = store.badges_of(&id).await?;
+            let summary =
+                AchievementsSummary { count: badges.len(), points: user.points, latest: badges.first().cloned() };
+            Ok(Some(Achievements { user_id: id, badges, summary }))
+        })
+        .await
     }
 
     /// Sellers by points, from `offset` (0-based), at most `limit`.

@@ -31,11 +31,7 @@ impl Connections for DynamoStore {
             .expression_attribute_values(":f", feeds)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(backend(e)),
-        }
+        condition_held(result)
     }
 
     async fn disconnect(&self, id: &str) -> Result<()> {

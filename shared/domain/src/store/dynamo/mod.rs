@@ -98,17 +98,26 @@ where
     e.as_service_error().and_then(|se| se.code()) == Some("ConditionalCheckFailedException")
 }
 
+/// Whether a conditional write's condition held (false: nothing was written).
+fn condition_held<T, E, R>(result: std::result::Result<T, SdkError<E, R>>) -> Result<bool>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_conditional_failure(&e) => Ok(false),
+        Err(e) => Err(backend(e)),
+    }
+}
+
 /// A conditional write whose condition not holding is no error (nothing to do).
 fn unless_condition_failed<T, E, R>(result: std::result::Result<T, SdkError<E, R>>) -> Result<()>
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::fmt::Debug,
     R: std::fmt::Debug,
 {
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) if is_conditional_failure(&e) => Ok(()),
-        Err(e) => Err(backend(e)),
-    }
+    condition_held(result).map(|_| ())
 }
 
 impl DynamoStore {

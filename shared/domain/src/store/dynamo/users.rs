@@ -49,11 +49,7 @@ impl DynamoStore {
         if !remove.is_empty() {
             expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
-        match update.update_expression(expression).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(backend(e)),
-        }
+        condition_held(update.update_expression(expression).send().await)
     }
 
     pub(super) async fn seller_figures_impl(&self, user: &str) -> Result<SellerFigures> {
