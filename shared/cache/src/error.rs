@@ -45,12 +45,17 @@ pub enum CodecError {
     Json(#[from] serde_json::Error),
     #[error("zlib: {0}")]
     Zlib(#[from] std::io::Error),
+    #[error("lz4: {0}")]
+    Lz4(#[from] lz4_flex::block::DecompressError),
     #[error("decompressed value exceeds the {limit}-byte cap")]
     TooLarge { limit: usize },
     #[error("unknown value format tag {0:#04x}")]
     UnknownFormat(u8),
     #[error("value too short for its header")]
     Truncated,
+    /// Stored JSON that is not of the form its reader keeps (see [`crate::codec::FromJson`]).
+    #[error("stored JSON is not {0}")]
+    Form(&'static str),
 }
 
 /// Why `get_or_load` could not produce a value.

@@ -6,7 +6,9 @@
 //!   increments, [`ExpiryIndex`]) and their two adapters, [`RedisBackend`] (`kv/redis/`:
 //!   `config`, the connection and breaker in `mod`, `store`, `counters`; single node, TLS,
 //!   cluster) and [`MemoryBackend`] (`kv/memory/`: bounded moka cache; the embedded default).
-//! * [`codec`]: JSON, zlib above a threshold, tagged, with a decompression cap.
+//! * [`codec`]: JSON, LZ4 (or zlib) above a threshold, tagged, with a decompression cap;
+//!   [`ToJson`]/[`FromJson`], how a value becomes stored JSON and comes back (serde by
+//!   default; a type may keep the stored bytes as they are).
 //! * [`keys`]: every key is built, and read back (the sweep's `classify`), there; parts
 //!   validated; filters hashed stably.
 //! * [`entry`]: the stored form of a value: a header (nonce, lease, stamps, lifetimes), then
@@ -38,7 +40,7 @@ pub mod tasks;
 
 pub use cache::{Batch, Cache, CacheBuilder, Lookup, Source, SweepReport, WarmReport};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use codec::Codec;
+pub use codec::{Codec, FromJson, ToJson};
 pub use config::{connect, BackendConfig};
 pub use error::{CacheError, CodecError, LoadError};
 pub use keys::{filter_hash, round_coord, Key, Keyspace};

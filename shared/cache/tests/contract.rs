@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use livecache_cache::codec::TAG_ZLIB_JSON;
+use livecache_cache::codec::{Compression, TAG_LZ4_JSON, TAG_ZLIB_JSON};
 use livecache_cache::entry;
 use livecache_cache::{
     Backend, Cache, Clock, Codec, Counters, DeferredTasks, ExpiryIndex, KeyTtl, Keyspace, KvStore, LoadError,
@@ -520,17 +520,32 @@ async fn slow_loader_times_out(f: Fixture) {
 }
 
 async fn large_values_are_compressed_and_capped(f: Fixture) {
-    let cache = f.cache();
     let big: Vec<Item> = (0..100).map(|i| item(&format!("p-{i}"), i)).collect();
-    let key = cache.key("feeds", &["big"]).unwrap();
-    cache.set(&key, &big, &policy()).await.unwrap();
-    let raw = KvStore::get(&*f.backend, key.as_str()).await.unwrap().unwrap();
-    let e = entry::read(&raw).unwrap();
-    assert_eq!(e.tag, TAG_ZLIB_JSON);
     let json_len = serde_json::to_vec(&big).unwrap().len();
-    assert!(raw.len() < json_len / 3, "{} bytes stored for {json_len} bytes of JSON", raw.len());
-    let back = cache.get::<Vec<Item>>(&key).await.unwrap();
-    assert_eq!(back.value, big);
+    // The default (LZ4) and zlib: each written with its own tag, each read back by the other.
+    let zlib = Codec { compression: Compression::Zlib { level: 1 }, ..Codec::default() };
+    for (name, codec, tag, at_most) in
+        [("lz4", Codec::default(), TAG_LZ4_JSON, json_len / 2), ("zlib", zlib, TAG_ZLIB_JSON, json_len / 3)]
+    {
+        let cache = f.cache_with(codec.clone());
+        let key = cache.key("feeds", &["big", name]).unwrap();
+        cache.set(&key, &big, &policy()).await.unwrap();
+        let raw = KvStore::get(&*f.backend, key.as_str()).await.unwrap().unwrap();
+        let e = entry::read(&raw).unwrap();
+        assert_eq!(e.tag, tag);
+        assert!(raw.len() < at_most, "{name}: {} bytes stored for {json_len} bytes of JSON", raw.len());
+        let back = cache.get::<Vec<Item>>(&key).await.unwrap();
+        assert_eq!(back.value, big);
+        let other = if name == "lz4" {
+            Codec { compression: Compression::Zlib { level: 1 }, ..codec }
+        } else {
+            Codec::default()
+        };
+        assert_eq!(f.cache_with(other).get::<Vec<Item>>(&key).await.unwrap().value, big, "{name} read by the other");
+    }
+    let cache = f.cache();
+    let key = cache.key("feeds", &["big", "lz4"]).unwrap();
+    assert!(cache.get::<Vec<Item>>(&key).await.is_some());
     // A reader whose cap is below the decompressed size treats the value as a miss.
     let capped = f.cache_with(Codec { max_decoded: 1024, ..Codec::default() });
     assert!(capped.get::<Vec<Item>>(&key).await.is_none());

@@ -190,6 +190,15 @@ async fn community_finds_everything_within_the_radius(f: Fixture) {
         "by area, then newest"
     );
     assert!(f.store.community(&queries[3]).await.unwrap().items.is_empty(), "nothing in the Gulf of Guinea");
+    // A product put there later, in a cell other than the point's own, is found at once.
+    let mut found_later = f.data.products[0].clone();
+    (found_later.id, found_later.lat, found_later.lon) = ("prod-guinea".into(), 0.25, 0.3);
+    let (precision, cells) = livecache_domain::geo::plan_cells(0.0, 0.0, 50.0).unwrap();
+    let cell = livecache_domain::geo::geohash(found_later.lat, found_later.lon, precision);
+    assert!(cells.iter().position(|c| *c == cell).is_some_and(|i| i > 0), "{cell} in {cells:?}");
+    f.store.put_products(std::slice::from_ref(&found_later)).await.unwrap();
+    let got = f.store.community(&queries[3]).await.unwrap();
+    assert_eq!(got.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["prod-guinea"]);
     f.done().await;
 }
 

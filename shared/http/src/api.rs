@@ -66,6 +66,11 @@ impl ApiResponse {
         }
     }
 
+    /// An answer whose JSON is already written.
+    pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Self {
+        Self { status, body, cache: None, headers: Vec::new() }
+    }
+
     pub fn with_header(mut self, name: http::HeaderName, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self

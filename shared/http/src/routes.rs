@@ -102,24 +102,32 @@ pub enum Miss {
 /// The route for `method path` among those of `function` (all when None), and the path's
 /// `{name}` values. Literal segments win over `{name}` ones (`/streams/live` is not a stream id).
 pub fn match_route(method: &Method, path: &str, function: Option<&str>) -> Result<(&'static RouteDef, Params), Miss> {
-    let path = path.trim_end_matches('/');
-    let segs: Vec<&str> = path.split('/').collect();
+    // Every request is matched (twice on the dev server): the path is split once onto the
+    // stack and compared with the patterns split once per process; a match allocates only its
+    // parameters.
+    const MAX_SEGMENTS: usize = 8;
+    let mut segs = [""; MAX_SEGMENTS];
+    let mut count = 0;
+    for s in path.trim_end_matches('/').split('/') {
+        if count == MAX_SEGMENTS {
+            return Err(Miss::NotFound);
+        }
+        segs[count] = s;
+        count += 1;
+    }
+    let segs = &segs[..count];
     let mut allowed = Vec::new();
-    let mut best: Option<(&'static RouteDef, Params, usize)> = None;
-    for r in ROUTES.iter().filter(|r| function.is_none_or(|f| r.function == f)) {
-        let pat: Vec<&str> = r.pattern.split('/').collect();
-        if pat.len() != segs.len() {
+    let mut best: Option<(usize, usize)> = None;
+    for (i, (r, pat)) in ROUTES.iter().zip(PATTERNS.iter()).enumerate() {
+        if pat.len() != segs.len() || function.is_some_and(|f| r.function != f) {
             continue;
         }
-        let mut params = Vec::new();
         let mut literal = 0;
-        let ok = pat.iter().zip(&segs).all(|(p, s)| {
-            if let Some(name) = p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-                params.push((name, percent_decode(s)));
-                !s.is_empty()
-            } else {
+        let ok = pat.iter().zip(segs).all(|(p, s)| match p {
+            Segment::Param(_) => !s.is_empty(),
+            Segment::Literal(l) => {
                 literal += 1;
-                p == s
+                l == s
             }
         });
         if !ok {
@@ -129,16 +137,47 @@ pub fn match_route(method: &Method, path: &str, function: Option<&str>) -> Resul
             allowed.push(r.method.clone());
             continue;
         }
-        if best.as_ref().is_none_or(|(_, _, l)| literal > *l) {
-            best = Some((r, params, literal));
+        if best.is_none_or(|(_, l)| literal > l) {
+            best = Some((i, literal));
         }
     }
     match best {
-        Some((r, params, _)) => Ok((r, params)),
+        Some((i, _)) => {
+            let params = PATTERNS[i]
+                .iter()
+                .zip(segs)
+                .filter_map(|(p, s)| match p {
+                    Segment::Param(name) => Some((*name, percent_decode(s))),
+                    Segment::Literal(_) => None,
+                })
+                .collect();
+            Ok((&ROUTES[i], params))
+        }
         None if !allowed.is_empty() => Err(Miss::MethodNotAllowed(allowed)),
         None => Err(Miss::NotFound),
     }
 }
+
+enum Segment {
+    Literal(&'static str),
+    Param(&'static str),
+}
+
+/// [`ROUTES`]' patterns, split into segments once.
+static PATTERNS: std::sync::LazyLock<Vec<Vec<Segment>>> = std::sync::LazyLock::new(|| {
+    ROUTES
+        .iter()
+        .map(|r| {
+            r.pattern
+                .split('/')
+                .map(|p| match p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                    Some(name) => Segment::Param(name),
+                    None => Segment::Literal(p),
+                })
+                .collect()
+        })
+        .collect()
+});
 
 /// A path segment as the client meant it (`%2B` is `+`); a malformed escape is kept as it is,
 /// and the id check refuses it.

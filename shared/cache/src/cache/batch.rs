@@ -132,7 +132,7 @@ impl Cache {
     /// not-yet-started loads (futures do nothing until awaited). Runs up to 8 loads at once.
     pub async fn warm<T, E, Fut>(&self, items: Vec<(Key, Fut)>, policy: &Policy) -> WarmReport
     where
-        T: Serialize,
+        T: ToJson,
         E: std::fmt::Display,
         Fut: Future<Output = std::result::Result<T, E>>,
     {

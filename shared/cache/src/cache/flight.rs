@@ -18,7 +18,7 @@ impl Cache {
         loader: F,
     ) -> std::result::Result<std::result::Result<Lookup<T>, LoadError<E>>, F>
     where
-        T: Serialize + DeserializeOwned + Send + 'static,
+        T: ToJson + FromJson + Send + 'static,
         E: std::fmt::Display + Send + 'static,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
@@ -60,9 +60,9 @@ impl Cache {
                 Some(Ok((json, source, vouched))) if vouched == Some(read.stamp) => {
                     self.inner.stats.incr(|c| &c.coalesced);
                     let source = if source == Source::Loaded { Source::Coalesced } else { source };
-                    Ok(serde_json::from_slice(&json)
+                    Ok(T::from_json(std::borrow::Cow::Borrowed(&json))
                         .map(|value| Lookup { value, source })
-                        .map_err(|e| LoadError::Codec(e.into())))
+                        .map_err(LoadError::Codec))
                 }
                 Some(Ok(_)) => Err(loader),
                 Some(Err(msg)) => {
@@ -87,7 +87,7 @@ impl Cache {
         flight: &Flight<'_>,
     ) -> std::result::Result<Led<T>, LoadError<E>>
     where
-        T: Serialize + DeserializeOwned + Send + 'static,
+        T: ToJson + FromJson + Send + 'static,
         E: std::fmt::Display + Send + 'static,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
@@ -139,7 +139,7 @@ impl Cache {
         before_fill: impl FnOnce(),
     ) -> std::result::Result<(T, Arc<[u8]>, bool), LoadError<E>>
     where
-        T: Serialize,
+        T: ToJson,
         F: FnOnce() -> Fut,
         Fut: Future<Output = std::result::Result<T, E>>,
     {
@@ -158,13 +158,13 @@ impl Cache {
             }
         };
         self.inner.stats.incr(|c| &c.loads);
-        let json = match serde_json::to_vec(&value) {
+        let json = match value.to_json() {
             Ok(json) => json,
             Err(e) => {
                 if let Some(lease) = lease {
                     self.release(vec![(key, lease)]).await;
                 }
-                return Err(LoadError::Codec(e.into()));
+                return Err(LoadError::Codec(e));
             }
         };
         let shared: Arc<[u8]> = Arc::from(json.as_slice());
@@ -177,7 +177,7 @@ impl Cache {
     }
 
     /// A value still inside the fail-safe window, standing in for one that could not be had.
-    fn stand_in<T: DeserializeOwned>(&self, key: &Key, read: &Read) -> Option<(T, Arc<[u8]>, Source)> {
+    fn stand_in<T: FromJson>(&self, key: &Key, read: &Read) -> Option<(T, Arc<[u8]>, Source)> {
         let raw = read.raw.as_ref().filter(|r| r.times.at(self.inner.clock.now_ms()) != Freshness::Expired)?;
         let found = (self.decode::<T>(key, raw)?, self.json_of(raw)?);
         self.inner.stats.incr(|c| &c.fail_safe);
@@ -185,7 +185,7 @@ impl Cache {
     }
 
     /// Polls for the value another instance is loading, up to the policy's lock wait.
-    pub(super) async fn wait_for_holder<T: DeserializeOwned>(
+    pub(super) async fn wait_for_holder<T: FromJson>(
         &self,
         key: &Key,
         policy: &Policy,
@@ -208,7 +208,7 @@ impl Cache {
     /// another instance holds the key's lease.
     pub(super) fn refresh_later<T, E, F, Fut>(&self, key: &Key, policy: &Policy, read: Read, loader: F)
     where
-        T: Serialize + Send + 'static,
+        T: ToJson + Send + 'static,
         E: std::fmt::Display + Send + 'static,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,

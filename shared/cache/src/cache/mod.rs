@@ -22,7 +22,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock};
-use crate::codec::Codec;
+use crate::codec::{Codec, FromJson, ToJson};
 use crate::entry::{self, Freshness, Stamp, Times};
 use crate::error::{CacheError, CodecError, LoadError, Result};
 use crate::keys::{Key, Keyspace};

@@ -15,7 +15,7 @@ impl Cache {
         loader: F,
     ) -> std::result::Result<Lookup<T>, LoadError<E>>
     where
-        T: Serialize + DeserializeOwned + Send + 'static,
+        T: ToJson + FromJson + Send + 'static,
         E: std::fmt::Display + Send + 'static,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
@@ -57,7 +57,7 @@ impl Cache {
     }
 
     /// The cached value, fresh or stale, without loading.
-    pub async fn get<T: DeserializeOwned>(&self, key: &Key) -> Option<Lookup<T>> {
+    pub async fn get<T: FromJson>(&self, key: &Key) -> Option<Lookup<T>> {
         let read = self.read_one(key).await;
         let raw = read.raw?;
         let source = match raw.times.at(self.inner.clock.now_ms()) {
@@ -141,7 +141,7 @@ impl Cache {
             .collect()
     }
 
-    pub(super) fn decode<T: DeserializeOwned>(&self, key: &Key, raw: &Raw) -> Option<T> {
+    pub(super) fn decode<T: FromJson>(&self, key: &Key, raw: &Raw) -> Option<T> {
         let e = raw.entry();
         match self.inner.codec.decode(e.tag, e.body) {
             Ok(v) => Some(v),

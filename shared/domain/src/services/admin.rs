@@ -171,7 +171,8 @@ impl Marketplace {
                 let q = DiscoverQuery { page: PageRequest { page, per_page: 20 }, category: None, sort };
                 let key = discover_key(&self.inner.cache, &q)?;
                 let store = self.inner.store.clone();
-                items.push((key, async move { store.discover(&q).await }));
+                // Stored as the feed reads it (see `RawPage`).
+                items.push((key, async move { RawPage::of(&store.discover(&q).await?) }));
             }
         }
         Ok(self.inner.cache.warm(items, &feed_policy()).await)

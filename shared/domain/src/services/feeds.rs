@@ -1,21 +1,78 @@
 //! The discover and community feeds: a cached page per query, and the next page prefetched
 //! after the answer.
 
+use std::borrow::Cow;
+
+use livecache_cache::{CodecError, FromJson, ToJson};
+
 use super::*;
 use crate::models::FeedItem;
 
-/// A feed page kept as JSON: the same stored form as [`FeedPage`], but the items are served
-/// as the bytes the cache holds (validated, never rebuilt).
-#[derive(Debug, Serialize, serde::Deserialize)]
+/// A feed page as the cache holds it and the API serves it: the JSON
+/// `{"has_more":<bool>,"items":[…]}`, kept as bytes. This code wrote it (serde, fields in that
+/// order), so a read checks its form — how it starts and ends — instead of parsing every byte,
+/// and an answer splices it in as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawPage {
-    pub items: Box<RawValue>,
-    pub has_more: bool,
+    json: Vec<u8>,
+    has_more: bool,
 }
 
+const MORE: &[u8] = br#"{"has_more":true,"items":["#;
+const LAST: &[u8] = br#"{"has_more":false,"items":["#;
+
 impl RawPage {
-    fn of(page: FeedPage) -> Result<Self, StoreError> {
-        let items = serde_json::value::to_raw_value(&page.items).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(Self { items, has_more: page.has_more })
+    pub(super) fn of(page: &FeedPage) -> Result<Self, StoreError> {
+        #[derive(Serialize)]
+        struct Stored<'a> {
+            has_more: bool,
+            items: &'a [FeedItem],
+        }
+        let json = serde_json::to_vec(&Stored { has_more: page.has_more, items: &page.items })
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Self { json, has_more: page.has_more })
+    }
+
+    pub fn has_more(&self) -> bool {
+        self.has_more
+    }
+
+    /// The page's members without the object's braces, `"has_more":…,"items":[…]`, for an
+    /// answer to put beside its own.
+    pub fn members(&self) -> &[u8] {
+        &self.json[1..self.json.len() - 1]
+    }
+
+    /// The items' JSON array.
+    pub fn items_json(&self) -> &[u8] {
+        let start = if self.has_more { MORE.len() } else { LAST.len() } - 1;
+        &self.json[start..self.json.len() - 1]
+    }
+
+    fn items(&self) -> Result<Vec<FeedItem>, StoreError> {
+        serde_json::from_slice(self.items_json()).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+}
+
+impl ToJson for RawPage {
+    fn to_json(&self) -> Result<Vec<u8>, CodecError> {
+        Ok(self.json.clone())
+    }
+}
+
+impl FromJson for RawPage {
+    fn from_json(json: Cow<'_, [u8]>) -> Result<Self, CodecError> {
+        let has_more = if json.starts_with(MORE) {
+            true
+        } else if json.starts_with(LAST) {
+            false
+        } else {
+            return Err(CodecError::Form("a feed page"));
+        };
+        if !json.ends_with(b"]}") {
+            return Err(CodecError::Form("a feed page"));
+        }
+        Ok(Self { json: json.into_owned(), has_more })
     }
 }
 
@@ -158,7 +215,7 @@ impl Marketplace {
 
     async fn feed<Q: FeedQuery>(&self, q: Q) -> Result<Cached<RawPage>> {
         let page = self.feed_page(&q).await?;
-        if page.value.has_more && within_depth(q.next_page().page()).is_ok() {
+        if page.value.has_more() && within_depth(q.next_page().page()).is_ok() {
             let next = q.next_page();
             let key = next.key(&self.inner.cache)?;
             if self.should_prefetch(&key) {
@@ -206,7 +263,7 @@ impl Marketplace {
                     Some(after) => query.load_after(&*store, &after).await?,
                     None => query.load(&*store).await?,
                 };
-                RawPage::of(page)
+                RawPage::of(&page)
             })
             .await?;
         Ok(Cached::from_lookup(found.value, found.source))
@@ -222,10 +279,47 @@ impl Marketplace {
         previous.set_page(page.page - 1);
         let key = previous.key(&self.inner.cache).ok()?;
         let cached = self.inner.cache.get::<RawPage>(&key).await?;
-        if !cached.value.has_more {
+        if !cached.value.has_more() {
             return None;
         }
-        let items: Vec<FeedItem> = serde_json::from_str(cached.value.items.get()).ok()?;
-        items.into_iter().last()
+        cached.value.items().ok()?.into_iter().last()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str) -> FeedItem {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "seller_id": "user-1", "title": "A \"quoted\" title ]}", "price": 12.5,
+            "currency": "EUR", "condition": "new", "category": "electronics",
+            "created_at": "2026-11-21T10:00:00.000Z", "view_count": 3, "seller_live": true
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_page_is_kept_as_its_json_and_checked_by_its_form() {
+        for (items, has_more) in [(vec![item("p-1"), item("p-2")], true), (vec![], false)] {
+            let page = RawPage::of(&FeedPage { items: items.clone(), has_more }).unwrap();
+            let stored = page.to_json().unwrap();
+            let back = RawPage::from_json(Cow::Owned(stored.clone())).unwrap();
+            assert_eq!(back, page);
+            assert_eq!(back.has_more(), has_more);
+            assert_eq!(back.items().unwrap(), items);
+            // The members splice into any object as valid JSON.
+            let answer = [b"{\"page\":1,".as_slice(), back.members(), b"}"].concat();
+            let v: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+            assert_eq!((v["page"].as_u64(), v["has_more"].as_bool()), (Some(1), Some(has_more)));
+            assert_eq!(v["items"].as_array().unwrap().len(), items.len());
+        }
+        // What this code did not write in this form is refused (the cache treats it as a miss
+        // and loads again): another field order (an older release), a cut-off value, not JSON.
+        let older = br#"{"items":[],"has_more":false}"#.to_vec();
+        for bad in [older, br#"{"has_more":true,"items":[{"id":"#.to_vec(), b"garbage".to_vec()] {
+            let err = RawPage::from_json(Cow::Owned(bad.clone())).unwrap_err();
+            assert!(matches!(err, CodecError::Form(_)), "{}: {err}", String::from_utf8_lossy(&bad));
+        }
     }
 }

@@ -15,6 +15,29 @@ struct CellCursor {
     limit: usize,
 }
 
+/// The id of the marker item saying that a cell partition (a `by_gh*` index value) holds
+/// products. Markers live in the products table under ids no product can have (`#` is not an id
+/// character), carry no index attribute (so no index holds them), and are written before the
+/// products they mark; a cell never loses its marker (a marked cell that is empty costs one
+/// empty query).
+fn marker_id(cell: &str) -> String {
+    format!("cell#{cell}")
+}
+
+/// The marker items of the cells `products` are in, at every indexed precision, alone and per
+/// category, each once.
+pub(super) fn cell_markers(products: &[Product]) -> Vec<Item> {
+    let mut ids: Vec<String> = products
+        .iter()
+        .flat_map(|p| {
+            product_cells(p).flat_map(|(_, cell, with_category)| [marker_id(&cell), marker_id(&with_category)])
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids.into_iter().map(|id| HashMap::from([("id".to_string(), s(id))])).collect()
+}
+
 /// The feed index of a discover query: name, partition attribute and value, sort attribute.
 fn discover_index(q: &DiscoverQuery) -> (&'static str, &'static str, &'static str, &'static str) {
     match (q.sort, q.category) {
@@ -60,6 +83,7 @@ impl DynamoStore {
     /// by the share of products that match the filters), however much data there is. A cell
     /// is read a slice at a time, each asking for what is missing at the match rate seen so
     /// far (at least twice the slice before); never more than [`CELL_READ_CAP`] items a cell.
+    /// Past the nearest cell, only cells whose marker says they hold products are queried.
     pub(super) async fn community_impl(&self, q: &CommunityQuery) -> Result<FeedPage> {
         let (precision, cells) = geo::plan_cells(q.lat, q.lon, q.radius_km).map_err(StoreError::TooBroad)?;
         // With a category, the cells split by category: only that category's products are read.
@@ -71,38 +95,31 @@ impl DynamoStore {
             (4, true) => ("by_gh4c", "gh4c"),
             (_, true) => ("by_gh3c", "gh3c"),
         };
-        let need = q.page.end() + 1;
-        let mut matches: Vec<(Product, bool)> = Vec::new();
-        for cell in cells {
-            let cell = match q.category {
+        let cells: Vec<String> = cells
+            .into_iter()
+            .map(|cell| match q.category {
                 Some(category) => category_cell(&cell, category),
                 None => cell,
-            };
-            let mut c = CellCursor { cell, next: Some(None), read: 0, limit: (need - matches.len()).max(10) };
-            let mut in_cell: Vec<(Product, bool)> = Vec::new();
-            while matches.len() + in_cell.len() < need {
-                let Some(_) = c.next else { break };
-                if c.read >= CELL_READ_CAP {
-                    return Err(StoreError::TooBroad(format!(
-                        "more than {CELL_READ_CAP} products of one area would have to be read to fill this page; \
-                         narrow the radius or loosen the filters"
-                    )));
+            })
+            .collect();
+        let need = q.page.end() + 1;
+        let mut matches: Vec<(Product, bool)> = Vec::new();
+        let mut rest = cells.iter().skip(1).collect::<Vec<_>>();
+        if let Some(first) = cells.first() {
+            self.read_cell_matches(index, attr, first, q, need, &mut matches).await?;
+        }
+        if matches.len() < need && !rest.is_empty() {
+            // The nearest cell did not fill the page: one read of the other cells' markers,
+            // and only the cells that hold products are queried (an empty area costs 2 calls,
+            // not one per cell).
+            let markers: Vec<String> = rest.iter().map(|c| marker_id(c)).collect();
+            let held = self.batch_get_items(&self.tables.products, &markers, false, Some("id")).await?;
+            rest.retain(|c| held.contains_key(&marker_id(c)));
+            for cell in rest {
+                self.read_cell_matches(index, attr, cell, q, need, &mut matches).await?;
+                if matches.len() >= need {
+                    break;
                 }
-                let (items, next) = self.read_cell(index, attr, &c).await?;
-                c.read += items.len();
-                c.next = next;
-                in_cell.extend(items.into_iter().filter(|(p, _)| community_match(p, q)));
-                let missing = need.saturating_sub(matches.len() + in_cell.len());
-                let rate = (in_cell.len().max(1) as f64) / (c.read.max(1) as f64);
-                // At least twice the last read: at most 8 reads a cell, from 10 to the cap.
-                let estimate = (missing as f64 / rate * 1.25) as usize + 1;
-                c.limit = estimate.max(c.limit * 2).min(CELL_READ_CAP.saturating_sub(c.read).max(1));
-            }
-            // A cell's products in rank order (the index's order is newest first).
-            in_cell.sort_by(|(a, _), (b, _)| newest_first(a, b));
-            matches.extend(in_cell);
-            if matches.len() >= need {
-                break;
             }
         }
         Ok(page_of(
@@ -112,6 +129,44 @@ impl DynamoStore {
             }),
             q.page,
         ))
+    }
+
+    /// Adds one cell's products that match `q` to `matches`, in rank order, reading the cell a
+    /// slice at a time until `need` are found or the cell ends.
+    async fn read_cell_matches(
+        &self,
+        index: &str,
+        attr: &str,
+        cell: &str,
+        q: &CommunityQuery,
+        need: usize,
+        matches: &mut Vec<(Product, bool)>,
+    ) -> Result<()> {
+        let mut c =
+            CellCursor { cell: cell.to_string(), next: Some(None), read: 0, limit: (need - matches.len()).max(10) };
+        let mut in_cell: Vec<(Product, bool)> = Vec::new();
+        while matches.len() + in_cell.len() < need {
+            let Some(_) = c.next else { break };
+            if c.read >= CELL_READ_CAP {
+                return Err(StoreError::TooBroad(format!(
+                    "more than {CELL_READ_CAP} products of one area would have to be read to fill this page; \
+                     narrow the radius or loosen the filters"
+                )));
+            }
+            let (items, next) = self.read_cell(index, attr, &c).await?;
+            c.read += items.len();
+            c.next = next;
+            in_cell.extend(items.into_iter().filter(|(p, _)| community_match(p, q)));
+            let missing = need.saturating_sub(matches.len() + in_cell.len());
+            let rate = (in_cell.len().max(1) as f64) / (c.read.max(1) as f64);
+            // At least twice the last read: at most 8 reads a cell, from 10 to the cap.
+            let estimate = (missing as f64 / rate * 1.25) as usize + 1;
+            c.limit = estimate.max(c.limit * 2).min(CELL_READ_CAP.saturating_sub(c.read).max(1));
+        }
+        // A cell's products in rank order (the index's order is newest first).
+        in_cell.sort_by(|(a, _), (b, _)| newest_first(a, b));
+        matches.extend(in_cell);
+        Ok(())
     }
 
     /// The next slice of one cell, newest first, and where the one after starts (None: done).

@@ -66,6 +66,15 @@ fn category_cell(cell: &str, category: crate::models::Category) -> String {
     format!("{cell}#{category}")
 }
 
+/// A product's cells at each indexed precision: `(precision, cell, cell with its category)`.
+fn product_cells(p: &Product) -> impl Iterator<Item = (usize, String, String)> + '_ {
+    geo::INDEXED_PRECISIONS.into_iter().map(|precision| {
+        let cell = geo::geohash(p.lat, p.lon, precision);
+        let with_category = category_cell(&cell, p.category);
+        (precision, cell, with_category)
+    })
+}
+
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -137,9 +146,8 @@ impl DynamoStore {
     /// and the feed ranks for its seller's live state.
     fn product_item(p: &Product, seller_live: bool) -> Result<Item> {
         let mut item = to_item(p)?;
-        for precision in geo::INDEXED_PRECISIONS {
-            let cell = geo::geohash(p.lat, p.lon, precision);
-            item.insert(format!("gh{precision}c"), s(category_cell(&cell, p.category)));
+        for (precision, cell, with_category) in product_cells(p) {
+            item.insert(format!("gh{precision}c"), s(with_category));
             item.insert(format!("gh{precision}"), s(cell));
         }
         item.insert("feed".into(), s(FEED_PARTITION));
@@ -174,6 +182,19 @@ impl DynamoStore {
 
     /// BatchGetItem over distinct ids in chunks of 100, retrying UnprocessedKeys with backoff.
     async fn batch_get<T: DeserializeOwned>(&self, table: &str, ids: &[String]) -> Result<Vec<Option<T>>> {
+        let found = self.batch_get_items(table, ids, true, None).await?;
+        ids.iter().map(|id| found.get(id).cloned().map(from_item).transpose()).collect()
+    }
+
+    /// The items of `ids` that exist, by id (`consistent`: strongly consistent reads;
+    /// `projection`: only these attributes).
+    async fn batch_get_items(
+        &self,
+        table: &str,
+        ids: &[String],
+        consistent: bool,
+        projection: Option<&str>,
+    ) -> Result<HashMap<String, Item>> {
         let mut distinct: Vec<&String> = Vec::new();
         let mut seen = HashSet::new();
         for id in ids {
@@ -184,8 +205,13 @@ impl DynamoStore {
         let mut found: HashMap<String, Item> = HashMap::with_capacity(distinct.len());
         for chunk in distinct.chunks(BATCH_GET_MAX) {
             let keys: Vec<Item> = chunk.iter().map(|id| HashMap::from([("id".to_string(), s(id.as_str()))])).collect();
-            let mut pending =
-                Some(KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(backend)?);
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(consistent)
+                .set_projection_expression(projection.map(str::to_string))
+                .build()
+                .map_err(backend)?;
+            let mut pending = Some(request);
             let mut attempt = 0;
             while let Some(request) = pending.take() {
                 let out = self.client.batch_get_item().request_items(table, request).send().await.map_err(backend)?;
@@ -206,7 +232,7 @@ impl DynamoStore {
                 }
             }
         }
-        ids.iter().map(|id| found.get(id).cloned().map(from_item).transpose()).collect()
+        Ok(found)
     }
 
     /// BatchWriteItem in chunks of 25, retrying UnprocessedItems with backoff.
@@ -331,9 +357,12 @@ impl Store for DynamoStore {
 
     async fn put_products(&self, items: &[Product]) -> Result<()> {
         let live = self.live_sellers().await?;
-        let items =
+        let rows =
             items.iter().map(|p| Self::product_item(p, live.contains(&p.seller_id))).collect::<Result<Vec<_>>>()?;
-        self.batch_put(&self.tables.products, items).await
+        // The cells' markers go first: a product visible in a cell's index always has its
+        // cell marked.
+        self.batch_put(&self.tables.products, feeds::cell_markers(items)).await?;
+        self.batch_put(&self.tables.products, rows).await
     }
 
     async fn put_users(&self, items: &[User]) -> Result<()> {
