@@ -40,27 +40,35 @@ fi
 
 rps() { wrk -t1 -c"$CONN" -d"$DURATION" --latency "$1" | tee -a .tmp/loadbench-wrk.log | awk '/Requests\/sec/ {print $2}'; }
 : > .tmp/loadbench-wrk.log
-# Three rounds, each measuring the baseline and then the feed right after it, so both sides
-# of a ratio see the same machine state; the median round is reported.
+# ROUNDS rounds (5 by default), each measuring the baselines and the feed back to back, so
+# both sides of a ratio see the same machine state; the feed goes first in odd rounds and last
+# in even ones (the machine drifts within a round too); the median round is reported.
+ROUNDS=${ROUNDS:-5}
 ratios=()
 gets=()
-for round in 1 2 3; do
+for round in $(seq "$ROUNDS"); do
   hello=$(rps "http://127.0.0.1:$HELLO_PORT/")
-  hits=$(rps "$FEED")
+  if [ -n "$GET_PID" ] && [ $((round % 2)) = 0 ]; then
+    get=$(rps "http://127.0.0.1:$GET_PORT/")
+    hits=$(rps "$FEED")
+  else
+    hits=$(rps "$FEED")
+    [ -n "$GET_PID" ] && get=$(rps "http://127.0.0.1:$GET_PORT/")
+  fi
   ratio=$(python3 -c "print(f'{$hits/$hello:.2f}')")
   ratios+=("$ratio")
   line="round $round: hello $hello req/s, feed cache hits $hits req/s, ratio ${ratio}x"
   if [ -n "$GET_PID" ]; then
-    get=$(rps "http://127.0.0.1:$GET_PORT/")
     g=$(python3 -c "print(f'{$hits/$get:.2f}')")
     gets+=("$g")
     line="$line; redis GET $get req/s, feed hits / redis GET ${g}x"
   fi
   echo "$line"
 done
-echo "median ratio (feed hits / hello): $(printf '%s\n' "${ratios[@]}" | sort -n | sed -n 2p)x"
+median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
+echo "median ratio (feed hits / hello): $(median "${ratios[@]}")x"
 if [ -n "$GET_PID" ]; then
-  echo "median ratio (feed hits / one redis GET): $(printf '%s\n' "${gets[@]}" | sort -n | sed -n 2p)x"
+  echo "median ratio (feed hits / one redis GET): $(median "${gets[@]}")x"
 fi
 
 # Hit vs miss latency: 200 distinct pages (misses), then the same 200 again (hits). Odd pages

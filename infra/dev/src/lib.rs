@@ -11,7 +11,7 @@ use axum::response::Response;
 use axum::Router;
 use http::StatusCode;
 use livecache_http::api::{parse_query, ApiError, ApiResponse, MAX_BODY_BYTES};
-use livecache_http::routes::{match_route, Access};
+use livecache_http::routes::Access;
 use livecache_http::{ApiRequest, App};
 use tokio::net::TcpListener;
 
@@ -60,8 +60,8 @@ async fn handle(State(DevState { app, auth, .. }): State<DevState>, req: Request
         .into_response(),
         Ok(body) => {
             // API Gateway runs the JWT authorizer only on the routes that have it.
-            let needs_jwt =
-                match_route(&parts.method, parts.uri.path(), None).is_ok_and(|(def, _)| def.access == Access::User);
+            let matched = app.route(&parts.method, parts.uri.path());
+            let needs_jwt = matched.as_ref().is_ok_and(|(def, _)| def.access == Access::User);
             let claims = if needs_jwt {
                 let header = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
                 match auth.verify(header) {
@@ -85,7 +85,7 @@ async fn handle(State(DevState { app, auth, .. }): State<DevState>, req: Request
                 claims,
                 iam_principal: None,
             };
-            app.handle(api).await
+            app.handle_matched(api, matched).await
         }
     };
     to_response(resp)

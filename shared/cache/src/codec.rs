@@ -161,9 +161,10 @@ fn unlz4_capped(body: &[u8], cap: usize) -> Result<Vec<u8>, CodecError> {
     if len > cap {
         return Err(CodecError::TooLarge { limit: cap });
     }
-    let mut out = vec![0; len];
-    match lz4_flex::block::decompress_into(block, &mut out) {
-        Ok(n) if n == len => Ok(out),
+    // lz4_flex's decoder checks every read and write against the buffers' bounds (a malformed
+    // block is an error, never a read or write outside them).
+    match lz4_flex::block::decompress(block, len) {
+        Ok(out) if out.len() == len => Ok(out),
         Ok(_) => Err(CodecError::Truncated),
         Err(e) => Err(CodecError::Lz4(e)),
     }
@@ -245,5 +246,23 @@ mod tests {
         let mut short = 64u32.to_le_bytes().to_vec();
         short.extend_from_slice(&lz4_flex::block::compress(b"\"only a few bytes\""));
         assert!(codec.decode::<String>(TAG_LZ4_JSON, &short).is_err());
+        // A block that decompresses to more than its declared length: refused, no write past it.
+        let long: Vec<u8> = serde_json::to_vec(&"many bytes ".repeat(100)).unwrap();
+        let mut over = 16u32.to_le_bytes().to_vec();
+        over.extend_from_slice(&lz4_flex::block::compress(&long));
+        assert!(codec.decode::<String>(TAG_LZ4_JSON, &over).is_err());
+        // Every truncation of a good value, and every single-byte corruption: errors or the
+        // value, never a panic.
+        let (_, good) = codec.pack_json(long.clone());
+        for cut in 0..good.len() {
+            let _ = codec.unpack_json(TAG_LZ4_JSON, &good[..cut]);
+        }
+        for i in 4..good.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut bad = good.clone();
+                bad[i] ^= flip;
+                let _ = codec.unpack_json(TAG_LZ4_JSON, &bad);
+            }
+        }
     }
 }

@@ -215,20 +215,29 @@ where
     I: IntoIterator<Item = (&'a str, Option<V>)>,
     V: AsRef<str>,
 {
-    let mut pairs: Vec<(&str, String)> =
-        filters.into_iter().filter_map(|(k, v)| v.map(|v| (k, v.as_ref().to_string()))).collect();
-    pairs.sort();
-    let mut canonical = String::new();
+    let mut pairs: Vec<(&str, V)> = filters.into_iter().filter_map(|(k, v)| Some((k, v?))).collect();
+    pairs.sort_by(|a, b| (a.0, a.1.as_ref()).cmp(&(b.0, b.1.as_ref())));
+    // The canonical form `{len}={name}&{len}={value}&…` is hashed as it is written (every
+    // feed request builds two such keys: nothing is allocated for it).
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
     for (k, v) in &pairs {
-        let _ = write!(canonical, "{}={}&", k.len(), k);
-        let _ = write!(canonical, "{}={}&", v.len(), v);
+        let v = v.as_ref();
+        let _ = write!(h, "{}={}&{}={}&", k.len(), k, v.len(), v);
     }
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in canonical.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    format!("{:016x}", h.0)
+}
+
+/// FNV-1a 64 over whatever is written into it.
+struct Fnv(u64);
+
+impl std::fmt::Write for Fnv {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        for b in s.bytes() {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Ok(())
     }
-    format!("{h:016x}")
 }
 
 /// A coordinate rounded to 2 decimals as a key part (`-0.00` becomes `0.00`).
@@ -290,6 +299,8 @@ mod tests {
         assert_eq!(a.len(), 16);
         // Values that differ only in where a separator falls do not collide.
         assert_ne!(filter_hash([("a", Some("b&c=d"))]), filter_hash([("a", Some("b")), ("c", Some("d"))]));
+        // Stable across builds and releases: FNV-1a 64 of `8=category&5=shoes&4=sort&6=newest&`.
+        assert_eq!(a, "3268b9d05cc64a9e");
     }
 
     #[test]

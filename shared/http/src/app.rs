@@ -13,7 +13,7 @@ use livecache_runtime::Deps;
 
 use crate::api::{ApiError, ApiRequest, ApiResponse, MAX_BODY_BYTES};
 use crate::handlers;
-use crate::routes::{match_route, Access, Miss};
+use crate::routes::{match_route, Access, Miss, Params, RouteDef};
 
 /// Who may use the admin routes.
 #[derive(Clone, PartialEq, Eq)]
@@ -113,8 +113,24 @@ impl App {
     /// Answers one request; never panics (a panic in a handler becomes a 500 JSON answer) and
     /// logs one line.
     pub async fn handle(&self, req: ApiRequest) -> ApiResponse {
+        let matched = self.route(&req.method, &req.path);
+        self.handle_matched(req, matched).await
+    }
+
+    /// The route of `method path` among this app's.
+    pub fn route(&self, method: &http::Method, path: &str) -> Result<(&'static RouteDef, Params), Miss> {
+        match_route(method, path, self.function)
+    }
+
+    /// [`Self::handle`] for a request whose route [`Self::route`] matched already (the dev
+    /// server matches first, to know whether the route needs a JWT).
+    pub async fn handle_matched(
+        &self,
+        req: ApiRequest,
+        matched: Result<(&'static RouteDef, Params), Miss>,
+    ) -> ApiResponse {
         let started = Instant::now();
-        let (route, resp) = match match_route(&req.method, &req.path, self.function) {
+        let (route, resp) = match matched {
             Ok((def, params)) => {
                 let resp = if req.body.len() > MAX_BODY_BYTES {
                     ApiError::new(

@@ -214,40 +214,40 @@ impl Marketplace {
     }
 
     async fn feed<Q: FeedQuery>(&self, q: Q) -> Result<Cached<RawPage>> {
-        let page = self.feed_page(&q).await?;
-        if page.value.has_more() && within_depth(q.next_page().page()).is_ok() {
+        let (key, page) = self.feed_page(&q).await?;
+        if page.value.has_more() && within_depth(q.next_page().page()).is_ok() && self.should_prefetch(&key) {
             let next = q.next_page();
             let key = next.key(&self.inner.cache)?;
-            if self.should_prefetch(&key) {
-                let me = self.clone();
-                self.inner.tasks.submit(Box::pin(async move {
-                    if !me.inner.cache.is_fresh(&key).await {
-                        if let Err(e) = me.feed_page(&next).await {
-                            tracing::debug!(error = %e, "prefetch of the next page failed");
-                        }
+            let me = self.clone();
+            self.inner.tasks.submit(Box::pin(async move {
+                if !me.inner.cache.is_fresh(&key).await {
+                    if let Err(e) = me.feed_page(&next).await {
+                        tracing::debug!(error = %e, "prefetch of the next page failed");
                     }
-                }));
-            }
+                }
+            }));
         }
         Ok(page)
     }
 
-    /// Whether to check (and maybe prefetch) `next` now: at most once per
-    /// [`PREFETCH_RECHECK`] per instance, so hits on a hot page do not each re-read the next.
-    fn should_prefetch(&self, next: &livecache_cache::Key) -> bool {
+    /// Whether to check (and maybe prefetch) the page after the one at `key` now: at most once
+    /// per [`PREFETCH_RECHECK`] per instance, so hits on a hot page neither re-read the next
+    /// one nor build its key.
+    fn should_prefetch(&self, key: &livecache_cache::Key) -> bool {
         let now = std::time::Instant::now();
         let mut seen = self.inner.prefetched.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.get(next.as_str()).is_some_and(|at| now.duration_since(*at) < PREFETCH_RECHECK) {
+        if seen.get(key.as_str()).is_some_and(|at| now.duration_since(*at) < PREFETCH_RECHECK) {
             return false;
         }
         if seen.len() >= 10_000 {
             seen.retain(|_, at| now.duration_since(*at) < PREFETCH_RECHECK);
         }
-        seen.insert(next.as_str().to_string(), now);
+        seen.insert(key.as_str().to_string(), now);
         true
     }
 
-    async fn feed_page<Q: FeedQuery>(&self, q: &Q) -> Result<Cached<RawPage>> {
+    /// The page of `q` and its key.
+    async fn feed_page<Q: FeedQuery>(&self, q: &Q) -> Result<(livecache_cache::Key, Cached<RawPage>)> {
         let key = q.key(&self.inner.cache)?;
         let store = self.inner.store.clone();
         let query = q.clone();
@@ -266,7 +266,7 @@ impl Marketplace {
                 RawPage::of(&page)
             })
             .await?;
-        Ok(Cached::from_lookup(found.value, found.source))
+        Ok((key, Cached::from_lookup(found.value, found.source)))
     }
 
     /// The last item of the cached page before `q`'s (fresh or stale), if any.
