@@ -23,6 +23,8 @@ rows = [
     ("codec_10KiB", "json_only_encode", None),
     ("codec_10KiB", "encode_compress", ("codec_10KiB", "json_only_encode")),
     ("codec_10KiB", "decode", ("codec_10KiB", "json_only_encode")),
+    ("codec_10KiB", "unpack_zlib", None),
+    ("codec_10KiB", "unpack_lz4", ("codec_10KiB", "unpack_zlib")),
 ]
 print(f"| benchmark | median (µs) | ratio | vs |")
 print(f"|---|---:|---:|---|")

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use livecache_http::routes::{Access, ROUTES};
+use livecache_http::{Access, ROUTES};
 use serde_yaml::Value;
 
 /// The security scheme an operation declares, if any.

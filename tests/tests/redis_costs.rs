@@ -50,7 +50,7 @@ fn get(path: &str) -> ApiRequest {
     ApiRequest {
         method: lambda_http::http::Method::GET,
         path: path.to_string(),
-        query: livecache_http::api::parse_query(query),
+        query: livecache_http::parse_query(query),
         headers: Default::default(),
         body: Default::default(),
         request_id: String::new(),

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use livecache_http::routes::{Access, ROUTES};
+use livecache_http::{Access, ROUTES};
 use serde_yaml::Value;
 
 fn root() -> &'static Path {

@@ -27,7 +27,7 @@ async fn product_views(store: &dyn Store, data: &DemoData) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn views_applied_by_redis_but_unanswered_are_counted_exactly_once() {
-    use livecache_cache::breaker::BreakerConfig;
+    use livecache_cache::BreakerConfig;
     use livecache_cache::{Backend, RedisBackend, RedisConfig};
     use livecache_testkit::{RedisServer, SlowReplies};
     // A redis-server of its own: the fault and the load stay out of other tests' way.

@@ -10,8 +10,8 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::Router;
 use http::StatusCode;
-use livecache_http::api::{parse_query, ApiError, ApiResponse, MAX_BODY_BYTES};
-use livecache_http::routes::Access;
+use livecache_http::Access;
+use livecache_http::{parse_query, ApiError, ApiResponse, MAX_BODY_BYTES};
 use livecache_http::{ApiRequest, App};
 use tokio::net::TcpListener;
 

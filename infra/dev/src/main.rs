@@ -15,7 +15,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use livecache_cache::SpawnTasks;
 use livecache_dev::DevAuth;
-use livecache_http::app::AdminAuth;
+use livecache_http::AdminAuth;
 use livecache_http::App;
 use livecache_runtime::{jobs, telemetry, Config, Deps};
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use livecache_cache::{Cache, Codec, Keyspace, MemoryBackend, Policy, RedisBackend, RedisConfig};
+use livecache_cache::{Cache, Codec, Compression, Keyspace, MemoryBackend, Policy, RedisBackend, RedisConfig};
 use livecache_testkit::RedisServer;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -195,6 +195,16 @@ fn benches(c: &mut Criterion) {
     g.bench_function("encode_compress", |b| b.iter(|| black_box(codec.encode(black_box(&page)).unwrap())));
     g.bench_function("decode", |b| b.iter(|| black_box(codec.decode::<Vec<FeedItem>>(tag, black_box(&body)).unwrap())));
     g.bench_function("json_only_encode", |b| b.iter(|| black_box(serde_json::to_vec(black_box(&page)).unwrap())));
+    // Decompression alone, each compression of the same page, paired in one group.
+    let json = serde_json::to_vec(&page).unwrap();
+    let zlib = Codec { compression: Compression::Zlib { level: 1 }, ..Codec::default() };
+    let (lz4_tag, lz4_body) = codec.pack_json(json.clone());
+    let (zlib_tag, zlib_body) = zlib.pack_json(json);
+    eprintln!("codec_10KiB: zlib {} B", zlib_body.len());
+    g.bench_function("unpack_lz4", |b| b.iter(|| black_box(codec.unpack_json(lz4_tag, black_box(&lz4_body)).unwrap())));
+    g.bench_function("unpack_zlib", |b| {
+        b.iter(|| black_box(codec.unpack_json(zlib_tag, black_box(&zlib_body)).unwrap()))
+    });
     g.finish();
 }
 

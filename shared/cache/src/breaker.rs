@@ -20,7 +20,7 @@ impl Default for BreakerConfig {
 }
 
 #[derive(Debug)]
-pub struct Breaker {
+pub(crate) struct Breaker {
     cfg: BreakerConfig,
     base: Instant,
     failures: AtomicU32,
@@ -31,7 +31,7 @@ pub struct Breaker {
 }
 
 impl Breaker {
-    pub fn new(cfg: BreakerConfig) -> Self {
+    pub(crate) fn new(cfg: BreakerConfig) -> Self {
         Self {
             cfg,
             base: Instant::now(),
@@ -48,13 +48,13 @@ impl Breaker {
 
     /// A permit for one call, or None while the circuit is open. Report the outcome through
     /// it; a permit dropped unreported (the call was cancelled) gives a probe slot back.
-    pub fn permit(&self) -> Option<Permit<'_>> {
+    pub(crate) fn permit(&self) -> Option<Permit<'_>> {
         let probe = self.open_until.load(Ordering::Acquire) != 0;
         self.allow().then_some(Permit { breaker: self, probe, reported: false })
     }
 
     /// Whether a call may go to the backend now.
-    pub fn allow(&self) -> bool {
+    pub(crate) fn allow(&self) -> bool {
         let until = self.open_until.load(Ordering::Acquire);
         if until == 0 {
             return true;
@@ -66,7 +66,7 @@ impl Breaker {
         self.probing.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
-    pub fn record_success(&self) {
+    pub(crate) fn record_success(&self) {
         if self.failures.load(Ordering::Relaxed) != 0 {
             self.failures.store(0, Ordering::Relaxed);
         }
@@ -77,7 +77,7 @@ impl Breaker {
         }
     }
 
-    pub fn record_failure(&self) {
+    pub(crate) fn record_failure(&self) {
         let n = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
         let half_open = self.probing.swap(false, Ordering::AcqRel);
         if n >= self.cfg.threshold || half_open {
@@ -93,19 +93,19 @@ impl Breaker {
         }
     }
 
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.open_until.load(Ordering::Acquire) != 0
     }
 
     /// How many times the circuit has opened.
-    pub fn trips(&self) -> u64 {
+    pub(crate) fn trips(&self) -> u64 {
         self.trips.load(Ordering::Relaxed)
     }
 }
 
 /// One call let through by the [`Breaker`].
 #[derive(Debug)]
-pub struct Permit<'a> {
+pub(crate) struct Permit<'a> {
     breaker: &'a Breaker,
     /// Whether this call is the half-open probe.
     probe: bool,
@@ -113,12 +113,12 @@ pub struct Permit<'a> {
 }
 
 impl Permit<'_> {
-    pub fn success(mut self) {
+    pub(crate) fn success(mut self) {
         self.reported = true;
         self.breaker.record_success();
     }
 
-    pub fn failure(mut self) {
+    pub(crate) fn failure(mut self) {
         self.reported = true;
         self.breaker.record_failure();
     }

@@ -75,4 +75,4 @@ pub enum LoadError<E> {
     Codec(#[from] CodecError),
 }
 
-pub type Result<T, E = CacheError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = CacheError> = std::result::Result<T, E>;

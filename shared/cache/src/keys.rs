@@ -13,7 +13,7 @@ use crate::error::{CacheError, Result};
 pub const MAX_PART_LEN: usize = 128;
 
 /// The namespace of the engine's own bookkeeping keys (generations, stats, locks).
-pub const META_NS: &str = "_meta";
+pub(crate) const META_NS: &str = "_meta";
 
 /// How many hashes the statistics aggregate is spread over.
 pub const STATS_SHARDS: u32 = 4;
@@ -191,7 +191,7 @@ impl Keyspace {
 }
 
 /// Accepts ASCII letters, digits and `-_.@+=`, 1 to [`MAX_PART_LEN`] characters.
-pub fn validate_part(part: &str) -> Result<()> {
+pub(crate) fn validate_part(part: &str) -> Result<()> {
     let reason = if part.is_empty() {
         Some("must not be empty")
     } else if part.len() > MAX_PART_LEN {

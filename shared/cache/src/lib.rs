@@ -2,51 +2,57 @@
 //! source of truth. It knows nothing of the marketplace.
 //!
 //! A tour, bottom up:
-//! * [`kv`]: the ports ([`KvStore`] with compare-and-swap, [`Counters`] with once-keyed
+//! * `kv`: the ports ([`KvStore`] with compare-and-swap, [`Counters`] with once-keyed
 //!   increments, [`ExpiryIndex`]) and their two adapters, [`RedisBackend`] (`kv/redis/`:
 //!   `config`, the connection and breaker in `mod`, `store`, `counters`; single node, TLS,
 //!   cluster) and [`MemoryBackend`] (`kv/memory/`: bounded moka cache; the embedded default).
-//! * [`codec`]: JSON, LZ4 (or zlib) above a threshold, tagged, with a decompression cap;
+//! * `codec`: JSON, LZ4 (or zlib) above a threshold, tagged, with a decompression cap;
 //!   [`ToJson`]/[`FromJson`], how a value becomes stored JSON and comes back (serde by
 //!   default; a type may keep the stored bytes as they are).
-//! * [`keys`]: every key is built, and read back (the sweep's `classify`), there; parts
+//! * `keys`: every key is built, and read back (the sweep's `classify`), there; parts
 //!   validated; filters hashed stably.
 //! * [`entry`]: the stored form of a value: a header (nonce, lease, stamps, lifetimes), then
 //!   the body.
-//! * [`cache`]: [`Cache`], the policies on top, one room each: `read` (read-through,
+//! * `cache`: [`Cache`], the policies on top, one room each: `read` (read-through,
 //!   stale-while-revalidate, fail-safe, the one-MGET read), `batch` (many keys, warming),
 //!   `lease` (a fill never undoes an invalidation), `flight` (single-flight in-process and,
 //!   through the lease, across instances; the one `locked_load` of loads and refreshes),
 //!   `invalidate` (key, pattern, O(1) namespace and version), `maintenance` (counts, the sweep,
 //!   statistics).
-//! * [`tasks`]: where post-response work (refreshes) goes, since on Lambda nothing may run
+//! * `tasks`: where post-response work (refreshes) goes, since on Lambda nothing may run
 //!   after the response unless something holds the environment open.
-//! * [`stats`]: per-instance counters and latency, aggregated across instances in Redis.
-//! * [`config`]: choosing and connecting a backend from the environment.
+//! * `stats`: per-instance counters and latency, aggregated across instances in Redis.
+//! * `config`: choosing and connecting a backend from the environment.
 
-pub mod breaker;
-pub mod cache;
-pub mod clock;
-pub mod codec;
-pub mod config;
+#![warn(unreachable_pub)]
+
+mod breaker;
+mod cache;
+mod clock;
+mod codec;
+mod config;
 pub mod entry;
-pub mod error;
-pub mod keys;
-pub mod kv;
-pub mod policy;
-pub mod slot;
-pub mod stats;
-pub mod tasks;
+mod error;
+mod keys;
+mod kv;
+mod policy;
+mod slot;
+mod stats;
+mod tasks;
 
+// The public surface: everything a caller needs is named here (modules are private; `entry`,
+// the stored form, is public as the documented wire format).
+pub use breaker::BreakerConfig;
 pub use cache::{Batch, Cache, CacheBuilder, Lookup, Source, SweepReport, WarmReport};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use codec::{Codec, FromJson, ToJson};
+pub use codec::{Codec, Compression, FromJson, ToJson, TAG_JSON, TAG_LZ4_JSON, TAG_ZLIB_JSON};
 pub use config::{connect, BackendConfig};
 pub use error::{CacheError, CodecError, LoadError};
-pub use keys::{filter_hash, round_coord, Key, Keyspace};
+pub use keys::{filter_hash, round_coord, Key, Keyspace, MAX_PART_LEN, STATS_SHARDS};
 pub use kv::memory::MemoryBackend;
 pub use kv::redis::{RedisBackend, RedisConfig};
 pub use kv::{Backend, Counters, ExpiryIndex, KeyTtl, KvStore, ScanAt, ServerInfo, Swap};
 pub use policy::Policy;
-pub use stats::StatsReport;
+pub use slot::slot as key_slot;
+pub use stats::{CountsSnapshot, StatsReport};
 pub use tasks::{DeferredTasks, SpawnTasks, TaskRunner};

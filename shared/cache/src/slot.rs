@@ -1,9 +1,9 @@
 //! Redis Cluster hash slots (CRC16/XMODEM of the key or of its first non-empty `{tag}`).
 
-pub const SLOTS: u16 = 16384;
+pub(crate) const SLOTS: u16 = 16384;
 
 /// The part of `key` that Redis Cluster hashes.
-pub fn hash_tag(key: &[u8]) -> &[u8] {
+pub(crate) fn hash_tag(key: &[u8]) -> &[u8] {
     if let Some(open) = key.iter().position(|&b| b == b'{') {
         if let Some(len) = key[open + 1..].iter().position(|&b| b == b'}') {
             if len > 0 {

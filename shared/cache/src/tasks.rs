@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 
-pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+pub(crate) type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 pub trait TaskRunner: Send + Sync + 'static {
     fn submit(&self, task: Task);

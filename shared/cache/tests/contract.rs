@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use livecache_cache::codec::{Compression, TAG_LZ4_JSON, TAG_ZLIB_JSON};
 use livecache_cache::entry;
 use livecache_cache::{
     Backend, Cache, Clock, Codec, Counters, DeferredTasks, ExpiryIndex, KeyTtl, Keyspace, KvStore, LoadError,
     ManualClock, MemoryBackend, Policy, RedisBackend, RedisConfig, Source, Swap,
 };
+use livecache_cache::{Compression, TAG_LZ4_JSON, TAG_ZLIB_JSON};
 use livecache_testkit::{shared_cluster, shared_redis, shared_tls_cluster, test_ca, unique_prefix};
 use serde::{Deserialize, Serialize};
 
@@ -162,8 +162,7 @@ async fn kv_values_expire_after_their_ttl(f: Fixture) {
 async fn kv_batches_cross_slots(f: Fixture) {
     let kv: &dyn KvStore = &*f.backend;
     let keys: Vec<String> = (0..100).map(|i| f.k(&format!("batch-{i}"))).collect();
-    let slots: std::collections::HashSet<u16> =
-        keys.iter().map(|k| livecache_cache::slot::slot(k.as_bytes())).collect();
+    let slots: std::collections::HashSet<u16> = keys.iter().map(|k| livecache_cache::key_slot(k.as_bytes())).collect();
     assert!(slots.len() > 50, "the keys spread over many slots");
     let entries: Vec<(String, Vec<u8>, Duration)> = keys
         .iter()

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use livecache_cache::breaker::BreakerConfig;
+use livecache_cache::BreakerConfig;
 use livecache_cache::{Cache, Keyspace, Policy, RedisBackend, RedisConfig, Source};
 use livecache_testkit::{free_port, test_ca, unique_prefix, RedisCluster, RedisServer};
 

@@ -36,4 +36,4 @@ pub enum EventError {
     Encode(#[from] serde_json::Error),
 }
 
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -5,7 +5,7 @@
 //! cache key part (a subset of what the cache's own key check accepts).
 
 /// The longest id accepted.
-pub const MAX_ID_LEN: usize = 128;
+pub(crate) const MAX_ID_LEN: usize = 128;
 
 /// A checked id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

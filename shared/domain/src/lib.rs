@@ -1,7 +1,7 @@
 //! The marketplace's domain: models, the [`Store`] and [`EventPublisher`] ports with their
 //! DynamoDB/EventBridge and in-memory adapters, demo data, and configuration.
 //!
-//! * [`models`]: Product, User, Stream, Offer, FeedItem, JobRun (stable JSON names); [`id`]:
+//! * `models`: Product, User, Stream, Offer, FeedItem, JobRun (stable JSON names); `id`:
 //!   the one id rule ([`Id::parse`]).
 //! * [`store`]: the source of truth; [`DynamoStore`] (`store/dynamo/`: `mod`, `feeds`,
 //!   `offers`, `views`, `users`, `connections`) and [`MemoryStore`] pass one contract suite.
@@ -21,13 +21,17 @@
 //! * [`seed`]: the demo data set.
 //! * [`config`]: table names, bus name, backend choice, the AWS SDK configuration.
 
+#![warn(unreachable_pub)]
+
+// Public namespaces are the modules callers name (`services::Marketplace`, `seed::generate`,
+// `geo::plan_cells`, …); the rest is private, its public part re-exported below.
 pub mod config;
-pub mod error;
+mod error;
 pub mod events;
 pub mod geo;
-pub mod id;
+mod id;
 pub mod jobs;
-pub mod models;
+mod models;
 pub mod push;
 pub mod seed;
 pub mod services;

@@ -193,7 +193,7 @@ impl App {
 
 /// Compares without an early exit, so the time taken does not tell how much of a guess was
 /// right (the length is not secret).
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -14,21 +14,21 @@ use crate::app::App;
 use crate::routes::{Route, RouteDef};
 
 /// Largest page number served (bounds the work one request can ask of the database).
-pub const MAX_PAGE: u32 = 50;
-pub const MAX_PER_PAGE: u32 = 100;
-pub const DEFAULT_PER_PAGE: u32 = 20;
-pub const DEFAULT_RADIUS_KM: f64 = 5.0;
-pub const MIN_RADIUS_KM: f64 = 1.0;
-pub const MAX_RADIUS_KM: f64 = 50.0;
-pub const MAX_BATCH: usize = 100;
-pub const MAX_LEADERBOARD_LIMIT: u32 = 100;
+pub(crate) const MAX_PAGE: u32 = 50;
+pub(crate) const MAX_PER_PAGE: u32 = 100;
+pub(crate) const DEFAULT_PER_PAGE: u32 = 20;
+pub(crate) const DEFAULT_RADIUS_KM: f64 = 5.0;
+pub(crate) const MIN_RADIUS_KM: f64 = 1.0;
+pub(crate) const MAX_RADIUS_KM: f64 = 50.0;
+pub(crate) const MAX_BATCH: usize = 100;
+pub(crate) const MAX_LEADERBOARD_LIMIT: u32 = 100;
 /// Deepest leaderboard row served (bounds what one request reads).
-pub const MAX_LEADERBOARD_OFFSET: u32 = 1000;
-pub const MAX_RECENT_LIMIT: u32 = 50;
+pub(crate) const MAX_LEADERBOARD_OFFSET: u32 = 1000;
+pub(crate) const MAX_RECENT_LIMIT: u32 = 50;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-pub async fn dispatch(
+pub(crate) async fn dispatch(
     app: &App,
     def: &RouteDef,
     params: &[(&'static str, String)],
@@ -228,7 +228,7 @@ struct ProductAnswer<'a> {
 /// The signed-in caller: the `sub` claim the JWT authorizer verified (API Gateway's
 /// `requestContext.authorizer.jwt.claims`, or the dev server's emulation). Never a body field
 /// or a header the client controls.
-pub fn caller(req: &ApiRequest) -> Result<&str> {
+pub(crate) fn caller(req: &ApiRequest) -> Result<&str> {
     let sub = req.claims.as_ref().and_then(|c| c.get("sub")).and_then(|s| s.as_str()).filter(|s| !s.is_empty());
     let sub = sub.ok_or_else(|| {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a signed-in caller (bearer JWT) is required")

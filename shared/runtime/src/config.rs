@@ -4,7 +4,7 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `REDIS_URL`, `REDIS_*`, `CACHE_MEMORY_MAX_ENTRIES` | the cache backend (see `livecache_cache::config`) | in-memory |
+//! | `REDIS_URL`, `REDIS_*`, `CACHE_MEMORY_MAX_ENTRIES` | the cache backend (see `livecache_cache::BackendConfig`) | in-memory |
 //! | `CACHE_KEY_PREFIX` | prefix of every cache key (tenancy, tests) | none |
 //! | `CACHE_KEY_VERSION` | schema version of cached values | `v1` |
 //! | `DATA_BACKEND`, `*_TABLE`, `EVENT_BUS_NAME` | the data layer (see `livecache_domain::config`) | |

@@ -5,8 +5,10 @@
 //! link `lambda_http`: the HTTP glue (`livecache-http`) builds on it, the job functions use it
 //! alone.
 
-pub mod config;
-pub mod deps;
+#![warn(unreachable_pub)]
+
+mod config;
+mod deps;
 pub mod jobs;
 pub mod push;
 pub mod telemetry;

@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use livecache_cache::stats::CountsSnapshot;
+use livecache_cache::CountsSnapshot;
 use livecache_cache::StatsReport;
 
 /// JSON logs on stdout; level from `RUST_LOG` (default `info`). Safe to call twice.

@@ -10,8 +10,8 @@
 //! memory adapter never evicts them, and in Redis they carry no TTL (so `volatile-*` eviction
 //! policies leave them alone).
 
-pub mod memory;
-pub mod redis;
+pub(crate) mod memory;
+pub(crate) mod redis;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -59,7 +59,7 @@ pub enum Invalidated {
 
 impl Marketplace {
     /// The statistics: one read per aggregate shard
-    /// ([`STATS_SHARDS`](livecache_cache::keys::STATS_SHARDS) Redis commands, no write, no
+    /// ([`STATS_SHARDS`](livecache_cache::STATS_SHARDS) Redis commands, no write, no
     /// SCAN) and the last sweep's entry counts (one database read); the answer is reused for
     /// [`STATS_ANSWER_TTL`].
     pub async fn cache_stats(&self) -> Result<CacheStatsAnswer> {

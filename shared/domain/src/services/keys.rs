@@ -90,7 +90,7 @@ pub fn product_key(cache: &Cache, id: &str) -> Result<Key, CacheError> {
 /// all of it in one O(1) step. `user.{id}`; an id too long to fit a namespace name is hashed
 /// (a collision would only make two users share invalidations: their keys also hold the id).
 pub fn user_namespace(id: &str) -> String {
-    const ROOM: usize = livecache_cache::keys::MAX_PART_LEN - "user.".len();
+    const ROOM: usize = livecache_cache::MAX_PART_LEN - "user.".len();
     if id.len() <= ROOM {
         format!("user.{id}")
     } else {

@@ -7,7 +7,7 @@ use super::*;
 const VIEW_ONCE_TTL: Duration = Duration::from_secs(60);
 
 /// How long an unanswered view increment is retried (post-response) before it is given up.
-pub const VIEW_RETRY_WINDOW: Duration = Duration::from_secs(10);
+pub(super) const VIEW_RETRY_WINDOW: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ProductViews {

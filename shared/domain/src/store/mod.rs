@@ -5,8 +5,8 @@
 //! The DynamoDB adapter reads pages in that order from indexes whose sort keys are the ranks
 //! ([`rank_live`], [`rank_new`]); the memory adapter ranks everything it holds.
 
-pub mod dynamo;
-pub mod memory;
+pub(crate) mod dynamo;
+pub(crate) mod memory;
 
 use std::collections::{BTreeMap, HashSet};
 

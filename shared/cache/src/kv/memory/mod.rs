@@ -203,7 +203,7 @@ impl MemoryBackend {
 }
 
 /// Redis-style glob matching (`*`, `?`; the key module never lets `[` into a pattern).
-pub fn glob_match(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
     let (p, t) = (pattern.as_bytes(), text.as_bytes());
     let (mut pi, mut ti) = (0, 0);
     let (mut star, mut mark) = (None, 0);
