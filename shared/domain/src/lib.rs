@@ -3,7 +3,7 @@
 //!
 //! * `models`: Product, User, Stream, Offer, FeedItem, JobRun (stable JSON names); `id`:
 //!   the one id rule ([`Id::parse`]).
-//! * [`store`]: the source of truth; [`DynamoStore`] (`store/dynamo/`: `mod`, `feeds`,
+//! * [`store`]: the source of truth; [`DynamoStore`] (`store/dynamo/`: `mod`, `io`, `feeds`,
 //!   `offers`, `views`, `users`, `connections`) and [`MemoryStore`] pass one contract suite.
 //! * [`services`]: [`services::Marketplace`], what every endpoint does, one room per area:
 //!   `feeds`, `products`, `users`, `streams`, `offers`, `admin`, with `error` and `keys` (every
