@@ -104,21 +104,21 @@ impl DynamoStore {
             .collect();
         let need = q.page.end() + 1;
         let mut matches: Vec<(Product, bool)> = Vec::new();
-        let mut rest = cells.iter().skip(1).collect::<Vec<_>>();
-        if let Some(first) = cells.first() {
-            self.read_cell_matches(index, attr, first, q, need, &mut matches).await?;
-        }
-        if matches.len() < need && !rest.is_empty() {
-            // The nearest cell did not fill the page: one read of the other cells' markers,
-            // and only the cells that hold products are queried (an empty area costs 2 calls,
-            // not one per cell).
-            let markers: Vec<String> = rest.iter().map(|c| marker_id(c)).collect();
-            let held = self.batch_get_items(&self.tables.products, &markers, false, Some("id")).await?;
-            rest.retain(|c| held.contains_key(&marker_id(c)));
-            for cell in rest {
-                self.read_cell_matches(index, attr, cell, q, need, &mut matches).await?;
-                if matches.len() >= need {
-                    break;
+        if let Some((nearest, others)) = cells.split_first() {
+            self.read_cell_matches(index, attr, nearest, q, need, &mut matches).await?;
+            if matches.len() < need && !others.is_empty() {
+                // The nearest cell did not fill the page: one read of the other cells'
+                // markers, and only the cells that hold products are queried (an empty area
+                // costs 2 calls, not one per cell).
+                let markers: Vec<String> = others.iter().map(|c| marker_id(c)).collect();
+                let held = self.batch_get_items(&self.tables.products, &markers, false, Some("id")).await?;
+                for (cell, marker) in others.iter().zip(&markers) {
+                    if held.contains_key(marker) {
+                        self.read_cell_matches(index, attr, cell, q, need, &mut matches).await?;
+                        if matches.len() >= need {
+                            break;
+                        }
+                    }
                 }
             }
         }
