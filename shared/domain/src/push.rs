@@ -234,7 +234,12 @@ impl ManagementApiPoster {
     /// (`https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`).
     pub fn new(sdk: &aws_config::SdkConfig, endpoint: &str) -> Self {
         let conf = aws_sdk_apigatewaymanagement::config::Builder::from(sdk).endpoint_url(endpoint).build();
-        Self { client: aws_sdk_apigatewaymanagement::Client::from_conf(conf) }
+        Self::from_client(aws_sdk_apigatewaymanagement::Client::from_conf(conf))
+    }
+
+    /// Over a client configured by the caller (its endpoint, interceptors).
+    pub fn from_client(client: aws_sdk_apigatewaymanagement::Client) -> Self {
+        Self { client }
     }
 }
 

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod aws_calls;
 pub mod dynamo_calls;
 
 use std::sync::Arc;
