@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use livecache_domain::push::{parse_subscribe, FeedRefresh, FEEDS};
+use livecache_domain::push::{self, FeedRefresh, FEEDS};
 use livecache_domain::{Envelope, EventHandler};
 use serde_json::json;
 use tokio::sync::broadcast;
@@ -59,12 +59,17 @@ async fn session(mut socket: WebSocket, mut rx: broadcast::Receiver<FeedRefresh>
                 Err(broadcast::error::RecvError::Closed) => break,
             },
             incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Text(text))) => Some(match parse_subscribe(text.as_str()) {
-                    Ok(chosen) => {
-                        feeds = chosen;
-                        json!({ "type": "subscribed", "feeds": feeds }).to_string()
-                    }
-                    Err(message) => json!({ "error": "invalid_message", "message": message }).to_string(),
+                // Routed as API Gateway routes it (`$request.body.action`), answered as the ws
+                // function answers each route.
+                Some(Ok(Message::Text(text))) => Some(match push::route_of(text.as_str()) {
+                    "subscribe" => match push::parse_subscribe(text.as_str()) {
+                        Ok(chosen) => {
+                            feeds = chosen;
+                            push::subscribed(&feeds).to_string()
+                        }
+                        Err(message) => push::invalid_message(&message).to_string(),
+                    },
+                    _ => push::unknown_action().to_string(),
                 }),
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 Some(Ok(_)) => None,

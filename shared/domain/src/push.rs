@@ -210,17 +210,44 @@ pub async fn handle_socket_event(connections: &dyn Connections, event: &Value) -
         },
         "subscribe" => match parse_subscribe(event["body"].as_str().unwrap_or_default()) {
             Ok(feeds) => match connections.subscribe(id, &feeds).await {
-                Ok(true) => answer(200, json!({ "type": "subscribed", "feeds": feeds })),
+                Ok(true) => answer(200, subscribed(&feeds)),
                 Ok(false) => answer(410, json!({ "error": "unknown_connection", "message": "connect again" })),
                 Err(e) => failed(e),
             },
-            Err(message) => answer(400, json!({ "error": "invalid_message", "message": message })),
+            Err(message) => answer(400, invalid_message(&message)),
         },
-        _ => answer(
-            400,
-            json!({ "error": "unknown_action", "message": "send {\"action\": \"subscribe\", \"feeds\": [\"discover\", \"community\"]}" }),
-        ),
+        _ => answer(400, unknown_action()),
     }
+}
+
+/// The WebSocket routes that answer the client, as the template declares them: API Gateway
+/// delivers a backend's reply on a route only if the route has a route response, so each of
+/// these has one. (`$connect` and `$disconnect` answer API Gateway, not the client.)
+pub const ANSWERING_ROUTES: [&str; 2] = ["subscribe", "$default"];
+
+/// The route API Gateway selects for a message (route selection `$request.body.action`): the
+/// action when it names a route, else `$default` (also for a body that is not a JSON object).
+pub fn route_of(body: &str) -> &'static str {
+    let action = serde_json::from_str::<Value>(body).ok().and_then(|v| v.get("action")?.as_str().map(String::from));
+    match action.as_deref() {
+        Some("subscribe") => "subscribe",
+        _ => "$default",
+    }
+}
+
+/// The acknowledgement of a subscription.
+pub fn subscribed(feeds: &[String]) -> Value {
+    json!({ "type": "subscribed", "feeds": feeds })
+}
+
+/// The answer to a subscribe message that does not parse.
+pub fn invalid_message(message: &str) -> Value {
+    json!({ "error": "invalid_message", "message": message })
+}
+
+/// The answer on the `$default` route: a message with no known action.
+pub fn unknown_action() -> Value {
+    json!({ "error": "unknown_action", "message": "send {\"action\": \"subscribe\", \"feeds\": [\"discover\", \"community\"]}" })
 }
 
 /// [`Poster`] through API Gateway's Management API (`POST @connections/{id}`).
