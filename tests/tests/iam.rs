@@ -279,7 +279,7 @@ async fn every_call_each_function_makes_is_allowed_by_its_role_in_the_template()
         let req = lambda_http::request::from_str(&event.to_string()).unwrap_or_else(|e| panic!("{name}: {e}"));
         let resp = app.handle(to_api_request(req)).await;
         assert!(resp.status.is_success(), "{name}: {} {}", resp.status, String::from_utf8_lossy(&resp.body));
-        after_response(tasks, app, metrics, def.function).await;
+        after_response(tasks, app, metrics, def.function, Instant::now() + Duration::from_secs(10)).await;
     }
     for (function, (calls, ..)) in apps {
         recorded.entry(function.to_string()).or_default().extend(calls.take());

@@ -67,14 +67,14 @@ async fn a_warm_hit_through_the_lambda_glue_costs_one_command() {
     let page = "/api/v1/feeds/discover?page=1&per_page=20";
     // The miss, its prefetch of page 2 and the first post-response step.
     assert_eq!(app.handle(get(page)).await.status.as_u16(), 200);
-    after_response(&tasks, &app, &metrics, "feeds").await;
+    after_response(&tasks, &app, &metrics, "feeds", far_deadline()).await;
     reset(&server);
     // 100 warm hits, 100 ms apart on the cache's clock: 10 s, one flush interval.
     for _ in 0..100 {
         clock.advance(Duration::from_millis(100));
         let resp = app.handle(get(page)).await;
         assert_eq!(resp.status.as_u16(), 200);
-        after_response(&tasks, &app, &metrics, "feeds").await;
+        after_response(&tasks, &app, &metrics, "feeds", far_deadline()).await;
     }
     let used = commands(&server);
     let per_hit = total(&used) as f64 / 100.0;
@@ -96,7 +96,7 @@ async fn what_was_not_flushed_is_flushed_at_shutdown() {
     let metrics = Metrics::default();
     for _ in 0..3 {
         app.handle(get("/api/v1/feeds/discover?page=1&per_page=5")).await;
-        after_response(&tasks, &app, &metrics, "feeds").await;
+        after_response(&tasks, &app, &metrics, "feeds", far_deadline()).await;
     }
     // Nothing flushed yet (the interval has not passed): another instance sees none of it.
     assert_eq!(other.market.cache_stats().await.unwrap().aggregate.counts.hits, 0);
@@ -130,4 +130,9 @@ async fn the_stats_endpoint_costs_a_few_commands_whatever_the_keyspace_holds() {
     clock.advance(livecache_domain::services::STATS_ANSWER_TTL);
     stats().await;
     assert!(total(&commands(&server)) <= 10);
+}
+
+/// An invocation deadline no test step comes near (the functions' timeout is 10 s).
+fn far_deadline() -> std::time::Instant {
+    std::time::Instant::now() + std::time::Duration::from_secs(10)
 }

@@ -164,6 +164,15 @@ impl RedisServer {
         self.reap();
     }
 
+    /// Freezes the server (SIGSTOP), as a node that stops answering without closing its
+    /// connections would; it runs again when the guard is dropped (SIGCONT).
+    pub fn freeze(&self) -> Frozen {
+        let info = self.cli(&["INFO", "server"]).expect("a running server to freeze");
+        let pid = info.lines().find_map(|l| l.strip_prefix("process_id:")).map(|p| p.trim().to_string()).unwrap();
+        assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+        Frozen { pid }
+    }
+
     /// Starts the server again on the same port (after [`kill`](Self::kill) or [`stop`](Self::stop)).
     pub fn restart(&self) {
         self.reap();
@@ -188,6 +197,18 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A frozen redis-server ([`RedisServer::freeze`]); dropping it lets the server run again.
+#[derive(Debug)]
+pub struct Frozen {
+    pid: String,
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.pid]).status();
     }
 }
 

@@ -55,4 +55,4 @@ pub use kv::{Backend, Counters, ExpiryIndex, KeyTtl, KvStore, ScanAt, ServerInfo
 pub use policy::Policy;
 pub use slot::slot as key_slot;
 pub use stats::{CountsSnapshot, StatsReport};
-pub use tasks::{DeferredTasks, SpawnTasks, TaskRunner};
+pub use tasks::{DeferredTasks, Drained, SpawnTasks, TaskRunner};

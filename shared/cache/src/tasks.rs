@@ -62,6 +62,46 @@ impl DeferredTasks {
     }
 }
 
+/// What [`DeferredTasks::run_until`] did: the tasks that finished, and those given up (still
+/// running or not started when the deadline came).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    pub ran: usize,
+    pub abandoned: usize,
+}
+
+impl DeferredTasks {
+    /// Like [`run_all`](Self::run_all), but only until `deadline`: what has not finished then
+    /// is dropped (each task is safe to drop: a refresh or prefetch not done is a later miss;
+    /// a view retry not done counts itself unconfirmed). On Lambda the function's timeout
+    /// covers this phase: work past it would end the invocation in an error.
+    pub async fn run_until(&self, deadline: std::time::Instant) -> Drained {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (started, finished) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let work = async {
+            loop {
+                let batch: Vec<Task> = match self.queue.lock() {
+                    Ok(mut q) => std::mem::take(&mut *q),
+                    Err(_) => return,
+                };
+                if batch.is_empty() {
+                    return;
+                }
+                started.fetch_add(batch.len(), Ordering::Relaxed);
+                futures::future::join_all(batch.into_iter().map(|task| async {
+                    task.await;
+                    finished.fetch_add(1, Ordering::Relaxed);
+                }))
+                .await;
+            }
+        };
+        let _ = tokio::time::timeout_at(deadline.into(), work).await;
+        let not_started = self.queue.lock().map(|mut q| std::mem::take(&mut *q).len()).unwrap_or(0);
+        let (started, ran) = (started.load(Ordering::Relaxed), finished.load(Ordering::Relaxed));
+        Drained { ran, abandoned: started - ran + not_started }
+    }
+}
+
 impl TaskRunner for DeferredTasks {
     fn submit(&self, task: Task) {
         if let Ok(mut q) = self.queue.lock() {
@@ -73,5 +113,24 @@ impl TaskRunner for DeferredTasks {
 impl<T: TaskRunner> TaskRunner for std::sync::Arc<T> {
     fn submit(&self, task: Task) {
         (**self).submit(task)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[tokio::test]
+    async fn work_past_the_deadline_is_given_up_and_counted() {
+        let tasks = DeferredTasks::new();
+        tasks.submit(Box::pin(async {}));
+        tasks.submit(Box::pin(tokio::task::yield_now()));
+        tasks.submit(Box::pin(futures::future::pending::<()>()));
+        let deadline = Instant::now() + Duration::from_millis(50);
+        let drained = tasks.run_until(deadline).await;
+        assert_eq!(drained, Drained { ran: 2, abandoned: 1 });
+        assert!(Instant::now() >= deadline);
+        assert_eq!(tasks.pending(), 0);
     }
 }

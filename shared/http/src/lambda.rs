@@ -4,7 +4,7 @@
 //! Without it that work would be frozen with the environment, maybe for ever.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lambda_extension::{Extension, LambdaEvent, NextEvent};
 use lambda_http::request::RequestContext;
@@ -62,19 +62,44 @@ pub fn to_lambda_response(resp: ApiResponse) -> Response<Body> {
     builder.body(Body::Binary(resp.body)).unwrap_or_else(|_| Response::new(Body::Empty))
 }
 
-/// Post-response work of one invocation, run by the extension after the handler answered:
-/// the queued refreshes and prefetches, the stats flush when one is due (every
-/// `app.stats_flush`, not every invocation: a warm hit costs one Redis command), the EMF
-/// metrics line (no Redis).
-pub async fn after_response(tasks: &DeferredTasks, app: &App, metrics: &Metrics, function: &str) {
-    let ran = tasks.run_all().await;
-    if let Err(e) = app.market.flush_stats_every(app.stats_flush).await {
-        tracing::warn!(error = %e, "stats flush failed");
+/// How long before the invocation's deadline post-response work is given up, leaving time for
+/// the stats flush and the metrics line.
+pub const POST_RESPONSE_MARGIN: Duration = Duration::from_millis(1000);
+
+/// How long before the deadline the stats flush is given up.
+const FLUSH_MARGIN: Duration = Duration::from_millis(400);
+
+/// Post-response work of one invocation, run by the extension after the handler answered,
+/// bounded by the invocation's `deadline` (Lambda's timeout covers this phase: work past it
+/// would end the invocation in an error and reset the environment): the queued refreshes and
+/// prefetches until [`POST_RESPONSE_MARGIN`] before it, the stats flush when one is due
+/// (every `app.stats_flush`, not every invocation: a warm hit costs one Redis command), the
+/// EMF metrics line (no Redis).
+pub async fn after_response(tasks: &DeferredTasks, app: &App, metrics: &Metrics, function: &str, deadline: Instant) {
+    let now = Instant::now();
+    let drained = tasks.run_until(deadline.checked_sub(POST_RESPONSE_MARGIN).unwrap_or(now).max(now)).await;
+    if drained.abandoned > 0 {
+        tracing::warn!(ran = drained.ran, abandoned = drained.abandoned, "post-response work given up at the deadline");
+    }
+    let flush_by = deadline.checked_sub(FLUSH_MARGIN).unwrap_or(now).max(Instant::now());
+    match tokio::time::timeout_at(flush_by.into(), app.market.flush_stats_every(app.stats_flush)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "stats flush failed"),
+        Err(_) => tracing::warn!("stats flush given up at the deadline"),
     }
     metrics.emit(function, &app.market.cache_report(), app.market.circuit_trips());
-    if ran > 0 {
-        tracing::debug!(tasks = ran, "post-response work done");
+    if drained.ran > 0 {
+        tracing::debug!(tasks = drained.ran, "post-response work done");
     }
+}
+
+/// The `Instant` of an invocation deadline given in milliseconds since the Unix epoch.
+fn deadline_of(epoch_ms: u64) -> Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    Instant::now() + Duration::from_millis(epoch_ms.saturating_sub(now_ms))
 }
 
 /// At shutdown, adds the figures since the last flush to the aggregate. Internal extensions
@@ -119,10 +144,12 @@ pub async fn run(function: &'static str) -> Result<(), Error> {
         lambda_extension::service_fn(move |event: LambdaEvent| {
             let (tasks, app, metrics, done_rx) = (tasks.clone(), app.clone(), metrics.clone(), done_rx.clone());
             async move {
-                if let NextEvent::Invoke(_) = event.next {
-                    // Wait for the handler to answer, then finish what it left behind.
+                if let NextEvent::Invoke(invoke) = event.next {
+                    // Wait for the handler to answer, then finish what it left behind before
+                    // the invocation's deadline (the function's Timeout covers this phase).
+                    let deadline = deadline_of(invoke.deadline_ms);
                     let _ = done_rx.lock().await.recv().await;
-                    after_response(&tasks, &app, &metrics, function).await;
+                    after_response(&tasks, &app, &metrics, function, deadline).await;
                 }
                 Ok::<(), Error>(())
             }
@@ -155,11 +182,13 @@ pub async fn run(function: &'static str) -> Result<(), Error> {
     let handler = lambda_http::service_fn(move |req: Request| {
         let (app, tasks, metrics, done_tx) = (app.clone(), tasks.clone(), metrics.clone(), done_tx.clone());
         async move {
+            let deadline = req.lambda_context_ref().map(|c| deadline_of(c.deadline));
             let resp = app.handle(to_api_request(req)).await;
             if held_open {
                 let _ = done_tx.send(());
             } else {
-                tokio::spawn(async move { after_response(&tasks, &app, &metrics, function).await });
+                let deadline = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(10));
+                tokio::spawn(async move { after_response(&tasks, &app, &metrics, function, deadline).await });
             }
             Ok::<_, Error>(to_lambda_response(resp))
         }

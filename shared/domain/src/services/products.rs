@@ -9,6 +9,10 @@ const VIEW_ONCE_TTL: Duration = Duration::from_secs(60);
 /// How long an unanswered view increment is retried (post-response) before it is given up.
 pub(super) const VIEW_RETRY_WINDOW: Duration = Duration::from_secs(10);
 
+/// Retries in a row that cannot reach Redis (circuit open, no connection) after which an
+/// unanswered view increment is given up.
+const UNREACHABLE_RETRIES: u32 = 4;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ProductViews {
     pub product_id: String,
@@ -90,21 +94,51 @@ impl Marketplace {
     }
 
     /// Repeats an unanswered view increment under its once-key until Redis answers (applied
-    /// now, or found applied before); gives up after [`VIEW_RETRY_WINDOW`] and counts it in
-    /// `views_unconfirmed`.
+    /// now, or found applied before). Gives up — and counts it in `views_unconfirmed`: counted
+    /// in Redis only if the first attempt was applied — after [`VIEW_RETRY_WINDOW`], after
+    /// [`UNREACHABLE_RETRIES`] retries in a row that could not reach Redis at all (circuit
+    /// open, no connection: the backoff outlasts a breaker's short cooldown, so a Redis that is
+    /// back is found; one that stays away is not waited for while the invocation is held
+    /// open), or when the invocation's deadline drops it.
     async fn settle_view(&self, pending: &str, product: &str, once: &str) {
+        /// Counts the view unconfirmed unless it was settled (also when the task is dropped).
+        struct Unsettled<'a>(&'a Marketplace, &'a str, bool);
+        impl Drop for Unsettled<'_> {
+            fn drop(&mut self) {
+                if !self.2 {
+                    self.0.inner.views_unconfirmed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::error!(
+                        product = self.1,
+                        "view increment unanswered; counted in Redis only if it was applied"
+                    );
+                }
+            }
+        }
+        let mut guard = Unsettled(self, product, false);
         let started = std::time::Instant::now();
         let mut pause = Duration::from_millis(20);
+        let mut unreachable = 0;
         while started.elapsed() < VIEW_RETRY_WINDOW {
             tokio::time::sleep(pause).await;
             match self.inner.cache.backend().incr_once(pending, product, 1, once, VIEW_ONCE_TTL).await {
-                Ok(_) => return,
-                Err(e) => tracing::debug!(error = %e, product, "view retry unanswered"),
+                Ok(_) => {
+                    guard.2 = true;
+                    return;
+                }
+                Err(e) if !e.outcome_unknown() => {
+                    unreachable += 1;
+                    if unreachable == UNREACHABLE_RETRIES {
+                        tracing::debug!(error = %e, product, "view retry cannot reach Redis; given up");
+                        return;
+                    }
+                }
+                Err(e) => {
+                    unreachable = 0;
+                    tracing::debug!(error = %e, product, "view retry unanswered");
+                }
             }
             pause = (pause * 2).min(Duration::from_millis(500));
         }
-        self.inner.views_unconfirmed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tracing::error!(product, "view increment still unanswered; counted in Redis only if it was applied");
     }
 
     /// Views whose first increment got no answer from Redis and were retried.
