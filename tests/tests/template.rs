@@ -214,8 +214,12 @@ fn operators_are_alarmed_through_the_topic_and_have_a_dashboard() {
     for job in ["ViewSync", "OfferExpiry", "CacheCleanup"] {
         let failed = metric_of(&format!("{job}FailedAlarm"));
         assert!(failed.contains("Errors") && failed.contains(&format!("{job}Function")), "{failed}");
-        let missed = metric_of(&format!("{job}MissedAlarm"));
-        assert!(missed.contains("Invocations") && missed.contains("breaching"), "{missed}");
+        // A period without a run has no data point: it pages through INSUFFICIENT_DATA, and
+        // the time from deploy to the first run (no data yet) pages nobody.
+        let missed = &t["Resources"][format!("{job}MissedAlarm").as_str()]["Properties"];
+        assert_eq!(missed["MetricName"].as_str(), Some("Invocations"));
+        assert_eq!(missed["TreatMissingData"].as_str(), Some("missing"), "{job}MissedAlarm");
+        assert!(format!("{:?}", missed["InsufficientDataActions"]).contains("AlarmTopicArn"), "{job}MissedAlarm");
     }
     assert!(metric_of("Api5xxRateAlarm").contains("5xx"));
     assert!(metric_of("CacheErrorRateAlarm").contains("CacheErrors"));
@@ -271,7 +275,7 @@ fn the_refresh_push_has_its_websocket_api_connections_table_and_least_privilege(
         .filter(|v| v["Type"].as_str() == Some("AWS::ApiGatewayV2::Route"))
         .map(|v| v["Properties"]["RouteKey"].as_str().unwrap())
         .collect();
-    assert_eq!(routes, BTreeSet::from(["$connect", "$disconnect", "subscribe"]));
+    assert_eq!(routes, BTreeSet::from(["$connect", "$disconnect", "subscribe", "$default"]));
     let ttl = &r["ConnectionsTable"]["Properties"]["TimeToLiveSpecification"];
     assert_eq!((ttl["AttributeName"].as_str(), ttl["Enabled"].as_bool()), (Some("ttl"), Some(true)));
     let rule = &r["PushFunction"]["Properties"]["Events"]["Trigger"];
@@ -285,4 +289,128 @@ fn the_refresh_push_has_its_websocket_api_connections_table_and_least_privilege(
     assert!(allows(&t, "PushFunction", "dynamodb:DeleteItem", "ConnectionsTable.Arn"));
     assert!(allows(&t, "WsFunction", "dynamodb:PutItem", "ConnectionsTable.Arn"));
     assert!(!allows(&t, "WsFunction", "dynamodb:Scan", "ConnectionsTable.Arn"));
+}
+
+/// The functions whose binary serves the WebSocket routes or posts pushes: no Redis, no VPC.
+fn without_redis(t: &Value) -> BTreeSet<String> {
+    functions(t)
+        .into_iter()
+        .filter(|(_, r)| {
+            let binary = r["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+            let main = std::fs::read_to_string(root().join(format!("functions/{binary}/src/main.rs"))).unwrap();
+            main.contains("run_socket") || main.contains("run_push")
+        })
+        .map(|(name, _)| name)
+        .collect()
+}
+
+#[test]
+fn only_the_functions_that_use_redis_run_in_the_vpc_and_are_given_its_url() {
+    let t = template();
+    let globals = &t["Globals"]["Function"];
+    assert!(globals["VpcConfig"].is_null(), "the VPC is per function: a global one gives every role the VPC policy");
+    assert!(globals["Environment"]["Variables"]["REDIS_URL"].is_null());
+    let outside = without_redis(&t);
+    assert_eq!(outside, BTreeSet::from(["PushFunction".to_string(), "WsFunction".to_string()]));
+    for (name, r) in functions(&t) {
+        let p = &r["Properties"];
+        let redis = !outside.contains(&name);
+        assert_eq!(!p["VpcConfig"].is_null(), redis, "{name}: VpcConfig");
+        assert_eq!(!p["Environment"]["Variables"]["REDIS_URL"].is_null(), redis, "{name}: REDIS_URL");
+    }
+}
+
+#[test]
+fn every_function_logs_to_a_group_kept_for_the_retention_parameter() {
+    let t = template();
+    for (name, r) in functions(&t) {
+        let logging = &r["Properties"]["LoggingConfig"];
+        assert_eq!(logging["LogFormat"].as_str(), Some("JSON"), "{name}");
+        let group = format!("{:?}", logging["LogGroup"]);
+        let id = t["Resources"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap())
+            .find(|k| group.contains(&format!("\"{k}\"")))
+            .unwrap_or_else(|| panic!("{name}: LogGroup {group} is no resource"));
+        let lg = &t["Resources"][id];
+        assert_eq!(lg["Type"].as_str(), Some("AWS::Logs::LogGroup"), "{name}");
+        assert!(format!("{:?}", lg["Properties"]["RetentionInDays"]).contains("LogRetentionDays"), "{name}");
+        let binary = r["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        assert!(format!("{:?}", lg["Properties"]["LogGroupName"])
+            .contains(&format!("/aws/lambda/${{AWS::StackName}}-{binary}")));
+    }
+    assert!(t["Parameters"]["LogRetentionDays"]["Default"].as_u64().is_some());
+}
+
+#[test]
+fn asynchronous_functions_keep_what_fails_and_scheduled_jobs_are_not_retried() {
+    let t = template();
+    let r = &t["Resources"];
+    for (name, f) in functions(&t) {
+        let events: Vec<&str> = f["Properties"]["Events"]
+            .as_mapping()
+            .map(|m| m.values().filter_map(|e| e["Type"].as_str()).collect())
+            .unwrap_or_default();
+        let config = &f["Properties"]["EventInvokeConfig"];
+        if events.contains(&"Schedule") {
+            assert_eq!(
+                config["MaximumRetryAttempts"].as_u64(),
+                Some(0),
+                "{name}: the next run picks up, a retry overlaps it"
+            );
+        }
+        if events.contains(&"EventBridgeRule") {
+            assert!(config["MaximumRetryAttempts"].as_u64().is_some_and(|n| n <= 2), "{name}");
+            assert!(config["MaximumEventAgeInSeconds"].as_u64().is_some(), "{name}");
+            let on_failure = &config["DestinationConfig"]["OnFailure"];
+            assert_eq!(on_failure["Type"].as_str(), Some("SQS"), "{name}");
+            let queue = format!("{:?}", on_failure["Destination"]);
+            let queue = r
+                .as_mapping()
+                .unwrap()
+                .iter()
+                .find(|(k, q)| {
+                    q["Type"].as_str() == Some("AWS::SQS::Queue")
+                        && queue.contains(&format!("\"{}.Arn\"", k.as_str().unwrap()))
+                })
+                .map(|(k, _)| k.as_str().unwrap().to_string())
+                .unwrap_or_else(|| panic!("{name}: on-failure destination {queue} is no queue of the template"));
+            let alarmed = |metric: &str, dimension: &str| {
+                r.as_mapping().unwrap().values().any(|a| {
+                    a["Type"].as_str() == Some("AWS::CloudWatch::Alarm")
+                        && a["Properties"]["MetricName"].as_str() == Some(metric)
+                        && format!("{:?}", a["Properties"]["Dimensions"]).contains(dimension)
+                })
+            };
+            assert!(alarmed("ApproximateNumberOfMessagesVisible", &format!("\"{queue}.QueueName\"")), "{queue} depth");
+            assert!(alarmed("Errors", &format!("\"{name}\"")), "{name} errors");
+            // Only the events this API's handlers understand, from the sources they trust.
+            let pattern = &f["Properties"]["Events"]["Trigger"]["Properties"]["Pattern"];
+            assert!(format!("{:?}", pattern["source"]).contains("EventSources"), "{name}: {pattern:?}");
+        }
+    }
+    assert_eq!(t["Parameters"]["EventSources"]["Default"].as_str(), Some(livecache_domain::events::SOURCE));
+}
+
+#[test]
+fn a_real_account_can_keep_its_own_endpoints_and_browsers_can_call_the_api() {
+    let t = template();
+    let r = &t["Resources"];
+    for (endpoint, condition, parameter) in [
+        ("DynamoDbEndpoint", "MakeDynamoDbEndpoint", "CreateDynamoDbEndpoint"),
+        ("EventsEndpoint", "MakeEventsEndpoint", "CreateEventsEndpoint"),
+    ] {
+        assert_eq!(r[endpoint]["Condition"].as_str(), Some(condition), "{endpoint}");
+        assert!(format!("{:?}", t["Conditions"][condition]).contains(parameter), "{condition}");
+        assert_eq!(t["Parameters"][parameter]["Default"].as_str(), Some("true"));
+    }
+    let cors = &r["HttpApi"]["Properties"]["CorsConfiguration"];
+    assert!(format!("{:?}", cors["AllowOrigins"]).contains("CorsAllowOrigin"), "{cors:?}");
+    let headers = format!("{:?}", cors["AllowHeaders"]);
+    assert!(headers.contains("authorization") && headers.contains("content-type"), "{headers}");
+    for method in ["GET", "POST", "PATCH"] {
+        assert!(format!("{:?}", cors["AllowMethods"]).contains(method), "{method}");
+    }
 }
