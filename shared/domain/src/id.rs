@@ -37,6 +37,23 @@ impl Id {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The user id of a token's subject (`sub`). Identity providers' subjects hold characters
+    /// ids do not (`auth0|5f7c…`, `google-oauth2|1043…`, `…:…`): every byte outside
+    /// `A-Za-z0-9-_.@+` — `=` included — is written `=XX` (two upper-case hex digits), so
+    /// a subject that already is a plain id (a Cognito UUID, `user-0001`) is its own id, and no
+    /// two subjects share one. An error if the result is longer than an id may be.
+    pub fn from_subject(sub: &str) -> Result<Self, InvalidId> {
+        let mut out = String::with_capacity(sub.len());
+        for b in sub.bytes() {
+            if b.is_ascii_alphanumeric() || b"-_.@+".contains(&b) {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("={b:02X}"));
+            }
+        }
+        Self::parse(&out)
+    }
 }
 
 impl std::fmt::Display for Id {
@@ -64,5 +81,22 @@ mod tests {
             assert!(Id::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(Id::parse("a b").unwrap_err().reason, "may use letters, digits and -_.@+= only");
+    }
+
+    #[test]
+    fn a_subject_is_its_own_id_when_it_can_be_and_otherwise_escaped_one_to_one() {
+        for plain in ["user-0001", "5f1b2c3d-4e5f-6789-abcd-ef0123456789", "a.b@c+d"] {
+            assert_eq!(Id::from_subject(plain).unwrap().as_str(), plain);
+        }
+        assert_eq!(
+            Id::from_subject("auth0|5f7c8ec7c33c6c004bbafe82").unwrap().as_str(),
+            "auth0=7C5f7c8ec7c33c6c004bbafe82"
+        );
+        assert_eq!(Id::from_subject("google-oauth2|1043").unwrap().as_str(), "google-oauth2=7C1043");
+        assert_eq!(Id::from_subject("a:b").unwrap().as_str(), "a=3Ab");
+        // `=` is escaped too: "a|b" and the subject "a=7Cb" stay two users.
+        assert_ne!(Id::from_subject("a|b").unwrap(), Id::from_subject("a=7Cb").unwrap());
+        assert!(Id::from_subject("").is_err());
+        assert!(Id::from_subject(&"|".repeat(43)).is_err());
     }
 }

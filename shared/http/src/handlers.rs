@@ -92,7 +92,7 @@ pub(crate) async fn dispatch(
         }
         Route::GoLive | Route::EndStream => {
             let to = if def.route == Route::GoLive { StreamStatus::Live } else { StreamStatus::Ended };
-            let stream = m.transition_stream(id(), to, caller(req)?).await?;
+            let stream = m.transition_stream(id(), to, &caller(req)?).await?;
             Ok(ApiResponse::json(StatusCode::OK, &json!({ "stream": stream })))
         }
         Route::LiveStreams => {
@@ -109,7 +109,7 @@ pub(crate) async fn dispatch(
                 expiry_of(body.expires_in_minutes, body.expires_at.as_deref())?.unwrap_or(Expiry::InMinutes(60));
             let new = NewOffer {
                 product_id: body.product_id,
-                caller: caller(req)?.to_string(),
+                caller: caller(req)?,
                 buyer_id: body.buyer_id,
                 amount: body.amount,
                 expiry,
@@ -118,18 +118,18 @@ pub(crate) async fn dispatch(
             Ok(ApiResponse::json(StatusCode::CREATED, &json!({ "offer": offer })))
         }
         Route::GetOffer => {
-            Ok(ApiResponse::json(StatusCode::OK, &json!({ "offer": m.offer_for(id(), caller(req)?).await? })))
+            Ok(ApiResponse::json(StatusCode::OK, &json!({ "offer": m.offer_for(id(), &caller(req)?).await? })))
         }
         Route::ExtendOffer => {
             let body: ExtendOffer = body_of(req)?;
             let expiry = expiry_of(body.expires_in_minutes, body.expires_at.as_deref())?
                 .ok_or_else(|| ApiError::bad_request("invalid_expiry", "give expires_in_minutes or expires_at"))?;
-            let offer = m.extend_offer(id(), expiry, caller(req)?).await?;
+            let offer = m.extend_offer(id(), expiry, &caller(req)?).await?;
             Ok(ApiResponse::json(StatusCode::OK, &json!({ "offer": offer })))
         }
         Route::ExpiringSoon => {
             let minutes = q.integer("within_minutes", 1, 24 * 60)?.unwrap_or(5);
-            let offers = m.expiring_soon(caller(req)?, Duration::from_secs(minutes as u64 * 60)).await?;
+            let offers = m.expiring_soon(&caller(req)?, Duration::from_secs(minutes as u64 * 60)).await?;
             Ok(ApiResponse::json(StatusCode::OK, &json!({ "offers": offers, "within_minutes": minutes })))
         }
         Route::CacheStats => Ok(ApiResponse::json(StatusCode::OK, &m.cache_stats().await?)),
@@ -174,13 +174,13 @@ pub(crate) async fn dispatch(
                 .with_cache(p.cached, p.stale))
         }
         Route::MyProfile => {
-            let p = m.my_profile(caller(req)?).await?;
+            let p = m.my_profile(&caller(req)?).await?;
             Ok(ApiResponse::json(StatusCode::OK, &json!({ "user": p.value, "cached": p.cached, "stale": p.stale }))
                 .with_cache(p.cached, p.stale))
         }
         Route::UpdateMyProfile => {
             let patch: livecache_domain::users::ProfilePatch = body_of(req)?;
-            let user = m.update_my_profile(caller(req)?, &patch).await?;
+            let user = m.update_my_profile(&caller(req)?, &patch).await?;
             Ok(ApiResponse::json(StatusCode::OK, &json!({ "user": user })))
         }
         Route::UserAchievements => {
@@ -228,15 +228,17 @@ struct ProductAnswer<'a> {
 /// The signed-in caller: the `sub` claim the JWT authorizer verified (API Gateway's
 /// `requestContext.authorizer.jwt.claims`, or the dev server's emulation). Never a body field
 /// or a header the client controls.
-pub(crate) fn caller(req: &ApiRequest) -> Result<&str> {
+/// The signed-in caller's user id: the JWT authorizer's `sub` claim, made an id by
+/// [`Id::from_subject`](livecache_domain::Id::from_subject) (any OIDC issuer's subjects).
+pub(crate) fn caller(req: &ApiRequest) -> Result<String> {
     let sub = req.claims.as_ref().and_then(|c| c.get("sub")).and_then(|s| s.as_str()).filter(|s| !s.is_empty());
     let sub = sub.ok_or_else(|| {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a signed-in caller (bearer JWT) is required")
     })?;
-    livecache_domain::Id::parse(sub).map_err(|_| {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the token's subject is not a valid user id")
+    let id = livecache_domain::Id::from_subject(sub).map_err(|_| {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the token's subject is too long for a user id")
     })?;
-    Ok(sub)
+    Ok(id.as_str().to_string())
 }
 
 fn missing(name: &str) -> ApiError {
