@@ -247,6 +247,20 @@ async fn admin_routes_refuse_without_the_token_and_work_with_it() {
     assert_eq!(api.cache.count("feed_discover", 100).await.unwrap(), 0);
     let (s, v) = api.post_raw("/cache/invalidate", r#"{"version":true}"#, ok).await;
     assert!(s == 200 && v["invalidated"]["version"]["version"].as_u64().unwrap() > 0);
+    // The original form, a version's name: everything is invalidated under it, the old one named.
+    api.get("/feeds/discover").await;
+    let (s, v) = api.post_raw("/cache/invalidate", r#"{"version":"v2.0"}"#, ok).await;
+    assert_eq!(s, 200, "{v}");
+    let first = v["invalidated"]["version"].clone();
+    assert_eq!((first["name"].as_str(), first["previous"].as_str()), (Some("v2.0"), Some("v1")), "{v}");
+    assert_eq!(api.get("/feeds/discover").await.1["cached"], json!(false), "everything invalidated");
+    let (_, v) = api.post_raw("/cache/invalidate", r#"{"version":"v2.1"}"#, ok).await;
+    assert_eq!(v["invalidated"]["version"]["previous"].as_str(), Some("v2.0"));
+    assert!(v["invalidated"]["version"]["version"].as_u64() > first["version"].as_u64());
+    let (s, v) = api.post_raw("/cache/invalidate", r#"{"version":"v 3"}"#, ok).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_version")));
+    let (s, v) = api.post_raw("/cache/invalidate", r#"{"version":false}"#, ok).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_body")));
     let (s, v) = api.post_raw("/cache/invalidate", r#"{"namespace":"x","version":true}"#, ok).await;
     assert_eq!((s, v["error"].as_str()), (400, Some("invalid_body")));
     let (s, v) = api.post_raw("/cache/invalidate", r#"{"pattern":"feed_discover:[a]*"}"#, ok).await;

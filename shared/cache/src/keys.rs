@@ -122,6 +122,11 @@ impl Keyspace {
         format!("{}:{META_NS}:gen:{ns}", self.root)
     }
 
+    /// Key of the keyspace's version name (set by [`Cache::name_version`](crate::Cache::name_version)).
+    pub fn version_name_key(&self) -> String {
+        format!("{}:{META_NS}:version_name", self.root)
+    }
+
     /// Key of the keyspace-wide epoch (bumped to invalidate everything).
     pub fn epoch_key(&self) -> String {
         self.epoch.clone()

@@ -144,10 +144,11 @@ pub(crate) async fn dispatch(
                 (Some(ns), None, None, None) => m.invalidate_namespace(&ns).await?,
                 (None, Some(p), None, None) => m.invalidate_pattern(&p).await?,
                 (None, None, Some(serde_json::Value::Bool(true)), None) => m.bump_version().await?,
+                (None, None, Some(serde_json::Value::String(name)), None) => m.name_version(&name).await?,
                 (None, None, None, Some(user)) => m.invalidate_user(&user).await?,
                 _ => return Err(ApiError::bad_request(
                     "invalid_body",
-                    "give exactly one of {\"namespace\": ..}, {\"pattern\": ..}, {\"user\": ..} or {\"version\": true}",
+                    "give exactly one of {\"namespace\": ..}, {\"pattern\": ..}, {\"user\": ..} or {\"version\": true | \"<new version name>\"}",
                 )),
             };
             Ok(ApiResponse::json(StatusCode::OK, &json!({ "invalidated": done })))

@@ -62,6 +62,28 @@ impl Cache {
         Ok(epoch)
     }
 
+    /// Names a new version of everything this keyspace holds (`v2.0`): moves the epoch on, as
+    /// [`bump_version`](Self::bump_version) does, and records `name`. Returns the name it had
+    /// (never named: the keyspace's configured version) and the new epoch. A name is 1 to 64 letters, digits and `._-`.
+    pub async fn name_version(&self, name: &str) -> Result<(String, u64)> {
+        if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            return Err(CacheError::InvalidKey {
+                part: name.chars().take(72).collect(),
+                reason: "a version name is 1 to 64 letters, digits and `._-`",
+            });
+        }
+        let key = self.inner.keys.version_name_key();
+        let before = self.inner.backend.get(&key).await.inspect_err(|e| self.backend_error("get", e))?;
+        let epoch = self.bump_version().await?;
+        self.inner.backend.set(&key, name.as_bytes(), None).await.inspect_err(|e| self.backend_error("set", e))?;
+        let configured = || {
+            let root = self.inner.keys.root();
+            root.rsplit(':').next().unwrap_or(root).to_string()
+        };
+        Ok((before.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_else(configured), epoch))
+    }
+
     /// The current epoch and a namespace's generation.
     pub async fn current_stamp(&self, ns: &str) -> Result<Stamp> {
         let keys = [self.inner.keys.epoch_key(), self.inner.keys.generation_key(ns)];

@@ -51,10 +51,27 @@ pub struct JobStatus {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Invalidated {
-    Namespace { namespace: String, generation: u64 },
-    Pattern { pattern: String, deleted: u64 },
-    Version { version: u64 },
-    User { user: String, generation: u64 },
+    Namespace {
+        namespace: String,
+        generation: u64,
+    },
+    Pattern {
+        pattern: String,
+        deleted: u64,
+    },
+    Version {
+        version: u64,
+        /// The version's new name, when one was given.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// The name it had before (the keyspace's configured version if never named).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        previous: Option<String>,
+    },
+    User {
+        user: String,
+        generation: u64,
+    },
 }
 
 impl Marketplace {
@@ -159,7 +176,19 @@ impl Marketplace {
     }
 
     pub async fn bump_version(&self) -> Result<Invalidated> {
-        Ok(Invalidated::Version { version: self.inner.cache.bump_version().await? })
+        Ok(Invalidated::Version { version: self.inner.cache.bump_version().await?, name: None, previous: None })
+    }
+
+    /// Invalidates everything under a new version name (`v2.0`), reporting the one it replaces.
+    pub async fn name_version(&self, name: &str) -> Result<Invalidated> {
+        let (previous, version) = match self.inner.cache.name_version(name).await {
+            Ok(done) => done,
+            Err(livecache_cache::CacheError::InvalidKey { part, reason }) => {
+                return Err(ServiceError::invalid("invalid_version", format!("{part:?}: {reason}")))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Invalidated::Version { version, name: Some(name.to_string()), previous: Some(previous) })
     }
 
     /// Loads the first `pages` pages of the popular feeds (discover, both sorts, 20 per page)
