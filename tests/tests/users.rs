@@ -77,6 +77,30 @@ async fn profiles_are_cached_and_an_update_makes_every_read_about_the_user_fresh
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_leader_is_renamed_on_the_leaderboard_at_once() {
+    for api in on_both("leader-renamed").await {
+        let (s, board) = api.get("/leaderboard?limit=10").await;
+        assert_eq!(s, 200, "{board}");
+        let leader = board["entries"][0]["user_id"].as_str().unwrap().to_string();
+        assert_eq!(api.get("/leaderboard?limit=10").await.1["cached"], json!(true));
+        let (s, _) = api
+            .patch_as(&leader, "/users/me", json!({"name": "Renamed Leader", "avatar": "https://img.example/r.png"}))
+            .await;
+        assert_eq!(s, 200);
+        let (_, board) = api.get("/leaderboard?limit=10").await;
+        let entry = board["entries"].as_array().unwrap().iter().find(|e| e["user_id"] == json!(leader)).unwrap();
+        assert_eq!(
+            (entry["name"].clone(), entry["avatar"].clone()),
+            (json!("Renamed Leader"), json!("https://img.example/r.png"))
+        );
+        // A change of what no board shows leaves the boards cached.
+        assert_eq!(api.get("/leaderboard?limit=10").await.1["cached"], json!(true));
+        api.patch_as(&leader, "/users/me", json!({"bio": "only the bio"})).await;
+        assert_eq!(api.get("/leaderboard?limit=10").await.1["cached"], json!(true));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profile_updates_are_validated_and_unknown_fields_refused() {
     let (deps, bus, clock, data) = common::memory_deps("patch-checks").await;
     let api = common::serve(deps, bus, clock, data, Arc::new(SpawnTasks), None).await;

@@ -133,6 +133,11 @@ impl Marketplace {
             return Err(user_not_found(caller));
         }
         self.invalidate_user_data(caller).await?;
+        // Leaderboard pages carry names and avatars; only users holding points are on them. A
+        // profile change is rare; a leaderboard hit stays one read.
+        if updated.points > 0 && (updated.name != user.name || updated.avatar != user.avatar) {
+            self.inner.cache.invalidate_namespace(NS_LEADERBOARD).await?;
+        }
         let figures = self.inner.store.seller_figures(caller).await?;
         Ok(full_profile(updated, figures))
     }
