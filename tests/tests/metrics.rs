@@ -90,7 +90,7 @@ fn dashboard_metrics(t: &Value) -> Vec<(String, MetricId)> {
     while let Some(at) = rest.find("${") {
         plain.push_str(&rest[..at]);
         rest = &rest[at + rest[at..].find('}').unwrap() + 1..];
-        plain.push_str("x");
+        plain.push('x');
     }
     plain.push_str(rest);
     let body: Json = serde_json::from_str(&plain).unwrap();
