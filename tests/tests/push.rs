@@ -7,33 +7,19 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use livecache_domain::push::{handle_socket_event, Connection, Connections, ManagementApiPoster, FEEDS};
 use livecache_domain::tables::{self, TableNames};
 use livecache_domain::{time, DynamoStore, MemoryStore, StreamStatus};
 use livecache_testkit::{shared_moto, unique_prefix};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
-
-/// Waits for the next text message (generously: the push has no timer, the bound only stops a
-/// broken test from hanging).
-async fn next_text<S>(ws: &mut S) -> Value
-where
-    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next()).await.expect("a message").unwrap().unwrap();
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(t.as_str()).unwrap();
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_client_of_the_dev_server_is_told_when_a_stream_goes_live() {
@@ -43,9 +29,9 @@ async fn a_websocket_client_of_the_dev_server_is_told_when_a_stream_goes_live() 
     let (mut everything, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     let (mut community, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     community.send(Message::Text(r#"{"action":"subscribe","feeds":["community"]}"#.into())).await.unwrap();
-    assert_eq!(next_text(&mut community).await, json!({"type": "subscribed", "feeds": ["community"]}));
+    assert_eq!(common::next_text(&mut community).await, json!({"type": "subscribed", "feeds": ["community"]}));
     community.send(Message::Text(r#"{"action":"subscribe","feeds":["nope"]}"#.into())).await.unwrap();
-    assert_eq!(next_text(&mut community).await["error"], json!("invalid_message"));
+    assert_eq!(common::next_text(&mut community).await["error"], json!("invalid_message"));
 
     let stream = api.data.streams.iter().find(|s| s.status == StreamStatus::Scheduled).unwrap();
     let went_live = Instant::now();
@@ -54,12 +40,12 @@ async fn a_websocket_client_of_the_dev_server_is_told_when_a_stream_goes_live() 
     let expected = json!({
         "type": "feed_refresh_required", "feeds": ["discover", "community"], "reason": "stream_live", "stream_id": stream.id
     });
-    assert_eq!(next_text(&mut everything).await, expected);
+    assert_eq!(common::next_text(&mut everything).await, expected);
     println!("feed_refresh_required {:?} after the go-live was sent", went_live.elapsed());
-    assert_eq!(next_text(&mut community).await, expected, "it names the community feed");
+    assert_eq!(common::next_text(&mut community).await, expected, "it names the community feed");
     let (s, _) = api.post_as(&stream.seller_id, &format!("/streams/{}/end", stream.id), json!({})).await;
     assert_eq!(s, 200);
-    assert_eq!(next_text(&mut everything).await["reason"], json!("stream_ended"));
+    assert_eq!(common::next_text(&mut everything).await["reason"], json!("stream_ended"));
 }
 
 /// The Management API in moto, behind a proxy that answers 410 for the connections the test

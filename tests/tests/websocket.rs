@@ -9,9 +9,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use livecache_domain::push::{handle_socket_event, route_of, ANSWERING_ROUTES};
 use livecache_domain::MemoryStore;
 use serde_json::{json, Value};
@@ -98,18 +97,6 @@ async fn the_ws_function_answers_every_answering_route_with_a_json_body() {
     }
 }
 
-async fn next_text<S>(ws: &mut S) -> Value
-where
-    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next()).await.expect("a message").unwrap().unwrap();
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(t.as_str()).unwrap();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dev_servers_socket_routes_and_answers_as_api_gateway_and_the_ws_function_do() {
     let (deps, bus, clock, data) = common::memory_deps("ws-routing").await;
@@ -125,7 +112,7 @@ async fn the_dev_servers_socket_routes_and_answers_as_api_gateway_and_the_ws_fun
         r#"{"action":"subscribe","feeds":["community"]}"#,
     ] {
         ws.send(Message::Text(body.into())).await.unwrap();
-        let from_dev = next_text(&mut ws).await;
+        let from_dev = common::next_text(&mut ws).await;
         let mut event = sample("subscribe");
         event["requestContext"]["routeKey"] = route_of(body).into();
         event["body"] = body.into();

@@ -6,6 +6,58 @@ use super::*;
 /// propagation delay of DynamoDB's secondary indexes (typically well under a second).
 pub const REINVALIDATE_AFTER_TRANSITION: Duration = Duration::from_secs(2);
 
+/// How long a transition waits for another instance's patch of the live list to finish.
+const LIVE_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// How long the live list's patch lock lives if its holder never releases it (a frozen or
+/// killed instance); longer than a holder's read, database write and store take.
+const LIVE_LOCK_TTL: Duration = Duration::from_secs(10);
+
+/// The live list's patch lock, held from reading the list before a transition until the
+/// patched list is stored: two transitions at once (on any instances) patch one after the
+/// other, so neither overwrites the other's patch.
+struct LiveListLock {
+    cache: livecache_cache::Cache,
+    key: String,
+    token: Vec<u8>,
+}
+
+impl LiveListLock {
+    /// The lock, or None when it could not be had within [`LIVE_LOCK_WAIT`] (Redis failing, or
+    /// a holder that died): the transition then stores no patch; its invalidation makes the
+    /// next read load the list from the index, and a patch stored meanwhile by a holder that
+    /// read the list before this write lives until the second invalidation
+    /// ([`REINVALIDATE_AFTER_TRANSITION`]).
+    async fn acquire(cache: &livecache_cache::Cache) -> Option<Self> {
+        let key = cache.key("locks", &["live_list"]).ok()?.as_str().to_string();
+        let token = format!("{:032x}", rand::random::<u128>()).into_bytes();
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(2);
+        loop {
+            match cache.backend().set_if_absent(&key, &token, LIVE_LOCK_TTL).await {
+                Ok(true) => return Some(Self { cache: cache.clone(), key, token }),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "live list lock unavailable; the transition stores no patch");
+                    return None;
+                }
+            }
+            if started.elapsed() >= LIVE_LOCK_WAIT {
+                tracing::warn!("live list lock not had in time; the transition stores no patch");
+                return None;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+    }
+
+    async fn release(self) {
+        if let Err(e) = self.cache.backend().delete_if_equals(&self.key, &self.token).await {
+            tracing::warn!(error = %e, "live list lock not released; it expires");
+        }
+    }
+}
+
 impl Marketplace {
     /// Streams that are live now (cached 1 min).
     pub async fn live_streams(&self) -> Result<Cached<Vec<Stream>>> {
@@ -67,12 +119,21 @@ impl Marketplace {
                 message: "only the stream's seller may start or end it".into(),
             });
         }
+        let lock = LiveListLock::acquire(&self.inner.cache).await;
         let live_before = match live_key(&self.inner.cache) {
-            Ok(key) => self.inner.cache.get::<Vec<Stream>>(&key).await.map(|l| l.value),
-            Err(_) => None,
+            Ok(key) if lock.is_some() => self.inner.cache.get::<Vec<Stream>>(&key).await.map(|l| l.value),
+            _ => None,
         };
         let at = time::now();
-        let stream = self.inner.store.transition_stream(id, to, at).await?;
+        let stream = match self.inner.store.transition_stream(id, to, at).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                if let Some(lock) = lock {
+                    lock.release().await;
+                }
+                return Err(e.into());
+            }
+        };
         for ns in [NS_FEED_DISCOVER, NS_FEED_COMMUNITY, NS_LIVE] {
             if let Err(e) = self.inner.cache.invalidate_namespace(ns).await {
                 tracing::error!(error = %e, namespace = ns, "invalidation failed; feeds may lag until their TTL");
@@ -82,9 +143,12 @@ impl Marketplace {
         // after the write. The live list is patched with the write itself (on top of the list
         // cached before it, or the index) and stored, so the first read after the transition
         // already shows it; everything is invalidated once more when the index has caught up,
-        // so a page rebuilt from a lagging index (or a patch lost to a concurrent one) lives at
-        // most that long.
-        self.store_patched_live_list(live_before, &stream).await;
+        // so a page rebuilt from a lagging index lives at most that long. Concurrent transitions
+        // patch one after the other under the live list's lock.
+        if let Some(lock) = lock {
+            self.store_patched_live_list(live_before, &stream).await;
+            lock.release().await;
+        }
         let market = self.clone();
         self.inner.tasks.submit(Box::pin(async move {
             tokio::time::sleep(REINVALIDATE_AFTER_TRANSITION).await;
