@@ -123,7 +123,7 @@ pub struct User {
     #[serde(with = "time::rfc3339_ms")]
     pub created_at: Timestamp,
     #[serde(default)]
-    pub preferences: crate::users::Preferences,
+    pub preferences: Preferences,
     /// Points of the badges held (kept by the store as badges are awarded).
     #[serde(default)]
     pub points: u64,
@@ -219,6 +219,42 @@ pub struct JobRun {
     pub figures: serde_json::Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// What a signed-in user chose; only in their own full profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preferences {
+    pub language: String,
+    pub notifications: Notifications,
+    pub interests: Vec<Category>,
+    pub accessibility: Accessibility,
+}
+
+impl Default for Preferences {
+    fn default() -> Self {
+        Self {
+            language: "en".into(),
+            notifications: Notifications { live_alerts: true, offers: true, email_digest: false },
+            interests: Vec::new(),
+            accessibility: Accessibility::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Notifications {
+    /// A followed seller goes live.
+    pub live_alerts: bool,
+    /// Offers made, extended or expiring.
+    pub offers: bool,
+    pub email_digest: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Accessibility {
+    pub reduced_motion: bool,
+    pub high_contrast: bool,
+    pub captions: bool,
 }
 
 #[cfg(test)]

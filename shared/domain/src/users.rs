@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::models::{Accessibility, Notifications, Preferences};
 use crate::models::{Category, User};
 use crate::time::{self, Timestamp};
 
@@ -13,42 +14,6 @@ pub const MAX_BIO: usize = 500;
 pub const MAX_CITY: usize = 60;
 pub const MAX_AVATAR: usize = 300;
 pub const MAX_INTERESTS: usize = 10;
-
-/// What a signed-in user chose; only in their own full profile.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Preferences {
-    pub language: String,
-    pub notifications: Notifications,
-    pub interests: Vec<Category>,
-    pub accessibility: Accessibility,
-}
-
-impl Default for Preferences {
-    fn default() -> Self {
-        Self {
-            language: "en".into(),
-            notifications: Notifications { live_alerts: true, offers: true, email_digest: false },
-            interests: Vec::new(),
-            accessibility: Accessibility::default(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Notifications {
-    /// A followed seller goes live.
-    pub live_alerts: bool,
-    /// Offers made, extended or expiring.
-    pub offers: bool,
-    pub email_digest: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Accessibility {
-    pub reduced_motion: bool,
-    pub high_contrast: bool,
-    pub captions: bool,
-}
 
 /// What anybody may see of a user (batch reads, the public profile).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -142,7 +142,7 @@ impl App {
                 } else if let Err(e) = self.authorize(def.access, &req) {
                     e.into_response()
                 } else {
-                    match AssertUnwindSafe(handlers::dispatch(self, def, &params, &req)).catch_unwind().await {
+                    match AssertUnwindSafe(handlers::dispatch(&self.market, def, &params, &req)).catch_unwind().await {
                         Ok(Ok(resp)) => resp,
                         Ok(Err(e)) => e.into_response(),
                         Err(_) => ApiError::internal("the request could not be handled").into_response(),

@@ -3,14 +3,13 @@
 use std::time::Duration;
 
 use http::StatusCode;
-use livecache_domain::services::{Expiry, NewOffer, RawPage, ServiceError};
+use livecache_domain::services::{Expiry, Marketplace, NewOffer, RawPage, ServiceError};
 use livecache_domain::{Category, CommunityQuery, Condition, DiscoverQuery, FeedSort, PageRequest, StreamStatus};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::api::{ApiError, ApiRequest, ApiResponse};
-use crate::app::App;
 use crate::routes::{Route, RouteDef};
 
 /// Largest page number served (bounds the work one request can ask of the database).
@@ -29,14 +28,13 @@ pub(crate) const MAX_RECENT_LIMIT: u32 = 50;
 type Result<T> = std::result::Result<T, ApiError>;
 
 pub(crate) async fn dispatch(
-    app: &App,
+    m: &Marketplace,
     def: &RouteDef,
     params: &[(&'static str, String)],
     req: &ApiRequest,
 ) -> Result<ApiResponse> {
     let id = || params.iter().find(|(k, _)| *k == "id").map(|(_, v)| v.as_str()).unwrap_or_default();
     let q = Query(&req.query);
-    let m = &app.market;
     match def.route {
         Route::Discover => {
             let query = DiscoverQuery {
