@@ -24,6 +24,9 @@ fn emitted() -> BTreeSet<MetricId> {
     let lines = [
         Metrics::default().line("feeds", &Default::default(), 1).expect("a line"),
         job_line("view-sync", true, 12, Some(1.5)),
+        Metrics::default()
+            .verify_line(livecache_domain::services::VerifyCounts { consistent: 3, inconsistent: 1, settled: 1 })
+            .expect("a line"),
     ];
     let mut out = BTreeSet::new();
     for line in lines {

@@ -95,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
         None => (format!("{:032x}", rand::random::<u128>()), true),
     };
     let app = Arc::new(App::new(&deps, Arc::new(SpawnTasks), AdminAuth::Token(admin_token.clone()), None));
+    app.market.set_verify_rate(config.verify_rate);
     // The schedules and the event rule, in-process.
     let _schedules = if args.jobs { jobs::spawn_schedules(app.market.clone(), config.jobs) } else { Vec::new() };
     let refreshes = livecache_dev::Refreshes::new();

@@ -88,6 +88,7 @@ pub async fn after_response(tasks: &DeferredTasks, app: &App, metrics: &Metrics,
         Err(_) => tracing::warn!("stats flush given up at the deadline"),
     }
     metrics.emit(function, &app.market.cache_report(), app.market.circuit_trips());
+    metrics.emit_verify(app.market.verify_counts());
     if drained.ran > 0 {
         tracing::debug!(tasks = drained.ran, "post-response work done");
     }
@@ -133,6 +134,7 @@ pub async fn run(function: &'static str) -> Result<(), Error> {
     let tasks = Arc::new(DeferredTasks::new());
     let mut app = App::new(&deps, tasks.clone(), AdminAuth::iam(&config.admin_principals), Some(function));
     app.stats_flush = config.stats_flush;
+    app.market.set_verify_rate(config.verify_rate);
     let app = Arc::new(app);
     flush_at_shutdown(app.clone());
     let metrics = Arc::new(Metrics::default());

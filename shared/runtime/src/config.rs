@@ -10,6 +10,7 @@
 //! | `DATA_BACKEND`, `*_TABLE`, `EVENT_BUS_NAME` | the data layer (see `livecache_domain::config`) | |
 //! | `DATA_CREATE_TABLES` | `true`: create missing DynamoDB tables and seed them (emulators) | `false` |
 //! | `VIEW_SYNC_INTERVAL_SECS` | how often view-sync drains inside one run | 5 |
+//! | `CACHE_VERIFY_RATE` | the share of product hits checked against the database after the response (0–1); finds are the EMF metrics `CacheConsistent`, `CacheInconsistent`, `CacheVerifySettled` | `0.001` |
 //! | `CACHE_LOAD_TIMEOUT_SECS` | how long any cache load may take (1–60), replacing each policy's own (3 s): for a slow source such as an emulator | each policy's |
 //! | `USER_PROFILE_TTL_SECS`, `USER_ACHIEVEMENTS_TTL_SECS`, `LEADERBOARD_TTL_SECS`, `RECENT_ACHIEVEMENTS_TTL_SECS` | how long profiles, a user's badges, leaderboard pages and the latest badges stay fresh (1–86400) | 3600, 1800, 900, 300 |
 //! | `ADMIN_PRINCIPAL_ARNS` | comma-separated IAM principals allowed on admin routes (`*` suffix allowed) | any IAM-signed caller |
@@ -50,7 +51,13 @@ pub struct Config {
     pub load_timeout: Option<Duration>,
     /// Lifetimes of user data.
     pub user_ttls: UserTtls,
+    /// The share of product hits checked against the source after the response
+    /// (`CACHE_VERIFY_RATE`, 0–1, default [`DEFAULT_VERIFY_RATE`]).
+    pub verify_rate: f64,
 }
+
+/// The default of [`Config::verify_rate`]: one hit in a thousand.
+pub const DEFAULT_VERIFY_RATE: f64 = 0.001;
 
 /// The default of [`Config::stats_flush`].
 pub const STATS_FLUSH_DEFAULT: Duration = Duration::from_secs(10);
@@ -88,6 +95,13 @@ impl Config {
             leaderboard: ttl("LEADERBOARD_TTL_SECS", d.leaderboard)?,
             recent: ttl("RECENT_ACHIEVEMENTS_TTL_SECS", d.recent)?,
         };
+        let verify_rate = match var("CACHE_VERIFY_RATE").as_deref().map(str::trim) {
+            None | Some("") => DEFAULT_VERIFY_RATE,
+            Some(text) => match text.parse::<f64>() {
+                Ok(rate) if (0.0..=1.0).contains(&rate) => rate,
+                _ => bail!("CACHE_VERIFY_RATE = {text:?}: expected a share of hits from 0 to 1 (e.g. 0.001)"),
+            },
+        };
         let admin_principals = var("ADMIN_PRINCIPAL_ARNS")
             .unwrap_or_default()
             .split(',')
@@ -105,6 +119,7 @@ impl Config {
             stats_flush,
             load_timeout,
             user_ttls,
+            verify_rate,
         })
     }
 }

@@ -4,6 +4,7 @@ use std::sync::Mutex;
 
 use livecache_cache::CountsSnapshot;
 use livecache_cache::StatsReport;
+use livecache_domain::services::VerifyCounts;
 
 /// JSON logs on stdout; level from `RUST_LOG` (default `info`). Safe to call twice.
 pub fn init() {
@@ -17,6 +18,7 @@ pub fn init() {
 #[derive(Debug, Default)]
 pub struct Metrics {
     last: Mutex<(CountsSnapshot, u64)>,
+    last_verify: Mutex<VerifyCounts>,
 }
 
 impl Metrics {
@@ -66,6 +68,45 @@ impl Metrics {
                 ("CacheErrors", "Count", delta.errors.into()),
                 ("CacheBreakerOpened", "Count", opened.into()),
                 ("CacheLatencyP99", "Microseconds", report.latency.p99_us.into()),
+            ],
+        ))
+    }
+}
+
+impl Metrics {
+    /// Emits what the sampled consistency checks found since the last call (see
+    /// [`verify_line`](Self::verify_line)).
+    pub fn emit_verify(&self, counts: VerifyCounts) {
+        if let Some(line) = self.verify_line(counts) {
+            println!("{line}");
+        }
+    }
+
+    /// The EMF line of the sampled consistency checks of product hits that moved since the
+    /// last call (dimension `namespace`): consistent, inconsistent (served a value the source
+    /// no longer holds, with no invalidation coming), settled (a write in flight). None when
+    /// none ran.
+    pub fn verify_line(&self, counts: VerifyCounts) -> Option<serde_json::Value> {
+        let delta = {
+            let mut last = self.last_verify.lock().unwrap_or_else(|p| p.into_inner());
+            let d = VerifyCounts {
+                consistent: counts.consistent - last.consistent,
+                inconsistent: counts.inconsistent - last.inconsistent,
+                settled: counts.settled - last.settled,
+            };
+            *last = counts;
+            d
+        };
+        if delta == VerifyCounts::default() {
+            return None;
+        }
+        Some(emf_line(
+            ("namespace", "products"),
+            DimensionSets::Only,
+            &[
+                ("CacheConsistent", "Count", delta.consistent.into()),
+                ("CacheInconsistent", "Count", delta.inconsistent.into()),
+                ("CacheVerifySettled", "Count", delta.settled.into()),
             ],
         ))
     }

@@ -10,6 +10,7 @@ mod offers;
 mod products;
 mod streams;
 mod users;
+mod verify;
 
 pub use admin::{CacheStatsAnswer, CacheStatsDetails, FeedEntries, Invalidated, JobStatus, STATS_ANSWER_TTL};
 pub use error::{Result, ServiceError};
@@ -19,6 +20,7 @@ pub use offers::{Expiry, NewOffer, MAX_OFFER_MINUTES};
 pub use products::{BatchAnswer, ProductViews};
 pub use streams::REINVALIDATE_AFTER_TRANSITION;
 pub use users::{Achievements, AchievementsSummary, FullProfile, LeaderEntry, PublicProfile, UsersWarmed};
+pub use verify::{VerifyCounts, VERIFY_SETTLE};
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -66,6 +68,7 @@ struct Inner {
     /// The last statistics answer and when (cache clock, ms) it was made.
     stats_answer: std::sync::Mutex<Option<(u64, CacheStatsAnswer)>>,
     user_ttls: UserTtls,
+    verifier: verify::Verifier,
 }
 
 /// Every operation of the API. Cheap to clone.
@@ -100,6 +103,7 @@ impl Marketplace {
                 views_unconfirmed: Default::default(),
                 stats_answer: Default::default(),
                 user_ttls: UserTtls::default(),
+                verifier: Default::default(),
             }),
         }
     }

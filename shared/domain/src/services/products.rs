@@ -48,6 +48,9 @@ impl Marketplace {
                 message: format!("product {id} not found"),
             });
         };
+        if found.source == livecache_cache::Source::Hit {
+            self.sample_product_hit(&key, &product);
+        }
         self.count_view(id).await;
         Ok(Cached::from_lookup(product, found.source))
     }
