@@ -33,6 +33,7 @@ mod id;
 pub mod jobs;
 mod models;
 pub mod push;
+mod schedule;
 pub mod seed;
 pub mod services;
 pub mod store;

@@ -88,7 +88,7 @@ impl Marketplace {
             }
         }
         let aggregate = cache.aggregate_stats().await.unwrap_or_else(|_| cache.report());
-        let swept = self.inner.store.job_runs(&[crate::jobs::Job::CacheCleanup.name()]).await?.pop();
+        let swept = self.inner.store.job_runs(&[crate::schedule::Job::CacheCleanup.name()]).await?.pop();
         let counted = |ns: &str| swept.as_ref().and_then(|r| r.figures["entries"][ns].as_u64()).unwrap_or(0);
         let feed_entries = FeedEntries {
             discover: counted(NS_FEED_DISCOVER),
@@ -109,7 +109,7 @@ impl Marketplace {
     }
 
     pub async fn job_runs(&self) -> Result<Vec<JobRun>> {
-        let names = crate::jobs::Job::SCHEDULED.map(|j| j.name());
+        let names = crate::schedule::Job::SCHEDULED.map(|j| j.name());
         Ok(self.inner.store.job_runs(&names).await?)
     }
 
@@ -118,7 +118,7 @@ impl Marketplace {
     pub async fn job_status(&self, with_errors: bool) -> Result<Vec<JobStatus>> {
         let runs = self.job_runs().await?;
         let now = time::now();
-        Ok(crate::jobs::Job::SCHEDULED
+        Ok(crate::schedule::Job::SCHEDULED
             .iter()
             .filter_map(|job| {
                 let schedule = job.schedule()?;
