@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::Message;
 async fn a_websocket_client_of_the_dev_server_is_told_when_a_stream_goes_live() {
     let (deps, bus, clock, data) = common::memory_deps("ws").await;
     let api = common::serve(deps, bus, clock, data, Arc::new(livecache_cache::SpawnTasks), None).await;
-    let url = api.base.replace("http://", "ws://").replace("/api/v1", "/ws");
+    let url = api.ws_url();
     let (mut everything, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     let (mut community, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     community.send(Message::Text(r#"{"action":"subscribe","feeds":["community"]}"#.into())).await.unwrap();

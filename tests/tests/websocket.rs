@@ -101,7 +101,7 @@ async fn the_ws_function_answers_every_answering_route_with_a_json_body() {
 async fn the_dev_servers_socket_routes_and_answers_as_api_gateway_and_the_ws_function_do() {
     let (deps, bus, clock, data) = common::memory_deps("ws-routing").await;
     let api = common::serve(deps, bus, clock, data, Arc::new(livecache_cache::SpawnTasks), None).await;
-    let url = api.base.replace("http://", "ws://").replace("/api/v1", "/ws");
+    let url = api.ws_url();
     let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     let store = MemoryStore::new();
     handle_socket_event(&store, &sample("connect")).await;

@@ -45,6 +45,8 @@ impl std::fmt::Display for Key {
 #[derive(Debug, Clone)]
 pub struct Keyspace {
     root: String,
+    /// The configured version (`v1`): the name a version has until one is given.
+    version: String,
     /// Built once: read on every lookup.
     epoch: String,
 }
@@ -62,7 +64,12 @@ impl Keyspace {
             _ => version.to_string(),
         };
         let epoch = format!("{root}:{META_NS}:epoch");
-        Ok(Self { root, epoch })
+        Ok(Self { root, version: version.to_string(), epoch })
+    }
+
+    /// The configured version.
+    pub fn version(&self) -> &str {
+        &self.version
     }
 
     /// The part every key of this keyspace starts with (`[{prefix}:]{version}`).

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 pub(crate) type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -47,17 +48,39 @@ impl DeferredTasks {
     /// Runs every queued task concurrently, including tasks queued while running, and returns
     /// how many ran.
     pub async fn run_all(&self) -> usize {
-        let mut ran = 0;
+        let (started, finished) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        self.drain(&started, &finished).await;
+        finished.into_inner()
+    }
+
+    /// Like [`run_all`](Self::run_all), but only until `deadline`: what has not finished then
+    /// is dropped (each task is safe to drop: a refresh or prefetch not done is a later miss;
+    /// a view retry not done counts itself unconfirmed). On Lambda the function's timeout
+    /// covers this phase: work past it would end the invocation in an error.
+    pub async fn run_until(&self, deadline: std::time::Instant) -> Drained {
+        let (started, finished) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let _ = tokio::time::timeout_at(deadline.into(), self.drain(&started, &finished)).await;
+        let not_started = self.queue.lock().map(|mut q| std::mem::take(&mut *q).len()).unwrap_or(0);
+        let (started, ran) = (started.into_inner(), finished.into_inner());
+        Drained { ran, abandoned: started - ran + not_started }
+    }
+
+    /// Runs batch after batch of the queued tasks until none is left, counting them.
+    async fn drain(&self, started: &AtomicUsize, finished: &AtomicUsize) {
         loop {
             let batch: Vec<Task> = match self.queue.lock() {
                 Ok(mut q) => std::mem::take(&mut *q),
-                Err(_) => return ran,
+                Err(_) => return,
             };
             if batch.is_empty() {
-                return ran;
+                return;
             }
-            ran += batch.len();
-            futures::future::join_all(batch).await;
+            started.fetch_add(batch.len(), Ordering::Relaxed);
+            futures::future::join_all(batch.into_iter().map(|task| async {
+                task.await;
+                finished.fetch_add(1, Ordering::Relaxed);
+            }))
+            .await;
         }
     }
 }
@@ -68,38 +91,6 @@ impl DeferredTasks {
 pub struct Drained {
     pub ran: usize,
     pub abandoned: usize,
-}
-
-impl DeferredTasks {
-    /// Like [`run_all`](Self::run_all), but only until `deadline`: what has not finished then
-    /// is dropped (each task is safe to drop: a refresh or prefetch not done is a later miss;
-    /// a view retry not done counts itself unconfirmed). On Lambda the function's timeout
-    /// covers this phase: work past it would end the invocation in an error.
-    pub async fn run_until(&self, deadline: std::time::Instant) -> Drained {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let (started, finished) = (AtomicUsize::new(0), AtomicUsize::new(0));
-        let work = async {
-            loop {
-                let batch: Vec<Task> = match self.queue.lock() {
-                    Ok(mut q) => std::mem::take(&mut *q),
-                    Err(_) => return,
-                };
-                if batch.is_empty() {
-                    return;
-                }
-                started.fetch_add(batch.len(), Ordering::Relaxed);
-                futures::future::join_all(batch.into_iter().map(|task| async {
-                    task.await;
-                    finished.fetch_add(1, Ordering::Relaxed);
-                }))
-                .await;
-            }
-        };
-        let _ = tokio::time::timeout_at(deadline.into(), work).await;
-        let not_started = self.queue.lock().map(|mut q| std::mem::take(&mut *q).len()).unwrap_or(0);
-        let (started, ran) = (started.load(Ordering::Relaxed), finished.load(Ordering::Relaxed));
-        Drained { ran, abandoned: started - ran + not_started }
-    }
 }
 
 impl TaskRunner for DeferredTasks {

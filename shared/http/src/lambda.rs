@@ -13,6 +13,7 @@ use livecache_cache::DeferredTasks;
 use tokio::sync::{mpsc, Mutex};
 
 use crate::api::{parse_query, ApiRequest, ApiResponse};
+use livecache_runtime::after::finish_before;
 use livecache_runtime::telemetry::{self, Metrics};
 
 use crate::app::{AdminAuth, App};
@@ -62,31 +63,12 @@ pub fn to_lambda_response(resp: ApiResponse) -> Response<Body> {
     builder.body(Body::Binary(resp.body)).unwrap_or_else(|_| Response::new(Body::Empty))
 }
 
-/// How long before the invocation's deadline post-response work is given up, leaving time for
-/// the stats flush and the metrics line.
-pub const POST_RESPONSE_MARGIN: Duration = Duration::from_millis(1000);
-
-/// How long before the deadline the stats flush is given up.
-const FLUSH_MARGIN: Duration = Duration::from_millis(400);
-
 /// Post-response work of one invocation, run by the extension after the handler answered,
-/// bounded by the invocation's `deadline` (Lambda's timeout covers this phase: work past it
-/// would end the invocation in an error and reset the environment): the queued refreshes and
-/// prefetches until [`POST_RESPONSE_MARGIN`] before it, the stats flush when one is due
-/// (every `app.stats_flush`, not every invocation: a warm hit costs one Redis command), the
-/// EMF metrics line (no Redis).
+/// bounded by the invocation's `deadline` ([`finish_before`]): the queued refreshes and
+/// prefetches, the stats flush when one is due (every `app.stats_flush`, not every
+/// invocation: a warm hit costs one Redis command), the EMF metrics lines (no Redis).
 pub async fn after_response(tasks: &DeferredTasks, app: &App, metrics: &Metrics, function: &str, deadline: Instant) {
-    let now = Instant::now();
-    let drained = tasks.run_until(deadline.checked_sub(POST_RESPONSE_MARGIN).unwrap_or(now).max(now)).await;
-    if drained.abandoned > 0 {
-        tracing::warn!(ran = drained.ran, abandoned = drained.abandoned, "post-response work given up at the deadline");
-    }
-    let flush_by = deadline.checked_sub(FLUSH_MARGIN).unwrap_or(now).max(Instant::now());
-    match tokio::time::timeout_at(flush_by.into(), app.market.flush_stats_every(app.stats_flush)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "stats flush failed"),
-        Err(_) => tracing::warn!("stats flush given up at the deadline"),
-    }
+    let drained = finish_before(deadline, tasks, app.market.flush_stats_every(app.stats_flush)).await;
     metrics.emit(function, &app.market.cache_report(), app.market.circuit_trips());
     metrics.emit_verify(app.market.verify_counts());
     if drained.ran > 0 {

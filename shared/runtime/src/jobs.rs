@@ -87,13 +87,7 @@ pub async fn run(job: Job) -> Result<(), lambda_runtime::Error> {
             let out = handle(job, &market, &event.payload, started + remaining, &settings).await;
             telemetry::emit_job(job.name(), out.is_err(), started.elapsed().as_millis() as u64, lag(&event.payload));
             // What the run left behind, and the stats flush, within the invocation's deadline.
-            let deadline = started + remaining;
-            let drained = tasks.run_until(deadline.checked_sub(Duration::from_secs(1)).unwrap_or(deadline)).await;
-            if drained.abandoned > 0 {
-                tracing::warn!(abandoned = drained.abandoned, "post-run work given up at the deadline");
-            }
-            let flush_by = deadline.checked_sub(Duration::from_millis(400)).unwrap_or(deadline);
-            let _ = tokio::time::timeout_at(flush_by.into(), market.flush_stats()).await;
+            crate::after::finish_before(started + remaining, &tasks, market.flush_stats()).await;
             out.map_err(|e| lambda_runtime::Error::from(e.to_string()))
         }
     }))

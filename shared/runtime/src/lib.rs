@@ -7,6 +7,7 @@
 
 #![warn(unreachable_pub)]
 
+pub mod after;
 mod config;
 mod deps;
 pub mod jobs;

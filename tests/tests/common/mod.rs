@@ -190,6 +190,11 @@ pub async fn serve(
 }
 
 impl Api {
+    /// The dev server's live refresh WebSocket.
+    pub fn ws_url(&self) -> String {
+        self.base.replace("http://", "ws://").replace("/api/v1", "/ws")
+    }
+
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
         let resp = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
         Self::read(resp).await

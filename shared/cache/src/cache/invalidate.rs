@@ -77,11 +77,8 @@ impl Cache {
         let before = self.inner.backend.get(&key).await.inspect_err(|e| self.backend_error("get", e))?;
         let epoch = self.bump_version().await?;
         self.inner.backend.set(&key, name.as_bytes(), None).await.inspect_err(|e| self.backend_error("set", e))?;
-        let configured = || {
-            let root = self.inner.keys.root();
-            root.rsplit(':').next().unwrap_or(root).to_string()
-        };
-        Ok((before.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_else(configured), epoch))
+        let before = before.map(|b| String::from_utf8_lossy(&b).into_owned());
+        Ok((before.unwrap_or_else(|| self.inner.keys.version().to_string()), epoch))
     }
 
     /// The current epoch and a namespace's generation.

@@ -105,19 +105,23 @@ impl Marketplace {
     /// open), or when the invocation's deadline drops it.
     async fn settle_view(&self, pending: &str, product: &str, once: &str) {
         /// Counts the view unconfirmed unless it was settled (also when the task is dropped).
-        struct Unsettled<'a>(&'a Marketplace, &'a str, bool);
+        struct Unsettled<'a> {
+            market: &'a Marketplace,
+            product: &'a str,
+            settled: bool,
+        }
         impl Drop for Unsettled<'_> {
             fn drop(&mut self) {
-                if !self.2 {
-                    self.0.inner.views_unconfirmed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if !self.settled {
+                    self.market.inner.views_unconfirmed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::error!(
-                        product = self.1,
+                        product = self.product,
                         "view increment unanswered; counted in Redis only if it was applied"
                     );
                 }
             }
         }
-        let mut guard = Unsettled(self, product, false);
+        let mut guard = Unsettled { market: self, product, settled: false };
         let started = std::time::Instant::now();
         let mut pause = Duration::from_millis(20);
         let mut unreachable = 0;
@@ -125,7 +129,7 @@ impl Marketplace {
             tokio::time::sleep(pause).await;
             match self.inner.cache.backend().incr_once(pending, product, 1, once, VIEW_ONCE_TTL).await {
                 Ok(_) => {
-                    guard.2 = true;
+                    guard.settled = true;
                     return;
                 }
                 Err(e) if !e.outcome_unknown() => {

@@ -6,12 +6,16 @@ use super::*;
 /// propagation delay of DynamoDB's secondary indexes (typically well under a second).
 pub const REINVALIDATE_AFTER_TRANSITION: Duration = Duration::from_secs(2);
 
-/// How long a transition waits for another instance's patch of the live list to finish.
-const LIVE_LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How long a transition waits on one holder of the live list's patch lock: a holder that
+/// keeps it this long has died or frozen (its lock expires after [`LIVE_LOCK_TTL`]). Waiting
+/// on a queue of holders that each finish is not bounded by it: the wait restarts whenever
+/// the lock changes hands, so how many transitions run at once, or how fast the machine is,
+/// does not decide whether a patch is stored.
+const LIVE_LOCK_WAIT: Duration = Duration::from_secs(3);
 
 /// How long the live list's patch lock lives if its holder never releases it (a frozen or
 /// killed instance); longer than a holder's read, database write and store take.
-const LIVE_LOCK_TTL: Duration = Duration::from_secs(10);
+const LIVE_LOCK_TTL: Duration = Duration::from_secs(5);
 
 /// The live list's patch lock, held from reading the list before a transition until the
 /// patched list is stored: two transitions at once (on any instances) patch one after the
@@ -23,27 +27,37 @@ struct LiveListLock {
 }
 
 impl LiveListLock {
-    /// The lock, or None when it could not be had within [`LIVE_LOCK_WAIT`] (Redis failing, or
-    /// a holder that died): the transition then stores no patch; its invalidation makes the
-    /// next read load the list from the index, and a patch stored meanwhile by a holder that
-    /// read the list before this write lives until the second invalidation
-    /// ([`REINVALIDATE_AFTER_TRANSITION`]).
+    /// The lock, or None when Redis fails or one holder keeps it past [`LIVE_LOCK_WAIT`]: the
+    /// transition then stores no patch; its invalidation makes the next read load the list
+    /// from the index, and a patch stored meanwhile by a holder that read the list before this
+    /// write lives until the second invalidation ([`REINVALIDATE_AFTER_TRANSITION`]).
     async fn acquire(cache: &livecache_cache::Cache) -> Option<Self> {
         let key = cache.key("locks", &["live_list"]).ok()?.as_str().to_string();
         let token = format!("{:032x}", rand::random::<u128>()).into_bytes();
-        let started = std::time::Instant::now();
+        let (mut holder, mut since) = (None, std::time::Instant::now());
         let mut pause = Duration::from_millis(2);
         loop {
+            let unavailable = |e: livecache_cache::CacheError| {
+                tracing::warn!(error = %e, "live list lock unavailable; the transition stores no patch");
+            };
             match cache.backend().set_if_absent(&key, &token, LIVE_LOCK_TTL).await {
                 Ok(true) => return Some(Self { cache: cache.clone(), key, token }),
                 Ok(false) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "live list lock unavailable; the transition stores no patch");
+                    unavailable(e);
                     return None;
                 }
             }
-            if started.elapsed() >= LIVE_LOCK_WAIT {
-                tracing::warn!("live list lock not had in time; the transition stores no patch");
+            match cache.backend().get(&key).await {
+                Ok(now) if now != holder => (holder, since) = (now, std::time::Instant::now()),
+                Ok(_) => {}
+                Err(e) => {
+                    unavailable(e);
+                    return None;
+                }
+            }
+            if since.elapsed() >= LIVE_LOCK_WAIT {
+                tracing::warn!("live list lock held too long by one holder; the transition stores no patch");
                 return None;
             }
             tokio::time::sleep(pause).await;
