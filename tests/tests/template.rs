@@ -414,3 +414,42 @@ fn a_real_account_can_keep_its_own_endpoints_and_browsers_can_call_the_api() {
         assert!(format!("{:?}", cors["AllowMethods"]).contains(method), "{method}");
     }
 }
+
+#[test]
+fn change_log_consumes_every_cached_tables_stream_and_never_skips_a_change() {
+    let t = template();
+    let f = &t["Resources"]["ChangeLogFunction"];
+    assert_eq!(f["Metadata"]["BuildProperties"]["Binary"].as_str(), Some("change-log"));
+    let sources: Vec<&Value> = f["Properties"]["Events"].as_mapping().unwrap().values().collect();
+    let mut streams = BTreeSet::new();
+    for e in &sources {
+        assert_eq!(e["Type"].as_str(), Some("DynamoDB"));
+        let p = &e["Properties"];
+        streams.insert(format!("{:?}", p["Stream"]));
+        // A failed batch is handed back from its first record and delivered again until
+        // records expire (6 h), then named in the dead-letter queue; one batch at a time per
+        // shard, so a table's changes apply in order.
+        assert_eq!(p["FunctionResponseTypes"][0].as_str(), Some("ReportBatchItemFailures"));
+        assert_eq!(p["MaximumRetryAttempts"].as_i64(), Some(-1));
+        assert_eq!(p["MaximumRecordAgeInSeconds"].as_i64(), Some(21_600));
+        assert_eq!(p["ParallelizationFactor"].as_i64(), Some(1));
+        assert_eq!(p["BisectBatchOnFunctionError"].as_bool(), Some(true));
+        assert_eq!(p["StartingPosition"].as_str(), Some("TRIM_HORIZON"));
+        assert!(
+            format!("{:?}", p["DestinationConfig"]["OnFailure"]["Destination"]).contains("ChangeLogDeadLetterQueue")
+        );
+    }
+    let cached: BTreeSet<String> =
+        livecache_domain::tables::ALL.iter().filter(|d| d.change_log).map(|d| d.resource.to_string()).collect();
+    assert_eq!(streams.len(), cached.len(), "one source per cached table: {streams:?}");
+    for table in &cached {
+        assert!(streams.iter().any(|s| s.contains(table.as_str())), "{table}'s stream is consumed: {streams:?}");
+    }
+    // It retries within an invocation until 8 s before its deadline (jobs::SAFETY_MARGIN).
+    let timeout = f["Properties"]["Timeout"].as_u64().unwrap();
+    assert!(timeout > livecache_runtime::jobs::SAFETY_MARGIN.as_secs() + 10, "{timeout}");
+    // Falling behind pages: Lambda's IteratorAge for the function.
+    let behind = &t["Resources"]["ChangeLogBehindAlarm"]["Properties"];
+    assert_eq!(behind["MetricName"].as_str(), Some("IteratorAge"));
+    assert!(format!("{:?}", behind["Dimensions"]).contains("ChangeLogFunction"));
+}

@@ -16,6 +16,7 @@ use livecache_http::{ApiRequest, App};
 use tokio::net::TcpListener;
 
 pub mod auth;
+pub mod follow;
 pub mod ws;
 
 pub use auth::DevAuth;

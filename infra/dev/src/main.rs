@@ -98,6 +98,14 @@ async fn main() -> anyhow::Result<()> {
     app.market.set_verify_rate(config.verify_rate);
     // The schedules and the event rule, in-process.
     let _schedules = if args.jobs { jobs::spawn_schedules(app.market.clone(), config.jobs) } else { Vec::new() };
+    // On DynamoDB (an emulator here; on AWS the change-log function) the tables' change log
+    // is followed, so a write whose own invalidation failed is still invalidated.
+    let _follower = if deps.store.changes_logged() {
+        let sdk = livecache_domain::config::aws_config().await;
+        Some(livecache_dev::follow::follow(app.market.clone(), &sdk, &config.data.tables).await?)
+    } else {
+        None
+    };
     let refreshes = livecache_dev::Refreshes::new();
     if let Some(bus) = &deps.bus {
         bus.subscribe(Arc::new(jobs::InProcessCacheEvents(app.market.clone())));

@@ -49,6 +49,8 @@ pub enum Job {
     OfferExpiry,
     CacheCleanup,
     CacheEvents,
+    /// Invalidation from the cached tables' change log (DynamoDB Streams).
+    ChangeLog,
 }
 
 impl Job {
@@ -61,7 +63,7 @@ impl Job {
         match self {
             Job::ViewSync | Job::OfferExpiry => Some(Schedule::Every(std::time::Duration::from_secs(60))),
             Job::CacheCleanup => Some(Schedule::DailyAt { hour: 3, minute: 0 }),
-            Job::CacheEvents => None,
+            Job::CacheEvents | Job::ChangeLog => None,
         }
     }
 
@@ -72,6 +74,7 @@ impl Job {
             Job::OfferExpiry => "offer-expiry",
             Job::CacheCleanup => "cache-cleanup",
             Job::CacheEvents => "cache-events",
+            Job::ChangeLog => "change-log",
         }
     }
 }

@@ -16,7 +16,7 @@
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -40,6 +40,9 @@ pub struct TableDef {
     pub hash: &'static str,
     pub indexes: &'static [IndexDef],
     pub ttl_attribute: Option<&'static str>,
+    /// Whether its items are cached: then its change log (a DynamoDB stream of new and old
+    /// images) drives invalidation (`jobs::change_log`).
+    pub change_log: bool,
 }
 
 pub const PRODUCTS: TableDef = TableDef {
@@ -61,6 +64,7 @@ pub const PRODUCTS: TableDef = TableDef {
         IndexDef { name: "by_gh3c", hash: "gh3c", range: "rank_new" },
     ],
     ttl_attribute: None,
+    change_log: true,
 };
 
 pub const USERS: TableDef = TableDef {
@@ -74,6 +78,7 @@ pub const USERS: TableDef = TableDef {
         IndexDef { name: "by_recent", hash: "recent", range: "recency" },
     ],
     ttl_attribute: None,
+    change_log: true,
 };
 
 pub const STREAMS: TableDef = TableDef {
@@ -86,6 +91,7 @@ pub const STREAMS: TableDef = TableDef {
         IndexDef { name: "by_seller", hash: "seller_id", range: "id" },
     ],
     ttl_attribute: None,
+    change_log: true,
 };
 
 pub const OFFERS: TableDef = TableDef {
@@ -95,6 +101,7 @@ pub const OFFERS: TableDef = TableDef {
     hash: "id",
     indexes: &[IndexDef { name: "by_due", hash: "due_shard", range: "due_at" }],
     ttl_attribute: Some("ttl"),
+    change_log: false,
 };
 
 pub const JOBS: TableDef = TableDef {
@@ -104,6 +111,7 @@ pub const JOBS: TableDef = TableDef {
     hash: "pk",
     indexes: &[],
     ttl_attribute: Some("ttl"),
+    change_log: false,
 };
 
 /// WebSocket connections of the refresh push (expire with their `ttl`).
@@ -114,6 +122,7 @@ pub const CONNECTIONS: TableDef = TableDef {
     hash: "id",
     indexes: &[],
     ttl_attribute: Some("ttl"),
+    change_log: false,
 };
 
 pub const ALL: [TableDef; 6] = [PRODUCTS, USERS, STREAMS, OFFERS, JOBS, CONNECTIONS];
@@ -194,13 +203,36 @@ fn sdk<E: std::fmt::Display>(e: E) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-/// Creates every table (on-demand capacity, indexes projecting all attributes, TTL) that does
-/// not exist yet.
+/// The change log a cached table carries: both images, so a consumer sees what changed.
+fn change_log_spec() -> Result<StreamSpecification> {
+    StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::NewAndOldImages)
+        .build()
+        .map_err(sdk)
+}
+
+/// Turns the change log on for an existing table made without it (an older set-up).
+async fn enable_change_log(client: &Client, name: &str) -> Result<()> {
+    let table = client.describe_table().table_name(name).send().await.map_err(sdk)?;
+    if table.table().and_then(|t| t.stream_specification()).is_some_and(|s| s.stream_enabled()) {
+        return Ok(());
+    }
+    client.update_table().table_name(name).stream_specification(change_log_spec()?).send().await.map_err(sdk)?;
+    Ok(())
+}
+
+/// Creates every table (on-demand capacity, indexes projecting all attributes, TTL, the change
+/// log on the cached ones) that does not exist yet; an existing cached table without its change
+/// log gets it.
 pub async fn create_all(client: &Client, names: &TableNames) -> Result<()> {
     let existing = client.list_tables().send().await.map_err(sdk)?.table_names.unwrap_or_default();
     for def in ALL {
         let name = names.name_of(&def);
         if existing.iter().any(|n| n == name) {
+            if def.change_log {
+                enable_change_log(client, name).await?;
+            }
             continue;
         }
         let mut attrs = vec![def.hash];
@@ -245,6 +277,9 @@ pub async fn create_all(client: &Client, names: &TableNames) -> Result<()> {
                     .build()
                     .map_err(sdk)?,
             );
+        }
+        if def.change_log {
+            req = req.stream_specification(change_log_spec()?);
         }
         req.send().await.map_err(sdk)?;
         if let Some(ttl) = def.ttl_attribute {

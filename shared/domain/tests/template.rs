@@ -1,5 +1,5 @@
 //! `template.yaml` declares exactly the tables, keys, indexes and TTL attributes the code uses
-//! (`livecache_domain::tables`), and passes their names in the variables the code reads.
+//! (`livecache_domain::tables`), with a change log on the cached ones, and passes their names in the variables the code reads.
 
 use livecache_domain::tables::{self, TableDef};
 use serde_yaml::Value;
@@ -54,6 +54,10 @@ fn check(t: &Value, def: &TableDef) {
     used.dedup();
     assert_eq!(attrs, used, "{} attribute definitions", def.resource);
     assert_eq!(p["TimeToLiveSpecification"]["AttributeName"].as_str(), def.ttl_attribute, "{} TTL", def.resource);
+    // A cached table's change log drives invalidation: it needs both images (what changed).
+    let stream = p["StreamSpecification"]["StreamViewType"].as_str();
+    let wanted = def.change_log.then_some("NEW_AND_OLD_IMAGES");
+    assert_eq!(stream, wanted, "{} change log", def.resource);
 }
 
 #[test]

@@ -23,15 +23,17 @@ use livecache_domain::services::UserTtls;
 use livecache_domain::DataConfig;
 
 /// Settings of the scheduled jobs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobSettings {
     /// How often view-sync drains inside one run.
     pub view_sync_interval: Duration,
+    /// The tables, by name: change-log tells the cached ones by the stream a record came from.
+    pub tables: livecache_domain::TableNames,
 }
 
 impl Default for JobSettings {
     fn default() -> Self {
-        Self { view_sync_interval: Duration::from_secs(5) }
+        Self { view_sync_interval: Duration::from_secs(5), tables: livecache_domain::TableNames::defaults() }
     }
 }
 
@@ -109,12 +111,13 @@ impl Config {
             .filter(|s| !s.is_empty())
             .map(String::from)
             .collect();
+        let jobs = JobSettings { view_sync_interval, tables: data.tables.clone() };
         Ok(Self {
             cache,
             keyspace,
             data,
             create_tables,
-            jobs: JobSettings { view_sync_interval },
+            jobs,
             admin_principals,
             stats_flush,
             load_timeout,

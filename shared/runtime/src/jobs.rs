@@ -9,7 +9,7 @@ use livecache_cache::DeferredTasks;
 pub use livecache_domain::jobs::Job;
 use livecache_domain::jobs::{self, Deadline, JobError, Schedule, ViewSync};
 use livecache_domain::services::Marketplace;
-use livecache_domain::{Envelope, EventHandler};
+use livecache_domain::{Envelope, EventHandler, TableNames};
 use serde_json::{json, Value};
 
 use crate::config::JobSettings;
@@ -31,7 +31,7 @@ pub async fn handle(
     deadline: Instant,
     settings: &JobSettings,
 ) -> Result<Value, JobError> {
-    if job != Job::CacheEvents && !is_schedule(event) {
+    if job.schedule().is_some() && !is_schedule(event) {
         return Err(JobError::BadEvent(format!(
             "{} expects an EventBridge scheduled event (source \"aws.events\", detail-type \"Scheduled Event\"); see events/jobs/",
             job.name()
@@ -56,7 +56,40 @@ pub async fn handle(
             }
             Err(e) => return Err(e),
         },
+        Job::ChangeLog => {
+            apply_change_log(market, event, &settings.tables, deadline.checked_sub(SAFETY_MARGIN).unwrap_or(deadline))
+                .await
+        }
     })
+}
+
+/// How soon change-log tries again while Redis does not answer: a committed change is
+/// invalidated at most this long after Redis answers again (plus the log's own delivery).
+pub const CHANGE_LOG_RETRY: Duration = Duration::from_millis(200);
+
+/// Applies a DynamoDB Streams batch, trying again every [`CHANGE_LOG_RETRY`] while Redis does
+/// not answer, until `until`. The answer is the event source's partial-batch response
+/// (`ReportBatchItemFailures`): empty when applied; else the batch's first record, so Lambda
+/// delivers the batch again (nothing is skipped, invalidations are idempotent).
+async fn apply_change_log(market: &Marketplace, event: &Value, tables: &TableNames, until: Instant) -> Value {
+    let changes = jobs::changes_of_event(event, tables);
+    loop {
+        match jobs::apply_changes(market, &changes).await {
+            Ok(outcome) => {
+                tracing::info!(changes = outcome.changes, invalidated = ?outcome.invalidated, "change log applied");
+                return json!({ "batchItemFailures": [] });
+            }
+            Err(e) if Instant::now() + CHANGE_LOG_RETRY < until => {
+                tracing::warn!(error = %e, "change log not applied yet (the cache does not answer); trying again");
+                tokio::time::sleep(CHANGE_LOG_RETRY).await;
+            }
+            Err(e) => {
+                let first = jobs::sequences_of_event(event).into_iter().next();
+                tracing::error!(error = %e, first = ?first, "change log not applied; the batch is delivered again");
+                return json!({ "batchItemFailures": first.map(|s| json!({ "itemIdentifier": s })).into_iter().collect::<Vec<_>>() });
+            }
+        }
+    }
 }
 
 /// Seconds between the event's `time` (the schedule's tick, or when the event was put) and now.
@@ -76,16 +109,21 @@ pub async fn run(job: Job) -> Result<(), lambda_runtime::Error> {
     let (config, deps, timings) = crate::init().await?;
     let tasks = Arc::new(DeferredTasks::new());
     let market = deps.market(tasks.clone());
-    let settings = config.jobs;
+    let settings = Arc::new(config.jobs);
     telemetry::log_init(job.name(), started, timings, None);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let (market, tasks) = (market.clone(), tasks.clone());
+        let (market, tasks, settings) = (market.clone(), tasks.clone(), settings.clone());
         async move {
             let remaining =
                 event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO);
             let started = Instant::now();
             let out = handle(job, &market, &event.payload, started + remaining, &settings).await;
-            telemetry::emit_job(job.name(), out.is_err(), started.elapsed().as_millis() as u64, lag(&event.payload));
+            // A batch of changes handed back to be delivered again is a failed run too.
+            let failed = match &out {
+                Err(_) => true,
+                Ok(answer) => answer["batchItemFailures"].as_array().is_some_and(|f| !f.is_empty()),
+            };
+            telemetry::emit_job(job.name(), failed, started.elapsed().as_millis() as u64, lag(&event.payload));
             // What the run left behind, and the stats flush, within the invocation's deadline.
             crate::after::finish_before(started + remaining, &tasks, market.flush_stats()).await;
             out.map_err(|e| lambda_runtime::Error::from(e.to_string()))
@@ -113,13 +151,16 @@ impl EventHandler for InProcessCacheEvents {
 /// Runs the schedules in-process, on their cadence: view-sync every minute (draining every
 /// `VIEW_SYNC_INTERVAL_SECS` inside), offer-expiry every minute, cache-cleanup daily at 03:00 UTC.
 pub fn spawn_schedules(market: Marketplace, settings: JobSettings) -> Vec<tokio::task::JoinHandle<()>> {
+    let settings = Arc::new(settings);
     let schedule = |period: Duration, first: Duration, job: Job, market: Marketplace| {
+        let settings = settings.clone();
         tokio::spawn(async move {
+            let settings = &*settings;
             tokio::time::sleep(first).await;
             loop {
                 let started = Instant::now();
                 let event = json!({ "source": "aws.events", "detail-type": "Scheduled Event", "detail": {} });
-                if let Err(e) = handle(job, &market, &event, started + Duration::from_secs(60), &settings).await {
+                if let Err(e) = handle(job, &market, &event, started + Duration::from_secs(60), settings).await {
                     tracing::warn!(job = job.name(), error = %e, "scheduled run failed");
                 }
                 tokio::time::sleep(period.saturating_sub(started.elapsed())).await;

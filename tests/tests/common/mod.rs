@@ -85,14 +85,42 @@ impl Drop for Api {
 }
 
 pub async fn dynamo_store(name: &str) -> (Arc<dyn Store>, DemoData) {
-    let conf = livecache_domain::config::emulator_config(&shared_moto().endpoint()).await;
-    let client = aws_sdk_dynamodb::Client::new(&conf);
+    let tables = dynamo_tables(name).await;
+    (tables.store, tables.data)
+}
+
+/// A seeded set of tables in moto, with what reaches them besides the store.
+pub struct DynamoTables {
+    pub store: Arc<dyn Store>,
+    pub data: DemoData,
+    pub names: TableNames,
+    /// The emulator's SDK configuration and a client on it (writes made straight to a table,
+    /// as another service would).
+    pub sdk: aws_config::SdkConfig,
+    pub client: aws_sdk_dynamodb::Client,
+}
+
+/// `n` app instances over `deps`, each with its own connection to the Redis at `url` (and its
+/// own circuit breaker), as separate Lambda environments are.
+pub async fn instances(n: usize, url: &str, deps: &Deps) -> Vec<livecache_domain::services::Marketplace> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let backend: Arc<dyn Backend> =
+            Arc::new(RedisBackend::connect(RedisConfig::from_url(url).unwrap()).await.unwrap());
+        out.push(Deps { backend, ..deps.clone() }.market(Arc::new(SpawnTasks)));
+    }
+    out
+}
+
+pub async fn dynamo_tables(name: &str) -> DynamoTables {
+    let sdk = livecache_domain::config::emulator_config(&shared_moto().endpoint()).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
     let names = TableNames::prefixed(&unique_prefix(name));
     tables::create_all(&client, &names).await.unwrap();
-    let store: Arc<dyn Store> = Arc::new(DynamoStore::new(client, names));
+    let store: Arc<dyn Store> = Arc::new(DynamoStore::new(client.clone(), names.clone()));
     let data = seed::generate(SeedSize::SMALL, livecache_domain::time::now());
     seed::seed(&*store, &data).await.unwrap();
-    (store, data)
+    DynamoTables { store, data, names, sdk, client }
 }
 
 /// Dependencies on real services: Redis and DynamoDB (moto).

@@ -3,7 +3,7 @@
 //!
 //! Rooms: this file holds the job names ([`Job`]), the error type and the one run wrapper that
 //! times and records every run; `deadline` the time budget of a run; `view_sync`,
-//! `offer_expiry`, `cleanup` and `cache_events` one job each.
+//! `offer_expiry`, `cleanup`, `cache_events` and `change_log` one job each.
 
 use std::time::Instant;
 
@@ -15,6 +15,7 @@ use crate::services::Marketplace;
 use crate::time;
 
 mod cache_events;
+mod change_log;
 mod cleanup;
 mod deadline;
 mod offer_expiry;
@@ -22,6 +23,9 @@ mod view_sync;
 
 pub use crate::schedule::{Job, Schedule};
 pub use cache_events::{apply_event, EventOutcome};
+pub use change_log::{
+    apply_changes, changes_of_event, sequences_of_event, stale, Change, ChangeOutcome, ChangedTable, Image, Stale,
+};
 pub use cleanup::{cleanup, CleanupReport};
 pub use deadline::{Deadline, RealClock, RunClock};
 pub use offer_expiry::{expire_offers, OfferExpiryReport};

@@ -139,6 +139,19 @@ impl Marketplace {
         self.inner.cache.backend().circuit_trips()
     }
 
+    /// After a committed write whose own invalidation failed (`e`): acknowledged when the
+    /// store's change log covers the write (it is invalidated once Redis answers; the README
+    /// gives the bound), else the failure is the answer.
+    fn invalidation_failed(&self, what: &str, e: ServiceError) -> Result<()> {
+        if self.inner.store.changes_logged() {
+            tracing::warn!(error = %e, what, "invalidation failed; the change log invalidates it when Redis answers");
+            Ok(())
+        } else {
+            tracing::error!(error = %e, what, "invalidation failed after the write, and no change log covers it");
+            Err(e)
+        }
+    }
+
     pub(crate) fn cache(&self) -> &Cache {
         &self.inner.cache
     }

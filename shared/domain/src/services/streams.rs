@@ -123,7 +123,9 @@ impl Marketplace {
     }
 
     /// SCHEDULED → LIVE or LIVE → ENDED in DynamoDB; on success the feeds and the live list are
-    /// invalidated before answering, then StreamStatusChanged is published.
+    /// invalidated before answering, then StreamStatusChanged is published. When Redis fails
+    /// after the write, the change log invalidates them once Redis answers (acknowledged; no
+    /// patched list is stored), and without a change log the failure is the answer.
     /// Only the stream's seller may; checked before anything is written, invalidated or
     /// published (403 `not_stream_owner`).
     pub async fn transition_stream(&self, id: &str, to: StreamStatus, caller: &str) -> Result<Stream> {
@@ -148,10 +150,20 @@ impl Marketplace {
                 return Err(e.into());
             }
         };
+        let mut failed = None;
         for ns in [NS_FEED_DISCOVER, NS_FEED_COMMUNITY, NS_LIVE] {
             if let Err(e) = self.inner.cache.invalidate_namespace(ns).await {
-                tracing::error!(error = %e, namespace = ns, "invalidation failed; feeds may lag until their TTL");
+                failed = Some(ServiceError::from(e));
+                break;
             }
+        }
+        if let Some(e) = failed {
+            if let Some(lock) = lock {
+                lock.release().await;
+            }
+            self.invalidation_failed("stream transition", e)?;
+            self.publish_transition(&stream, to, at).await;
+            return Ok(stream);
         }
         // The live list and the feeds are rebuilt from an index that DynamoDB updates a moment
         // after the write. The live list is patched with the write itself (on top of the list
@@ -172,6 +184,13 @@ impl Marketplace {
                 }
             }
         }));
+        self.publish_transition(&stream, to, at).await;
+        Ok(stream)
+    }
+
+    /// Publishes StreamStatusChanged (badges, pushes to clients); a failure is logged: the
+    /// change log, not the event, is what invalidates.
+    async fn publish_transition(&self, stream: &Stream, to: StreamStatus, at: Timestamp) {
         let from = if to == StreamStatus::Live { StreamStatus::Scheduled } else { StreamStatus::Live };
         let event = DomainEvent::StreamStatusChanged(StreamStatusChanged {
             stream_id: stream.id.clone(),
@@ -181,8 +200,7 @@ impl Marketplace {
             at,
         });
         if let Err(e) = self.inner.events.publish(&[event]).await {
-            tracing::error!(error = %e, stream = id, "StreamStatusChanged not published");
+            tracing::error!(error = %e, stream = %stream.id, "StreamStatusChanged not published");
         }
-        Ok(stream)
     }
 }

@@ -184,6 +184,14 @@ pub trait Store: Send + Sync + 'static {
     /// `"dynamodb"` or `"memory"`.
     fn backend(&self) -> &'static str;
 
+    /// Whether every committed write reaches a change log that invalidates what it makes stale
+    /// (`jobs::change_log`): the DynamoDB tables carry one (DynamoDB Streams, followed by the
+    /// change-log function, or by the dev server on an emulator). A write whose own invalidation
+    /// failed is acknowledged only when it does.
+    fn changes_logged(&self) -> bool {
+        false
+    }
+
     async fn get_product(&self, id: &str) -> Result<Option<Product>>;
     /// One entry per id, in order (`None` for unknown ids); duplicates allowed.
     async fn get_products(&self, ids: &[String]) -> Result<Vec<Option<Product>>>;

@@ -183,6 +183,10 @@ impl Store for DynamoStore {
         "dynamodb"
     }
 
+    fn changes_logged(&self) -> bool {
+        true
+    }
+
     async fn get_product(&self, id: &str) -> Result<Option<Product>> {
         self.get(&self.tables.products, id).await
     }
