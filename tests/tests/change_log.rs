@@ -160,3 +160,38 @@ async fn a_profile_change_and_a_transition_while_redis_is_frozen_are_acknowledge
     }
     println!("changes acknowledged while Redis was frozen shown on both instances {lag:?} after it answered again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_memory_data_a_change_while_redis_is_frozen_is_acknowledged_and_then_seen() {
+    // The data lives in the process, and so does its change log: the invalidation Redis did
+    // not take is tried again in-process until it does.
+    let server = RedisServer::start();
+    let (deps, _bus, _clock, data) = common::memory_deps("memory-frozen").await;
+    let m = common::instances(1, &server.url(), &deps).await.remove(0);
+    let user = data.users[6].id.clone();
+    let stream = data.streams.iter().find(|s| s.status == StreamStatus::Scheduled).unwrap().clone();
+    profile_name(&m, &user).await;
+    assert!(profile_name(&m, &user).await.1, "cached");
+    assert!(!m.live_streams().await.unwrap().value.iter().any(|s| s.id == stream.id));
+    let patch: ProfilePatch = serde_json::from_value(serde_json::json!({ "name": "Renamed In Memory" })).unwrap();
+    let frozen = server.freeze();
+    let answer = m.update_my_profile(&user, &patch).await;
+    assert!(answer.is_ok(), "a committed profile change is acknowledged: {answer:?}");
+    let answer = m.transition_stream(&stream.id, StreamStatus::Live, &stream.seller_id).await;
+    assert!(answer.is_ok(), "a committed transition is acknowledged: {answer:?}");
+    drop(frozen);
+    let thawed = Instant::now();
+    loop {
+        let (name, cached) = profile_name(&m, &user).await;
+        let live = m.live_streams().await.unwrap();
+        if name == "Renamed In Memory" && cached && live.cached && live.value.iter().any(|s| s.id == stream.id) {
+            break;
+        }
+        assert!(thawed.elapsed() < LOST_AFTER, "a change made while Redis was frozen was lost: {name}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..10 {
+        assert_eq!(profile_name(&m, &user).await.0, "Renamed In Memory");
+    }
+    println!("memory data: changes shown from the cache {:?} after Redis answered again", thawed.elapsed());
+}

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::JobError;
 use crate::services::keys::{NS_ACHIEVEMENTS, NS_FEED_COMMUNITY, NS_FEED_DISCOVER, NS_LEADERBOARD, NS_LIVE};
-use crate::services::Marketplace;
+use crate::services::{Marketplace, Stale};
 use crate::tables::TableNames;
 
 /// An item as the change log carries it.
@@ -44,17 +44,6 @@ pub struct Change {
     pub sequence: String,
     pub old: Option<Image>,
     pub new: Option<Image>,
-}
-
-/// Something cached that a change made stale.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Stale {
-    /// One product's entry.
-    Product(String),
-    /// Everything cached about one user (its namespace and its badges).
-    User(String),
-    /// A whole namespace (feeds, the live list, the leaderboard, the badges).
-    Namespace(&'static str),
 }
 
 /// Attributes served write-behind: view counts reach the table from view-sync, and cached
@@ -128,34 +117,9 @@ pub struct ChangeOutcome {
 }
 
 /// Invalidates what `changes` make stale, each target once. An error (Redis unreachable)
-/// leaves the batch to be applied again: nothing is skipped. A target whose key cannot be
-/// built (an id no cached value can have) is left out: nothing cached is under it.
+/// leaves the batch to be applied again: nothing is skipped.
 pub async fn apply_changes(m: &Marketplace, changes: &[Change]) -> Result<ChangeOutcome, JobError> {
-    let targets: BTreeSet<Stale> = changes.iter().flat_map(stale).collect();
-    let cache = m.cache();
-    let mut invalidated = Vec::with_capacity(targets.len());
-    for target in targets {
-        let done = match &target {
-            Stale::Product(id) => match crate::services::keys::product_key(cache, id) {
-                Ok(key) => cache.invalidate(&key).await.map(drop).map_err(JobError::from),
-                Err(e) => Err(JobError::from(e)),
-            },
-            Stale::User(id) => m.invalidate_user_data(id).await.map(drop).map_err(JobError::from),
-            Stale::Namespace(ns) => cache.invalidate_namespace(ns).await.map(drop).map_err(JobError::from),
-        };
-        match done {
-            Ok(()) => invalidated.push(match target {
-                Stale::Product(id) => format!("products:{id}"),
-                Stale::User(id) => format!("user:{id}"),
-                Stale::Namespace(ns) => ns.to_string(),
-            }),
-            Err(JobError::Cache(livecache_cache::CacheError::InvalidKey { .. }))
-            | Err(JobError::Service(crate::services::ServiceError::Invalid { .. })) => {
-                tracing::warn!(target = ?target, "change names an id no cached value can have; nothing to invalidate");
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    let invalidated = m.invalidate_stale(changes.iter().flat_map(stale)).await?;
     Ok(ChangeOutcome { changes: changes.len(), invalidated })
 }
 

@@ -24,7 +24,7 @@ mod view_sync;
 pub use crate::schedule::{Job, Schedule};
 pub use cache_events::{apply_event, EventOutcome};
 pub use change_log::{
-    apply_changes, changes_of_event, sequences_of_event, stale, Change, ChangeOutcome, ChangedTable, Image, Stale,
+    apply_changes, changes_of_event, sequences_of_event, stale, Change, ChangeOutcome, ChangedTable, Image,
 };
 pub use cleanup::{cleanup, CleanupReport};
 pub use deadline::{Deadline, RealClock, RunClock};

@@ -8,6 +8,7 @@ mod error;
 mod feeds;
 mod offers;
 mod products;
+mod stale;
 mod streams;
 mod users;
 mod verify;
@@ -18,6 +19,7 @@ pub use feeds::{price_buckets, snap_community, RawPage, MAX_FEED_DEPTH, RADIUS_B
 pub use keys::UserTtls;
 pub use offers::{Expiry, NewOffer, MAX_OFFER_MINUTES};
 pub use products::{BatchAnswer, ProductViews};
+pub use stale::{Stale, INVALIDATION_RETRY};
 pub use streams::REINVALIDATE_AFTER_TRANSITION;
 pub use users::{Achievements, AchievementsSummary, FullProfile, LeaderEntry, PublicProfile, UsersWarmed};
 pub use verify::{VerifyCounts, VERIFY_SETTLE};
@@ -137,19 +139,6 @@ impl Marketplace {
     /// How often the cache backend's circuit breaker has opened since start-up.
     pub fn circuit_trips(&self) -> u64 {
         self.inner.cache.backend().circuit_trips()
-    }
-
-    /// After a committed write whose own invalidation failed (`e`): acknowledged when the
-    /// store's change log covers the write (it is invalidated once Redis answers; the README
-    /// gives the bound), else the failure is the answer.
-    fn invalidation_failed(&self, what: &str, e: ServiceError) -> Result<()> {
-        if self.inner.store.changes_logged() {
-            tracing::warn!(error = %e, what, "invalidation failed; the change log invalidates it when Redis answers");
-            Ok(())
-        } else {
-            tracing::error!(error = %e, what, "invalidation failed after the write, and no change log covers it");
-            Err(e)
-        }
     }
 
     pub(crate) fn cache(&self) -> &Cache {

@@ -124,8 +124,8 @@ impl Marketplace {
 
     /// SCHEDULED → LIVE or LIVE → ENDED in DynamoDB; on success the feeds and the live list are
     /// invalidated before answering, then StreamStatusChanged is published. When Redis fails
-    /// after the write, the change log invalidates them once Redis answers (acknowledged; no
-    /// patched list is stored), and without a change log the failure is the answer.
+    /// after the write, it is acknowledged all the same and invalidated once Redis answers
+    /// ([`invalidate_after_write`](Self::invalidate_after_write); no patched list is stored).
     /// Only the stream's seller may; checked before anything is written, invalidated or
     /// published (403 `not_stream_owner`).
     pub async fn transition_stream(&self, id: &str, to: StreamStatus, caller: &str) -> Result<Stream> {
@@ -150,18 +150,12 @@ impl Marketplace {
                 return Err(e.into());
             }
         };
-        let mut failed = None;
-        for ns in [NS_FEED_DISCOVER, NS_FEED_COMMUNITY, NS_LIVE] {
-            if let Err(e) = self.inner.cache.invalidate_namespace(ns).await {
-                failed = Some(ServiceError::from(e));
-                break;
-            }
-        }
-        if let Some(e) = failed {
+        let stale = [NS_FEED_DISCOVER, NS_FEED_COMMUNITY, NS_LIVE].map(Stale::Namespace).to_vec();
+        if !self.invalidate_after_write("stream transition", stale).await {
+            // Invalidated later (no patched list is stored over a cache that missed the write).
             if let Some(lock) = lock {
                 lock.release().await;
             }
-            self.invalidation_failed("stream transition", e)?;
             self.publish_transition(&stream, to, at).await;
             return Ok(stream);
         }

@@ -122,8 +122,9 @@ impl Marketplace {
     /// Changes the caller's profile or preferences (validated; an empty change is refused).
     /// Before it answers, everything cached about the caller is invalidated (one O(1) step),
     /// so no read after it (single, full, batch) serves the old profile. When Redis fails
-    /// after the write, the change log invalidates it once Redis answers (the write is
-    /// acknowledged: a retry must not be refused, nor served the old profile for long).
+    /// after the write, it is acknowledged all the same and invalidated once Redis answers
+    /// ([`invalidate_after_write`](Self::invalidate_after_write)): a client's retry must not be
+    /// refused, nor served the old profile for long.
     pub async fn update_my_profile(&self, caller: &str, patch: &ProfilePatch) -> Result<FullProfile> {
         crate::Id::parse(caller)?;
         if patch.is_empty() {
@@ -137,16 +138,11 @@ impl Marketplace {
         // Leaderboard pages carry names and avatars; only users holding points are on them. A
         // profile change is rare; a leaderboard hit stays one read.
         let on_board = updated.points > 0 && (updated.name != user.name || updated.avatar != user.avatar);
-        let invalidated = async {
-            self.invalidate_user_data(caller).await?;
-            if on_board {
-                self.inner.cache.invalidate_namespace(NS_LEADERBOARD).await?;
-            }
-            Ok::<_, ServiceError>(())
-        };
-        if let Err(e) = invalidated.await {
-            self.invalidation_failed("profile", e)?;
+        let mut stale = vec![Stale::User(caller.to_string())];
+        if on_board {
+            stale.push(Stale::Namespace(NS_LEADERBOARD));
         }
+        self.invalidate_after_write("profile", stale).await;
         let figures = self.inner.store.seller_figures(caller).await?;
         Ok(full_profile(updated, figures))
     }
