@@ -22,6 +22,9 @@ if [ "${WITH_REDIS:-0}" = 1 ]; then
   sleep 0.5
 fi
 target/release/hello "$HELLO_PORT" & HELLO=$!
+# A share of product hits is checked against the source after the response (reported last).
+export CACHE_VERIFY_RATE=${CACHE_VERIFY_RATE:-0.05}
+export LIVECACHE_ADMIN_TOKEN=${LIVECACHE_ADMIN_TOKEN:-loadbench-admin}
 RUST_LOG=warn target/release/livecache-dev --port "$DEV_PORT" > .tmp/loadbench-dev.log 2>&1 & DEV=$!
 trap 'kill $HELLO $DEV $REDIS_PID 2>/dev/null' EXIT
 for p in "$HELLO_PORT" "$DEV_PORT"; do
@@ -81,3 +84,14 @@ hit=$(lat newest | sort -n)
 stats() { python3 -c "import sys; v=[float(x)*1000 for x in sys.stdin.read().split()]; v.sort(); print(f'median {v[len(v)//2]:.2f} ms, p99 {v[int(len(v)*0.99)-1]:.2f} ms')"; }
 echo "cache miss latency:  $(echo "$miss" | stats)"
 echo "cache hit latency:   $(echo "$hit" | stats)"
+
+# The sampled consistency checks under load: product hits (one product per run, the hot
+# product of a live drop) with CACHE_VERIFY_RATE of them checked after the response.
+for id in 00001 00002 00003; do
+  curl -s "http://127.0.0.1:$DEV_PORT/api/v1/products/prod-$id" >/dev/null
+  product=$(rps "http://127.0.0.1:$DEV_PORT/api/v1/products/prod-$id")
+  echo "product prod-$id hits: $product req/s (CACHE_VERIFY_RATE=$CACHE_VERIFY_RATE)"
+done
+sleep 2   # checks of a mismatch settle after 1 s
+curl -s -H "Authorization: Bearer $LIVECACHE_ADMIN_TOKEN" "http://127.0.0.1:$DEV_PORT/api/v1/cache/stats/details" \
+  | python3 -c "import sys, json; v = json.load(sys.stdin)['verify']; n = v['consistent'] + v['inconsistent'] + v['settled']; print(f\"sampled checks: {n} (consistent {v['consistent']}, inconsistent {v['inconsistent']}, settled {v['settled']}); source reads per check: {v['source_reads'] / max(n, 1):.2f}\")"

@@ -141,6 +141,29 @@ impl RedisServer {
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Starts recording every command the server runs (`redis-cli monitor`) until the
+    /// returned recorder is stopped.
+    pub fn monitor(&self) -> Monitor {
+        let path = self.dir.join(format!("monitor-{}.log", rand_suffix()));
+        let out = std::fs::File::create(&path).expect("monitor log");
+        let child = Command::new("redis-cli")
+            .args(self.cli_tls_args())
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg("monitor")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-cli monitor");
+        // MONITOR answers OK before it streams: wait for it, so nothing is missed.
+        let deadline = Instant::now() + START_TIMEOUT;
+        while std::fs::read_to_string(&path).unwrap_or_default().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Monitor { child, path }
+    }
+
     /// `redis-cli`'s TLS options for this server (none when plain).
     fn cli_tls_args(&self) -> Vec<String> {
         if self.tls {
@@ -210,6 +233,29 @@ impl Drop for Frozen {
     fn drop(&mut self) {
         let _ = Command::new("kill").args(["-CONT", &self.pid]).status();
     }
+}
+
+/// A running `redis-cli monitor` of one server.
+#[derive(Debug)]
+pub struct Monitor {
+    child: Child,
+    path: PathBuf,
+}
+
+impl Monitor {
+    /// Stops recording; every line recorded (`<unix time> [<db> <client>] "CMD" "arg" …`).
+    pub fn stop(mut self) -> String {
+        // What the server sent before the stop reaches the file first.
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::fs::read_to_string(&self.path).unwrap_or_default()
+    }
+}
+
+fn rand_suffix() -> u64 {
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
 }
 
 /// A local Redis cluster of `masters` nodes with no replicas, all slots assigned.

@@ -18,16 +18,27 @@ pub(crate) const META_NS: &str = "_meta";
 /// How many hashes the statistics aggregate is spread over.
 pub const STATS_SHARDS: u32 = 4;
 
-/// A fully built cache key and the namespace it belongs to.
+/// How many slot groups a keyspace spreads its values over unless told otherwise
+/// ([`Keyspace::with_slot_groups`]).
+pub const DEFAULT_SLOT_GROUPS: u16 = 64;
+
+/// A fully built cache key, the namespace it belongs to and its slot group.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
     ns: String,
     full: String,
+    group: u16,
 }
 
 impl Key {
     pub fn namespace(&self) -> &str {
         &self.ns
+    }
+
+    /// Its slot group: the key, its group's copy of the epoch and of its namespace's
+    /// generation share one cluster slot, so a read of all three is one command on one node.
+    pub fn group(&self) -> u16 {
+        self.group
     }
 
     pub fn as_str(&self) -> &str {
@@ -41,14 +52,28 @@ impl std::fmt::Display for Key {
     }
 }
 
-/// Builds keys for one deployment: an optional prefix (tenancy, tests) and the key version.
+/// Builds keys for one deployment: an optional prefix (tenancy, tests), the key version, and
+/// the slot groups.
+///
+/// **Slot groups.** A value key ends in the hash tag of one of G groups (`…:{g17-3}`), and
+/// each group keeps its own copy of the epoch and of every namespace's generation under the
+/// same tag: reading a key with the stamps it is judged by is one command on one slot — on a
+/// cluster as on one node — and no key is read by every request of the fleet. A key's group
+/// is a hash of the key (spreading a namespace over every group), or, for an entity's
+/// namespace (a name with a `.`, e.g. `user.{id}`: a few keys, invalidated together), of the
+/// namespace alone, so that invalidating it moves one generation. Group `i`'s tag is chosen so
+/// that its slot falls in the `i`-th G-th of the slot space: a cluster's masters own contiguous
+/// slot ranges, so the groups spread evenly over them. One group means no tags: the layout
+/// before groups.
 #[derive(Debug, Clone)]
 pub struct Keyspace {
     root: String,
     /// The configured version (`v1`): the name a version has until one is given.
     version: String,
-    /// Built once: read on every lookup.
-    epoch: String,
+    /// Each group's hash tag; empty with one group.
+    tags: std::sync::Arc<[String]>,
+    /// Each group's copy of the epoch key. Built once: read on every lookup.
+    epochs: std::sync::Arc<[String]>,
 }
 
 impl Keyspace {
@@ -63,8 +88,66 @@ impl Keyspace {
             }
             _ => version.to_string(),
         };
-        let epoch = format!("{root}:{META_NS}:epoch");
-        Ok(Self { root, version: version.to_string(), epoch })
+        let mut keys = Self { root, version: version.to_string(), tags: Vec::new().into(), epochs: Vec::new().into() };
+        keys.set_groups(DEFAULT_SLOT_GROUPS);
+        Ok(keys)
+    }
+
+    /// With `groups` slot groups (1 to 1024; 1: no tags).
+    pub fn with_slot_groups(mut self, groups: u16) -> Result<Self> {
+        if !(1..=1024).contains(&groups) {
+            return Err(CacheError::InvalidKey { part: groups.to_string(), reason: "slot groups are 1 to 1024" });
+        }
+        self.set_groups(groups);
+        Ok(self)
+    }
+
+    fn set_groups(&mut self, groups: u16) {
+        self.tags = if groups == 1 { Vec::new() } else { (0..groups).map(|g| group_tag(g, groups)).collect() }.into();
+        self.epochs = (0..groups).map(|g| format!("{}:{META_NS}:epoch{}", self.root, self.suffix(g))).collect();
+    }
+
+    /// How many slot groups values are spread over.
+    pub fn slot_groups(&self) -> u16 {
+        self.epochs.len() as u16
+    }
+
+    /// `:{tag}` of group `g` (nothing with one group).
+    fn suffix(&self, g: u16) -> String {
+        self.tags.get(g as usize).map(|t| format!(":{{{t}}}")).unwrap_or_default()
+    }
+
+    /// The group of a key of `ns` with `parts`.
+    fn group_for(&self, ns: &str, parts: &[&str]) -> u16 {
+        let groups = self.slot_groups();
+        if groups == 1 {
+            return 0;
+        }
+        let mut h = Fnv(FNV_OFFSET);
+        let _ = h.write_str(ns);
+        if !is_entity(ns) {
+            for p in parts {
+                let _ = write!(h, ":{p}");
+            }
+        }
+        (h.0 % groups as u64) as u16
+    }
+
+    /// The groups that hold keys of `ns`: its one group for an entity's namespace, else all.
+    pub fn groups_of(&self, ns: &str) -> Vec<u16> {
+        if is_entity(ns) && self.slot_groups() > 1 {
+            vec![self.group_for(ns, &[])]
+        } else {
+            (0..self.slot_groups()).collect()
+        }
+    }
+
+    /// The group of a key found by a scan (its tag's), 0 when it has none.
+    pub fn group_of(&self, key: &str) -> u16 {
+        key.rsplit_once(":{")
+            .and_then(|(_, tag)| tag.strip_prefix('g')?.split('-').next()?.parse::<u16>().ok())
+            .filter(|g| *g < self.slot_groups())
+            .unwrap_or(0)
     }
 
     /// The configured version.
@@ -90,16 +173,27 @@ impl Keyspace {
             full.push(':');
             full.push_str(p);
         }
-        Ok(Key { ns: ns.to_string(), full })
+        let group = self.group_for(ns, parts);
+        if let Some(tag) = self.tags.get(group as usize) {
+            full.push_str(":{");
+            full.push_str(tag);
+            full.push('}');
+        }
+        Ok(Key { ns: ns.to_string(), full, group })
     }
 
     /// A key whose cluster hash slot is fixed by `{tag}`, for keys that must travel together
     /// (RENAME, multi-key scripts): `{root}:{tag}:{ns}:{parts…}`.
     pub fn tagged_key(&self, tag: &str, ns: &str, parts: &[&str]) -> Result<Key> {
         validate_part(tag)?;
-        let inner = self.key(ns, parts)?;
-        let rest = &inner.full[self.root.len()..];
-        Ok(Key { ns: inner.ns, full: format!("{}:{{{tag}}}{rest}", self.root) })
+        validate_part(ns)?;
+        let mut full = format!("{}:{{{tag}}}:{ns}", self.root);
+        for p in parts {
+            validate_part(p)?;
+            full.push(':');
+            full.push_str(p);
+        }
+        Ok(Key { ns: ns.to_string(), full, group: 0 })
     }
 
     /// The glob matching every key of a namespace, optionally narrowed by an admin pattern
@@ -116,7 +210,8 @@ impl Keyspace {
                 reason: "patterns may use letters, digits, `:-_.@+=`, `*` and `?` only",
             });
         }
-        Ok(format!("{}:{ns}:{tail}", self.root))
+        let groups = if self.tags.is_empty() { "" } else { ":{*}" };
+        Ok(format!("{}:{ns}:{tail}{groups}", self.root))
     }
 
     /// The glob of every key of this keyspace.
@@ -124,9 +219,9 @@ impl Keyspace {
         format!("{}:*", self.root)
     }
 
-    /// Key of a namespace's generation counter.
-    pub fn generation_key(&self, ns: &str) -> String {
-        format!("{}:{META_NS}:gen:{ns}", self.root)
+    /// Key of group `group`'s copy of a namespace's generation counter.
+    pub fn generation_key(&self, ns: &str, group: u16) -> String {
+        format!("{}:{META_NS}:gen:{ns}{}", self.root, self.suffix(group))
     }
 
     /// Key of the keyspace's version name (set by [`Cache::name_version`](crate::Cache::name_version)).
@@ -134,9 +229,10 @@ impl Keyspace {
         format!("{}:{META_NS}:version_name", self.root)
     }
 
-    /// Key of the keyspace-wide epoch (bumped to invalidate everything).
-    pub fn epoch_key(&self) -> String {
-        self.epoch.clone()
+    /// Key of group `group`'s copy of the keyspace-wide epoch (every copy is bumped to
+    /// invalidate everything).
+    pub fn epoch_key(&self, group: u16) -> &str {
+        &self.epochs[group as usize % self.epochs.len()]
     }
 
     /// Key of shard `shard` of the statistics aggregate: each instance adds to one of
@@ -231,13 +327,37 @@ where
     pairs.sort_by(|a, b| (a.0, a.1.as_ref()).cmp(&(b.0, b.1.as_ref())));
     // The canonical form `{len}={name}&{len}={value}&…` is hashed as it is written (every
     // feed request builds two such keys: nothing is allocated for it).
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    let mut h = Fnv(FNV_OFFSET);
     for (k, v) in &pairs {
         let v = v.as_ref();
         let _ = write!(h, "{}={}&{}={}&", k.len(), k, v.len(), v);
     }
     format!("{:016x}", h.0)
 }
+
+/// Whether `ns` is one entity's namespace (`user.{id}`): its keys share one slot group.
+fn is_entity(ns: &str) -> bool {
+    ns.contains('.')
+}
+
+/// The hash tag of group `g` of `groups`.
+fn group_tag(g: u16, groups: u16) -> String {
+    spread_tag("g", g, groups)
+}
+
+/// A hash tag for part `i` of `n` (slot groups, counter shards): `{prefix}{i}-{k}` with the
+/// first `k` whose cluster slot lies in the `i`-th `n`-th of the slot space, so that `n` parts
+/// spread evenly over a cluster's masters (each owns a contiguous range of slots).
+pub fn spread_tag(prefix: &str, i: u16, n: u16) -> String {
+    let n = n.max(1) as u32;
+    let (lo, hi) = (i as u32 * 16384 / n, (i as u32 + 1) * 16384 / n);
+    (0u32..)
+        .map(|k| format!("{prefix}{i}-{k}"))
+        .find(|tag| (lo..hi).contains(&(crate::slot::slot(tag.as_bytes()) as u32)))
+        .expect("every range of slots is hit by some tag")
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// FNV-1a 64 over whatever is written into it.
 struct Fnv(u64);
@@ -265,14 +385,57 @@ mod tests {
 
     #[test]
     fn keys_have_version_namespace_and_parts() {
-        let ks = Keyspace::new(None, "v1").unwrap();
+        let ks = Keyspace::new(None, "v1").unwrap().with_slot_groups(1).unwrap();
         assert_eq!(ks.key("products", &["p-1"]).unwrap().as_str(), "v1:products:p-1");
-        let ks = Keyspace::new(Some("tenant"), "v2").unwrap();
+        assert_eq!(ks.epoch_key(0), "v1:_meta:epoch");
+        let ks = Keyspace::new(Some("tenant"), "v2").unwrap().with_slot_groups(1).unwrap();
         assert_eq!(ks.key("feeds", &["discover", "1"]).unwrap().as_str(), "tenant:v2:feeds:discover:1");
+        // With slot groups (the default), a value key ends in its group's tag.
+        let ks = Keyspace::new(Some("tenant"), "v2").unwrap();
+        let key = ks.key("feeds", &["discover", "1"]).unwrap();
+        assert_eq!(
+            key.as_str(),
+            format!("tenant:v2:feeds:discover:1:{{{}}}", group_tag(key.group(), DEFAULT_SLOT_GROUPS))
+        );
         assert_eq!(
             ks.tagged_key("views", "pending", &["products"]).unwrap().as_str(),
             "tenant:v2:{views}:pending:products"
         );
+    }
+
+    #[test]
+    fn a_key_and_the_stamps_it_is_judged_by_share_one_slot_and_groups_spread_over_the_slots() {
+        use crate::slot::slot;
+        assert_eq!(Keyspace::new(None, "v1").unwrap().slot_groups(), DEFAULT_SLOT_GROUPS);
+        let ks = Keyspace::new(Some("t"), "v1").unwrap().with_slot_groups(64).unwrap();
+        let mut per_group = vec![0usize; 64];
+        for i in 0..6400 {
+            let key = ks.key("products", &[&format!("prod-{i:05}")]).unwrap();
+            let g = key.group();
+            per_group[g as usize] += 1;
+            let at = slot(key.as_str().as_bytes());
+            assert_eq!(slot(ks.epoch_key(g).as_bytes()), at, "{key}");
+            assert_eq!(slot(ks.generation_key("products", g).as_bytes()), at, "{key}");
+            assert_eq!(ks.group_of(key.as_str()), g);
+        }
+        assert!(per_group.iter().all(|n| (50..=150).contains(n)), "keys spread over the groups: {per_group:?}");
+        // Group i's slot lies in the i-th 64th of the slot space: a third of the groups on each
+        // of three masters (0-5460, 5461-10922, 10923-16383).
+        let thirds = (0..64u16).fold([0; 3], |mut n, g| {
+            n[(slot(ks.epoch_key(g).as_bytes()) as usize * 3) / 16384] += 1;
+            n
+        });
+        assert!(thirds.iter().all(|n| (21..=22).contains(n)), "{thirds:?}");
+        // An entity's namespace is in one group: invalidating it moves one generation.
+        let card = ks.key("user.u1", &["card", "u1"]).unwrap();
+        let me = ks.key("user.u1", &["me", "u1"]).unwrap();
+        assert_eq!(card.group(), me.group());
+        assert_eq!(ks.groups_of("user.u1"), vec![card.group()]);
+        assert_eq!(ks.groups_of("products").len(), 64);
+        // Patterns match grouped keys.
+        let pattern = ks.pattern("products", Some("prod-0000*")).unwrap();
+        let key = ks.key("products", &["prod-00001"]).unwrap();
+        assert!(crate::kv::memory::glob_match(&pattern, key.as_str()), "{pattern} {key}");
     }
 
     #[test]

@@ -603,6 +603,57 @@ async fn a_load_racing_an_invalidation_never_resurrects_old_data(f: Fixture) {
     assert!(cache.get::<Item>(&key).await.is_none(), "the value loaded before the invalidation is not served after it");
 }
 
+/// A namespace's generation has a copy in every slot group; its invalidation moves them all
+/// (a fan-out). Loads in every group, each in flight while the fan-out runs, read before it
+/// and fill after it: not one of them is served after the invalidation returned.
+async fn an_invalidation_fan_out_racing_loads_in_every_group_resurrects_nothing(f: Fixture) {
+    let cache = f.cache();
+    let groups = f.keys.slot_groups() as usize;
+    // One key in each group.
+    let mut keys: Vec<livecache_cache::Key> = Vec::new();
+    for i in 0.. {
+        let key = cache.key("feeds", &[&format!("fan-{i}")]).unwrap();
+        if !keys.iter().any(|k| k.group() == key.group()) {
+            keys.push(key);
+        }
+        if keys.len() == groups {
+            break;
+        }
+    }
+    let started = Arc::new(tokio::sync::Barrier::new(groups + 1));
+    let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+    let loads: Vec<_> = keys
+        .iter()
+        .map(|key| {
+            let (cache, key, started, mut done) = (cache.clone(), key.clone(), started.clone(), done_rx.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_or_load(&key, &policy(), move || async move {
+                        // Read from the source before the invalidation, stored after it.
+                        started.wait().await;
+                        let _ = done.wait_for(|d| *d).await;
+                        Ok::<_, String>(item("old", 1))
+                    })
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    started.wait().await;
+    cache.invalidate_namespace("feeds").await.unwrap();
+    done_tx.send(true).unwrap();
+    for load in loads {
+        assert_eq!(load.await.unwrap().source, Source::Loaded);
+    }
+    for key in &keys {
+        assert!(
+            cache.get::<Item>(key).await.is_none(),
+            "group {}: a fill older than the invalidation served",
+            key.group()
+        );
+    }
+}
+
 /// A versioned source of truth: `write` moves a key's version on.
 #[derive(Clone, Default)]
 struct Source2(Arc<std::sync::Mutex<HashMap<String, u32>>>);
@@ -992,6 +1043,7 @@ contract!(
     corrupt_values_are_misses_not_errors,
     namespace_invalidation_is_o1_and_scoped,
     a_load_racing_an_invalidation_never_resurrects_old_data,
+    an_invalidation_fan_out_racing_loads_in_every_group_resurrects_nothing,
     a_load_racing_a_key_invalidation_is_not_stored,
     a_refresh_racing_an_invalidation_is_not_stored,
     a_load_racing_a_pattern_invalidation_is_not_stored,

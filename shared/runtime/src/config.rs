@@ -7,6 +7,7 @@
 //! | `REDIS_URL`, `REDIS_*`, `CACHE_MEMORY_MAX_ENTRIES` | the cache backend (see `livecache_cache::BackendConfig`) | in-memory |
 //! | `CACHE_KEY_PREFIX` | prefix of every cache key (tenancy, tests) | none |
 //! | `CACHE_KEY_VERSION` | schema version of cached values | `v1` |
+//! | `CACHE_SLOT_GROUPS` | how many slot groups values and their stamps are spread over (1–1024; 1: one epoch and one generation per namespace, every key untagged) | 64 |
 //! | `DATA_BACKEND`, `*_TABLE`, `EVENT_BUS_NAME` | the data layer (see `livecache_domain::config`) | |
 //! | `DATA_CREATE_TABLES` | `true`: create missing DynamoDB tables and seed them (emulators) | `false` |
 //! | `VIEW_SYNC_INTERVAL_SECS` | how often view-sync drains inside one run | 5 |
@@ -77,6 +78,13 @@ impl Config {
         let version = var("CACHE_KEY_VERSION").unwrap_or_else(|| "v1".into());
         let keyspace = Keyspace::new(prefix.as_deref(), &version)
             .map_err(|e| anyhow!("CACHE_KEY_PREFIX / CACHE_KEY_VERSION: {e}"))?;
+        let keyspace = match var("CACHE_SLOT_GROUPS").as_deref().map(str::trim) {
+            None | Some("") => keyspace,
+            Some(text) => match text.parse::<u16>() {
+                Ok(groups) => keyspace.with_slot_groups(groups).map_err(|e| anyhow!("CACHE_SLOT_GROUPS: {e}"))?,
+                Err(_) => bail!("CACHE_SLOT_GROUPS = {text:?}: expected a number of slot groups from 1 to 1024"),
+            },
+        };
         let data = DataConfig::from_env()?;
         let create_tables = match var("DATA_CREATE_TABLES").as_deref().map(str::trim) {
             None | Some("") | Some("false") => false,

@@ -17,20 +17,26 @@ impl Cache {
         Ok(n)
     }
 
-    /// Invalidates every value of a namespace in O(1) by moving its generation on; returns the
-    /// new generation.
+    /// Invalidates every value of a namespace in O(1) by moving its generation on — every slot
+    /// group's copy (an entity's namespace has one), pipelined, all done before it returns;
+    /// returns the new generation.
     pub async fn invalidate_namespace(&self, ns: &str) -> Result<u64> {
         crate::keys::validate_part(ns)?;
         let prefix = format!("{}:{ns}:", self.inner.keys.root());
         self.detach_flights(|k| k.starts_with(&prefix));
-        let generation = self
-            .inner
-            .backend
-            .bump(&self.inner.keys.generation_key(ns), self.inner.clock.now_ms())
-            .await
-            .inspect_err(|e| self.backend_error("bump", e))?;
+        let keys: Vec<String> =
+            self.inner.keys.groups_of(ns).into_iter().map(|g| self.inner.keys.generation_key(ns, g)).collect();
+        let generation = self.bump_all(&keys).await?;
         self.inner.stats.incr(|c| &c.invalidations);
         Ok(generation)
+    }
+
+    /// Moves every one of `keys` on (idempotent: each is at least one more than it was);
+    /// the highest value.
+    async fn bump_all(&self, keys: &[String]) -> Result<u64> {
+        let now = self.inner.clock.now_ms();
+        let values = self.inner.backend.bump_many(keys, now).await.inspect_err(|e| self.backend_error("bump", e))?;
+        Ok(values.into_iter().max().unwrap_or(0))
     }
 
     /// Deletes the keys of `ns` matching `tail` (a glob with `*` and `?`) on every node;
@@ -52,12 +58,9 @@ impl Cache {
     /// Invalidates everything this keyspace holds by moving the epoch on; returns the new one.
     pub async fn bump_version(&self) -> Result<u64> {
         self.detach_flights(|_| true);
-        let epoch = self
-            .inner
-            .backend
-            .bump(&self.inner.keys.epoch_key(), self.inner.clock.now_ms())
-            .await
-            .inspect_err(|e| self.backend_error("bump", e))?;
+        let keys: Vec<String> =
+            (0..self.inner.keys.slot_groups()).map(|g| self.inner.keys.epoch_key(g).to_string()).collect();
+        let epoch = self.bump_all(&keys).await?;
         self.inner.stats.incr(|c| &c.invalidations);
         Ok(epoch)
     }
@@ -81,9 +84,16 @@ impl Cache {
         Ok((before.unwrap_or_else(|| self.inner.keys.version().to_string()), epoch))
     }
 
-    /// The current epoch and a namespace's generation.
+    /// The current epoch and a namespace's generation, as its first slot group holds them (a
+    /// namespace's groups move together).
     pub async fn current_stamp(&self, ns: &str) -> Result<Stamp> {
-        let keys = [self.inner.keys.epoch_key(), self.inner.keys.generation_key(ns)];
+        let group = self.inner.keys.groups_of(ns)[0];
+        self.stamp_in(ns, group).await
+    }
+
+    /// The current epoch and `ns`'s generation in slot group `group`.
+    pub(super) async fn stamp_in(&self, ns: &str, group: u16) -> Result<Stamp> {
+        let keys = [self.inner.keys.epoch_key(group).to_string(), self.inner.keys.generation_key(ns, group)];
         let v = self.inner.backend.mget(&keys).await.inspect_err(|e| self.backend_error("mget", e))?;
         Ok(Stamp { epoch: parse_counter(v[0].as_ref()), generation: parse_counter(v[1].as_ref()) })
     }

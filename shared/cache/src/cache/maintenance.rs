@@ -18,7 +18,7 @@ impl Cache {
     /// held), each page's lifetimes and stamps read pipelined.
     pub async fn sweep(&self, state: &[&str]) -> Result<SweepReport> {
         let mut report = SweepReport::default();
-        let mut stamps: HashMap<String, Stamp> = HashMap::new();
+        let mut stamps: HashMap<(String, u16), Stamp> = HashMap::new();
         let pattern = self.inner.keys.sweep_pattern();
         let mut at = Some(crate::kv::ScanAt::default());
         let mut deleted = 0u64;
@@ -36,7 +36,7 @@ impl Cache {
         &self,
         page: Vec<String>,
         state: &[&str],
-        stamps: &mut HashMap<String, Stamp>,
+        stamps: &mut HashMap<(String, u16), Stamp>,
         report: &mut SweepReport,
     ) -> Result<u64> {
         let (keys, backend) = (&self.inner.keys, &self.inner.backend);
@@ -69,16 +69,20 @@ impl Cache {
                 crate::kv::KeyTtl::Expires(_) => live.push((ns, key)),
             }
         }
-        for (ns, _) in &live {
-            if !stamps.contains_key(ns) {
-                stamps.insert(ns.clone(), self.current_stamp(ns).await?);
+        for (ns, key) in &live {
+            let at = (ns.clone(), keys.group_of(key));
+            if let std::collections::hash_map::Entry::Vacant(slot) = stamps.entry(at) {
+                let stamp = self.stamp_in(ns, keys.group_of(key)).await?;
+                slot.insert(stamp);
             }
         }
         let names: Vec<String> = live.iter().map(|(_, k)| k.clone()).collect();
         let read = backend.mget(&names).await?;
         for ((ns, key), value) in live.into_iter().zip(read) {
+            let at = (ns, keys.group_of(&key));
+            let ns = at.0.clone();
             match value.as_deref().map(entry::read) {
-                Some(Ok(e)) if Some(&e.stamp) != stamps.get(&ns) => {
+                Some(Ok(e)) if Some(&e.stamp) != stamps.get(&at) => {
                     report.old_generation += 1;
                     doomed.push(key);
                 }

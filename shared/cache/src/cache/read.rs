@@ -1,5 +1,6 @@
 //! Single keys: read-through with stale-while-revalidate and fail-safe, plain get/set, and
-//! the one-round-trip read (epoch, generation and value in one MGET) every lookup starts with.
+//! the one-round-trip read (the key's group's epoch and generation, and the value, in one MGET)
+//! every lookup starts with.
 
 use super::*;
 
@@ -77,7 +78,7 @@ impl Cache {
     /// Stores `value` under `key` with the policy's lifetimes.
     pub async fn set<T: Serialize + ?Sized>(&self, key: &Key, value: &T, policy: &Policy) -> Result<()> {
         let json = serde_json::to_vec(value).map_err(CodecError::from)?;
-        let stamp = self.current_stamp(key.namespace()).await?;
+        let stamp = self.stamp_in(key.namespace(), key.group()).await?;
         self.store(key, policy, stamp, json).await
     }
 
@@ -90,17 +91,23 @@ impl Cache {
         self.read_many(std::slice::from_ref(key)).await.pop().unwrap_or_else(Read::unavailable)
     }
 
-    /// One MGET: epoch, the generation of each namespace involved, then the values.
+    /// One MGET: the stamps each key is judged by — its slot group's copy of the epoch and of
+    /// its namespace's generation — then the values. One key and its stamps share a slot: on
+    /// a cluster, a single read is one command on one node.
     pub(super) async fn read_many(&self, keys: &[Key]) -> Vec<Read> {
-        let mut namespaces: Vec<&str> = Vec::new();
+        let mut groups: Vec<u16> = Vec::new();
+        let mut namespaces: Vec<(&str, u16)> = Vec::new();
         for k in keys {
-            if !namespaces.contains(&k.namespace()) {
-                namespaces.push(k.namespace());
+            if !groups.contains(&k.group()) {
+                groups.push(k.group());
+            }
+            if !namespaces.contains(&(k.namespace(), k.group())) {
+                namespaces.push((k.namespace(), k.group()));
             }
         }
-        let mut request = Vec::with_capacity(1 + namespaces.len() + keys.len());
-        request.push(self.inner.keys.epoch_key());
-        request.extend(namespaces.iter().map(|ns| self.inner.keys.generation_key(ns)));
+        let mut request = Vec::with_capacity(groups.len() + namespaces.len() + keys.len());
+        request.extend(groups.iter().map(|g| self.inner.keys.epoch_key(*g).to_string()));
+        request.extend(namespaces.iter().map(|(ns, g)| self.inner.keys.generation_key(ns, *g)));
         request.extend(keys.iter().map(|k| k.as_str().to_string()));
         let mut values = match self.inner.backend.mget(&request).await {
             Ok(v) if v.len() == request.len() => v,
@@ -113,14 +120,15 @@ impl Cache {
                 return keys.iter().map(|_| Read::unavailable()).collect();
             }
         };
-        let epoch = parse_counter(values[0].as_ref());
-        let gens: Vec<u64> = (0..namespaces.len()).map(|i| parse_counter(values[1 + i].as_ref())).collect();
-        let first = 1 + namespaces.len();
+        let epochs: Vec<u64> = (0..groups.len()).map(|i| parse_counter(values[i].as_ref())).collect();
+        let gens: Vec<u64> = (0..namespaces.len()).map(|i| parse_counter(values[groups.len() + i].as_ref())).collect();
+        let first = groups.len() + namespaces.len();
         keys.iter()
             .enumerate()
             .map(|(i, k)| {
-                let ns = namespaces.iter().position(|n| *n == k.namespace()).unwrap_or(0);
-                let stamp = Stamp { epoch, generation: gens[ns] };
+                let g = groups.iter().position(|g| *g == k.group()).unwrap_or(0);
+                let ns = namespaces.iter().position(|n| *n == (k.namespace(), k.group())).unwrap_or(0);
+                let stamp = Stamp { epoch: epochs[g], generation: gens[ns] };
                 let Some(bytes) = values[first + i].take() else {
                     return Read { stamp: Some(stamp), raw: None, other: None, lease_until: 0 };
                 };

@@ -123,6 +123,16 @@ pub trait KvStore: Send + Sync + 'static {
     /// Sets a persistent integer to `max(current + 1, floor)` and returns it.
     async fn bump(&self, key: &str, floor: u64) -> Result<u64>;
 
+    /// [`bump`](Self::bump) on each of `keys`, pipelined (grouped by slot on a cluster); the
+    /// new values, in order.
+    async fn bump_many(&self, keys: &[String], floor: u64) -> Result<Vec<u64>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.bump(key, floor).await?);
+        }
+        Ok(out)
+    }
+
     async fn ttl(&self, key: &str) -> Result<KeyTtl> {
         Ok(self.ttls(&[key.to_string()]).await?.pop().unwrap_or(KeyTtl::Missing))
     }

@@ -18,6 +18,8 @@ pub struct CacheStatsDetails {
     #[serde(flatten)]
     pub stats: CacheStatsAnswer,
     pub backend: ServerInfo,
+    /// What this instance's sampled consistency checks found (`CACHE_VERIFY_RATE`).
+    pub verify: super::VerifyReport,
 }
 
 /// Feed entries in the cache, as the nightly sweep counted them (no request scans the
@@ -105,7 +107,7 @@ impl Marketplace {
         let stats = self.cache_stats().await?;
         let backend =
             self.inner.cache.server_info().await.map_err(|e| ServiceError::Unavailable(format!("cache: {e}")))?;
-        Ok(CacheStatsDetails { stats, backend })
+        Ok(CacheStatsDetails { stats, backend, verify: self.verify_report() })
     }
 
     pub async fn job_runs(&self) -> Result<Vec<JobRun>> {

@@ -22,7 +22,7 @@ pub use products::{BatchAnswer, ProductViews};
 pub use stale::{Stale, INVALIDATION_RETRY};
 pub use streams::REINVALIDATE_AFTER_TRANSITION;
 pub use users::{Achievements, AchievementsSummary, FullProfile, LeaderEntry, PublicProfile, UsersWarmed};
-pub use verify::{VerifyCounts, VERIFY_SETTLE};
+pub use verify::{VerifyCounts, VerifyReport, VERIFY_SETTLE};
 
 use std::collections::HashSet;
 use std::sync::Arc;

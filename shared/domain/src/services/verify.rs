@@ -22,12 +22,22 @@ pub struct VerifyCounts {
     pub settled: u64,
 }
 
+/// The checks' findings and what they cost (the admin statistics show it).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    #[serde(flatten)]
+    pub counts: VerifyCounts,
+    /// Reads of the source the checks made: what they cost the database.
+    pub source_reads: u64,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Verifier {
     rate_bits: AtomicU64,
     consistent: AtomicU64,
     inconsistent: AtomicU64,
     settled: AtomicU64,
+    source_reads: AtomicU64,
 }
 
 /// The same product, its view count aside.
@@ -50,6 +60,13 @@ impl Marketplace {
         }
     }
 
+    pub fn verify_report(&self) -> VerifyReport {
+        VerifyReport {
+            counts: self.verify_counts(),
+            source_reads: self.inner.verifier.source_reads.load(Ordering::Relaxed),
+        }
+    }
+
     /// Samples a product served from the cache for a check after the response.
     pub(crate) fn sample_product_hit(&self, key: &livecache_cache::Key, served: &Product) {
         let rate = f64::from_bits(self.inner.verifier.rate_bits.load(Ordering::Relaxed));
@@ -62,12 +79,14 @@ impl Marketplace {
 
     async fn verify_product(&self, key: livecache_cache::Key, served: Product) {
         let v = &self.inner.verifier;
+        v.source_reads.fetch_add(1, Ordering::Relaxed);
         let Ok(source) = self.inner.store.get_product(&served.id).await else { return };
         if same(&served, &source) {
             v.consistent.fetch_add(1, Ordering::Relaxed);
             return;
         }
         tokio::time::sleep(VERIFY_SETTLE).await;
+        v.source_reads.fetch_add(1, Ordering::Relaxed);
         let Ok(source) = self.inner.store.get_product(&served.id).await else { return };
         let still = self.inner.cache.get::<Option<Product>>(&key).await.and_then(|l| l.value);
         match still {

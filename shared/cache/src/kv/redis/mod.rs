@@ -86,6 +86,11 @@ impl std::fmt::Debug for RedisBackend {
 
 /// A conditional write (see [`Swap`]): ARGV = expect-present flag, expected prefix, write flag,
 /// value, TTL in ms. A matching delete of an absent key succeeds.
+/// `max(current + 1, ARGV[1])` into KEYS[1], returned as text (a generation, an epoch).
+const BUMP_SCRIPT: &str = "local c = tonumber(redis.call('GET', KEYS[1]) or '0') or 0 \
+     local n = math.max(c + 1, tonumber(ARGV[1])) \
+     local s = string.format('%d', n) redis.call('SET', KEYS[1], s) return s";
+
 const SWAP_SCRIPT: &str = "local v = redis.call('GET', KEYS[1]) \
     if ARGV[1] == '1' then \
       if not v or string.sub(v, 1, #ARGV[2]) ~= ARGV[2] then return 0 end \
@@ -113,11 +118,7 @@ impl Scripts {
             delete_if_equals: Script::new(
                 "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end",
             ),
-            bump: Script::new(
-                "local c = tonumber(redis.call('GET', KEYS[1]) or '0') or 0 \
-                 local n = math.max(c + 1, tonumber(ARGV[1])) \
-                 local s = string.format('%d', n) redis.call('SET', KEYS[1], s) return s",
-            ),
+            bump: Script::new(BUMP_SCRIPT),
             extend: Script::new(
                 "if redis.call('ZSCORE', KEYS[1], ARGV[1]) then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) return 1 else return 0 end",
             ),

@@ -138,6 +138,16 @@ impl KvStore for RedisBackend {
         s.parse().map_err(|_| CacheError::Unavailable(format!("bump returned {s:?}")))
     }
 
+    async fn bump_many(&self, keys: &[String], floor: u64) -> Result<Vec<u64>> {
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let replies: Vec<String> = self
+            .per_key(&refs, |pipe, i| {
+                pipe.cmd("EVAL").arg(BUMP_SCRIPT).arg(1).arg(&keys[i]).arg(floor);
+            })
+            .await?;
+        replies.iter().map(|s| s.parse().map_err(|_| CacheError::Unavailable(format!("bump returned {s:?}")))).collect()
+    }
+
     async fn ttls(&self, keys: &[String]) -> Result<Vec<KeyTtl>> {
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         let ms: Vec<i64> = self
