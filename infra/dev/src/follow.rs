@@ -7,7 +7,7 @@
 //! number applied), written after a batch is applied: a follower stopped and started again
 //! resumes after the last change it applied, and a change applied twice (a stop between
 //! applying and keeping) costs only a second invalidation. A batch that Redis does not take is
-//! tried again every [`CHANGE_LOG_RETRY`] until it does; nothing is skipped.
+//! tried again until it does; nothing is skipped.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +19,6 @@ use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, ShardIterato
 use livecache_domain::jobs::{apply_changes, Change, ChangedTable, Image};
 use livecache_domain::services::Marketplace;
 use livecache_domain::TableNames;
-use livecache_runtime::jobs::CHANGE_LOG_RETRY;
 
 /// How often an idle follower asks for new records (the Lambda event source polls each shard
 /// about four times a second).
@@ -202,10 +201,8 @@ impl Reader {
         let records = out.records();
         let changes: Vec<Change> = records.iter().filter_map(|r| change_of(shard.table, r)).collect();
         if let Some(last) = records.last().and_then(|r| r.dynamodb()).and_then(|d| d.sequence_number()) {
-            while let Err(e) = apply_changes(market, &changes).await {
-                tracing::warn!(error = %e, "change log not applied yet (the cache does not answer); trying again");
-                tokio::time::sleep(CHANGE_LOG_RETRY).await;
-            }
+            // Tried until Redis takes it: nothing is skipped.
+            apply_changes(market, &changes, None).await?;
             self.keep(shard, last).await?;
         }
         shard.iterator = out.next_shard_iterator().map(str::to_string);

@@ -63,31 +63,21 @@ pub async fn handle(
     })
 }
 
-/// How soon change-log tries again while Redis does not answer: a committed change is
-/// invalidated at most this long after Redis answers again (plus the log's own delivery).
-pub const CHANGE_LOG_RETRY: Duration = Duration::from_millis(200);
-
-/// Applies a DynamoDB Streams batch, trying again every [`CHANGE_LOG_RETRY`] while Redis does
-/// not answer, until `until`. The answer is the event source's partial-batch response
-/// (`ReportBatchItemFailures`): empty when applied; else the batch's first record, so Lambda
-/// delivers the batch again (nothing is skipped, invalidations are idempotent).
+/// Applies a DynamoDB Streams batch, trying again while Redis does not answer, until `until`.
+/// The answer is the event source's partial-batch response (`ReportBatchItemFailures`):
+/// empty when applied; else the batch's first record, so Lambda delivers the batch again
+/// (nothing is skipped, invalidations are idempotent).
 async fn apply_change_log(market: &Marketplace, event: &Value, tables: &TableNames, until: Instant) -> Value {
     let changes = jobs::changes_of_event(event, tables);
-    loop {
-        match jobs::apply_changes(market, &changes).await {
-            Ok(outcome) => {
-                tracing::info!(changes = outcome.changes, invalidated = ?outcome.invalidated, "change log applied");
-                return json!({ "batchItemFailures": [] });
-            }
-            Err(e) if Instant::now() + CHANGE_LOG_RETRY < until => {
-                tracing::warn!(error = %e, "change log not applied yet (the cache does not answer); trying again");
-                tokio::time::sleep(CHANGE_LOG_RETRY).await;
-            }
-            Err(e) => {
-                let first = jobs::sequences_of_event(event).into_iter().next();
-                tracing::error!(error = %e, first = ?first, "change log not applied; the batch is delivered again");
-                return json!({ "batchItemFailures": first.map(|s| json!({ "itemIdentifier": s })).into_iter().collect::<Vec<_>>() });
-            }
+    match jobs::apply_changes(market, &changes, Some(until)).await {
+        Ok(outcome) => {
+            tracing::info!(changes = outcome.changes, invalidated = ?outcome.invalidated, "change log applied");
+            json!({ "batchItemFailures": [] })
+        }
+        Err(e) => {
+            let first = jobs::sequences_of_event(event).into_iter().next();
+            tracing::error!(error = %e, first = ?first, "change log not applied; the batch is delivered again");
+            json!({ "batchItemFailures": first.map(|s| json!({ "itemIdentifier": s })).into_iter().collect::<Vec<_>>() })
         }
     }
 }

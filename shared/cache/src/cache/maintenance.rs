@@ -70,10 +70,9 @@ impl Cache {
             }
         }
         for (ns, key) in &live {
-            let at = (ns.clone(), keys.group_of(key));
-            if let std::collections::hash_map::Entry::Vacant(slot) = stamps.entry(at) {
-                let stamp = self.stamp_in(ns, keys.group_of(key)).await?;
-                slot.insert(stamp);
+            let group = keys.group_of(key);
+            if let std::collections::hash_map::Entry::Vacant(slot) = stamps.entry((ns.clone(), group)) {
+                slot.insert(self.stamp_in(ns, group).await?);
             }
         }
         let names: Vec<String> = live.iter().map(|(_, k)| k.clone()).collect();

@@ -116,10 +116,15 @@ pub struct ChangeOutcome {
     pub invalidated: Vec<String>,
 }
 
-/// Invalidates what `changes` make stale, each target once. An error (Redis unreachable)
-/// leaves the batch to be applied again: nothing is skipped.
-pub async fn apply_changes(m: &Marketplace, changes: &[Change]) -> Result<ChangeOutcome, JobError> {
-    let invalidated = m.invalidate_stale(changes.iter().flat_map(stale)).await?;
+/// Invalidates what `changes` make stale, each target once, trying again while Redis does not
+/// answer until `until` (None: until it does). An error leaves the batch to be applied again:
+/// nothing is skipped.
+pub async fn apply_changes(
+    m: &Marketplace,
+    changes: &[Change],
+    until: Option<std::time::Instant>,
+) -> Result<ChangeOutcome, JobError> {
+    let invalidated = m.invalidate_retrying(changes.iter().flat_map(stale).collect(), until).await?;
     Ok(ChangeOutcome { changes: changes.len(), invalidated })
 }
 
@@ -127,8 +132,7 @@ pub async fn apply_changes(m: &Marketplace, changes: &[Change]) -> Result<Change
 /// nothing caches, or that cannot be read, are left out (and logged): they must not block the
 /// log behind them.
 pub fn changes_of_event(event: &serde_json::Value, tables: &TableNames) -> Vec<Change> {
-    let records = event.get("Records").and_then(serde_json::Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    records
+    records(event)
         .iter()
         .filter_map(|record| match change_of_record(record, tables) {
             Ok(change) => change,
@@ -142,11 +146,15 @@ pub fn changes_of_event(event: &serde_json::Value, tables: &TableNames) -> Vec<C
 
 /// The sequence numbers of an event's records, in order (a failed batch reports the first).
 pub fn sequences_of_event(event: &serde_json::Value) -> Vec<String> {
-    let records = event.get("Records").and_then(serde_json::Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    records
+    records(event)
         .iter()
         .filter_map(|r| r.pointer("/dynamodb/SequenceNumber").and_then(serde_json::Value::as_str).map(str::to_string))
         .collect()
+}
+
+/// A Lambda DynamoDB Streams event's `Records` (none when it has none).
+fn records(event: &serde_json::Value) -> &[serde_json::Value] {
+    event.get("Records").and_then(serde_json::Value::as_array).map(Vec::as_slice).unwrap_or_default()
 }
 
 /// `arn:aws:dynamodb:{region}:{account}:table/{name}/stream/{label}` → `name`.

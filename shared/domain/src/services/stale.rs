@@ -56,11 +56,31 @@ impl Marketplace {
         Ok(done)
     }
 
+    /// [`invalidate_stale`](Self::invalidate_stale), tried again every
+    /// [`INVALIDATION_RETRY`] while Redis does not take it, until `until` (None: until it
+    /// does); the last failure when `until` came first.
+    pub async fn invalidate_retrying(
+        &self,
+        targets: Vec<Stale>,
+        until: Option<std::time::Instant>,
+    ) -> Result<Vec<String>> {
+        loop {
+            match self.invalidate_stale(targets.clone()).await {
+                Ok(done) => return Ok(done),
+                Err(e) if until.is_some_and(|u| std::time::Instant::now() + INVALIDATION_RETRY >= u) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "invalidation not taken (the cache does not answer); trying again");
+                    tokio::time::sleep(INVALIDATION_RETRY).await;
+                }
+            }
+        }
+    }
+
     /// After a committed write: invalidates `targets` before the answer; whether that was done
     /// now. When Redis fails, the write is still acknowledged: on DynamoDB the tables' change
     /// log invalidates it once Redis answers (`Store::changes_logged`); with memory data the
     /// data lives in this process, and so does its log: the invalidation is tried again here
-    /// every [`INVALIDATION_RETRY`] until Redis takes it.
+    /// until Redis takes it.
     pub(crate) async fn invalidate_after_write(&self, what: &'static str, targets: Vec<Stale>) -> bool {
         let Err(e) = self.invalidate_stale(targets.clone()).await else { return true };
         if self.inner.store.changes_logged() {
@@ -69,14 +89,7 @@ impl Marketplace {
         }
         tracing::warn!(error = %e, what, "invalidation failed; tried again in-process until Redis answers");
         let market = self.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(INVALIDATION_RETRY).await;
-                if market.invalidate_stale(targets.clone()).await.is_ok() {
-                    return;
-                }
-            }
-        });
+        tokio::spawn(async move { market.invalidate_retrying(targets, None).await });
         false
     }
 }
