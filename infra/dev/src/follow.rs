@@ -39,8 +39,8 @@ pub struct Follower {
 struct Progress {
     /// Records applied since it started.
     applied: AtomicU64,
-    /// Rounds over every shard that found nothing new.
-    idle_rounds: AtomicU64,
+    /// Rounds over every shard that read each one to its end (and applied what they read).
+    rounds_to_end: AtomicU64,
 }
 
 impl Follower {
@@ -49,11 +49,12 @@ impl Follower {
         self.progress.applied.load(Ordering::SeqCst)
     }
 
-    /// Waits until a whole round over every shard, begun after this call, found nothing new:
-    /// every change committed before the call is applied.
+    /// Waits until a whole round over every shard, begun after this call, read each one to its
+    /// end and applied it: every change committed before the call is applied (while writes go
+    /// on, too).
     pub async fn caught_up(&self) {
-        let from = self.progress.idle_rounds.load(Ordering::SeqCst);
-        while self.progress.idle_rounds.load(Ordering::SeqCst) < from + 2 {
+        let from = self.progress.rounds_to_end.load(Ordering::SeqCst);
+        while self.progress.rounds_to_end.load(Ordering::SeqCst) < from + 2 {
             tokio::time::sleep(POLL / 2).await;
         }
     }
@@ -168,23 +169,27 @@ impl Reader {
 
     async fn run(self, market: Marketplace, mut shards: Vec<Shard>, progress: Arc<Progress>) {
         loop {
-            let mut idle = true;
+            let (mut idle, mut to_end) = (true, true);
             for shard in &mut shards {
                 match self.step(&market, shard).await {
                     Ok(0) => {}
                     Ok(n) => {
                         idle = false;
+                        // A full batch may have more behind it.
+                        to_end &= n < BATCH as u64;
                         progress.applied.fetch_add(n, Ordering::SeqCst);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, table = %shard.table_name, "change log not read; opening it again");
                         shard.iterator = None;
-                        idle = false;
+                        (idle, to_end) = (false, false);
                     }
                 }
             }
+            if to_end {
+                progress.rounds_to_end.fetch_add(1, Ordering::SeqCst);
+            }
             if idle {
-                progress.idle_rounds.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(POLL).await;
             }
         }
