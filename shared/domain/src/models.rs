@@ -261,6 +261,20 @@ pub struct Accessibility {
 mod tests {
     use super::*;
 
+    /// What the cache stores is what it serves: a product read back from its JSON is the same
+    /// product, to the last bit of every coordinate (JSON parsing must round-trip floats).
+    #[test]
+    fn every_demo_product_survives_its_json_exactly() {
+        let data = crate::seed::generate(crate::seed::SeedSize::SMALL, time::from_millis(1_700_000_000_000));
+        let changed: Vec<&str> = data
+            .products
+            .iter()
+            .filter(|p| serde_json::from_slice::<Product>(&serde_json::to_vec(p).unwrap()).unwrap() != **p)
+            .map(|p| p.id.as_str())
+            .collect();
+        assert!(changed.is_empty(), "{} of {} changed: {changed:?}", changed.len(), data.products.len());
+    }
+
     #[test]
     fn json_names_are_stable() {
         let s = Stream {
