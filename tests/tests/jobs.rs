@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use livecache_cache::SpawnTasks;
 use livecache_domain::jobs::{self, Deadline, Fault, RunClock, ViewSync};
 use livecache_domain::seed::DemoData;
-use livecache_domain::services::keys::{offer_index_key, pending_views_key, ViewKind};
-use livecache_domain::services::Marketplace;
+use livecache_domain::services::keys::offer_index_key;
+use livecache_domain::services::{Marketplace, ViewKind, ViewLedger};
 use livecache_domain::{time, Offer, OfferStatus, Store};
 use livecache_http::{AdminAuth, App};
 use serde_json::json;
@@ -50,6 +50,10 @@ impl Parts {
     fn cache(&self) -> &livecache_cache::Cache {
         &self.cache
     }
+
+    fn views(&self) -> ViewLedger {
+        ViewLedger::new(&self.cache)
+    }
 }
 
 async fn view_totals(store: &dyn Store, data: &DemoData) -> (i64, i64) {
@@ -68,13 +72,12 @@ async fn increments(p: &Parts, n: usize) {
     for w in 0..8 {
         let p = p.clone();
         tasks.push(tokio::spawn(async move {
-            let products = pending_views_key(p.cache(), ViewKind::Products);
-            let streams = pending_views_key(p.cache(), ViewKind::Streams);
+            let views = p.views();
             for i in (w..n).step_by(8) {
                 if i % 10 == 0 {
-                    p.backend().incr(&streams, &format!("stream-{:03}", i % 5), 1).await.unwrap();
+                    views.add(ViewKind::Streams, &format!("stream-{:03}", i % 5), 1).await.unwrap();
                 } else {
-                    p.backend().incr(&products, &format!("prod-{:05}", i % 40), 1).await.unwrap();
+                    views.add(ViewKind::Products, &format!("prod-{:05}", i % 40), 1).await.unwrap();
                 }
             }
         }));
@@ -86,9 +89,9 @@ async fn increments(p: &Parts, n: usize) {
 
 /// Pending views on 250 distinct products (three chunks of at most 99); returns their sum.
 async fn views_on_250_products(p: &Parts) -> i64 {
-    let pending = pending_views_key(p.cache(), ViewKind::Products);
+    let views = p.views();
     for i in 0..250 {
-        p.backend().incr(&pending, &format!("prod-{i:05}"), 1 + (i % 3) as i64).await.unwrap();
+        views.add(ViewKind::Products, &format!("prod-{i:05}"), 1 + (i % 3) as i64).await.unwrap();
     }
     (0..250).map(|i| 1 + (i % 3) as i64).sum()
 }
@@ -134,7 +137,38 @@ async fn view_sync_counts_every_view_exactly_once_through_crashes() {
     let (p1, s1) = view_totals(&**p.store(), &data).await;
     assert_eq!(((p1 - p0) + (s1 - s0)) as usize, counted, "DynamoDB holds every view, once");
     assert_eq!(s1 - s0, (counted / 10) as i64);
-    assert!(p.backend().fields(&pending_views_key(p.cache(), ViewKind::Products)).await.unwrap().is_empty());
+    assert!(p.views().pending_all(ViewKind::Products).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_shards_is_finished_by_the_next_run_and_nothing_is_counted_twice() {
+    let (m, data, api) = market("viewsync-shards").await;
+    let p = Parts::of(&api.deps);
+    let (p0, s0) = view_totals(&**p.store(), &data).await;
+    increments(&p, 1500).await;
+    let shards_with_views = {
+        let views = p.views();
+        let mut shards = std::collections::BTreeSet::new();
+        for id in views.pending_all(ViewKind::Products).await.unwrap().keys() {
+            shards.insert(views.shard_of(id));
+        }
+        shards
+    };
+    assert!(shards_with_views.len() > 8, "the views are spread over shards: {shards_with_views:?}");
+    let crashing = ViewSync { market: m.clone(), fault: Some(Fault::BetweenShards) };
+    assert!(matches!(crashing.drain_once().await, Err(jobs::JobError::Injected(Fault::BetweenShards))));
+    let left = p.views().pending_all(ViewKind::Products).await.unwrap();
+    assert!(!left.is_empty() && left.values().sum::<i64>() < 1350, "half the shards moved, half still pending");
+    // More views while the moved half waits, then two runs: the first finishes the half moved
+    // before the crash and syncs the rest; the second finds nothing left behind.
+    increments(&p, 500).await;
+    let next = ViewSync::new(m.clone()).drain_once().await.unwrap();
+    assert_eq!(next.recovered, 1, "{next:?}");
+    assert_eq!(next.total_views, 2000, "{next:?}");
+    assert_eq!(ViewSync::new(m.clone()).drain_once().await.unwrap().recovered, 0);
+    let (p1, s1) = view_totals(&**p.store(), &data).await;
+    assert_eq!((p1 - p0) + (s1 - s0), 2000, "DynamoDB holds every view, once");
+    assert!(p.views().pending_all(ViewKind::Products).await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

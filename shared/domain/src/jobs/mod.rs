@@ -54,6 +54,8 @@ pub enum JobError {
 pub enum Fault {
     /// The pending counters were moved aside; nothing applied.
     AfterMove,
+    /// Half the shards' pending counters were moved aside, the others not.
+    BetweenShards,
     /// The first chunk of the batch was written to DynamoDB, the others not.
     BetweenChunks,
     /// Applied to DynamoDB; the moved batch not deleted yet.

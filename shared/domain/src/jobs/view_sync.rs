@@ -8,9 +8,7 @@ use serde::Serialize;
 #[cfg(feature = "fault-injection")]
 use super::Fault;
 use super::{recorded, Deadline, Job, JobError};
-use crate::services::keys::*;
-use crate::services::Marketplace;
-use crate::time;
+use crate::services::{BatchId, Marketplace, ViewKind};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ViewSyncReport {
@@ -38,11 +36,12 @@ impl ViewSyncReport {
     }
 }
 
-/// Write-behind of view counts: each drain moves the pending counters aside (RENAME in the
-/// `{views}` slot), applies them with exactly-once chunks, then deletes the moved batch.
-/// Every batch is listed in a registry (a sorted set in the same slot) before it is moved and
-/// leaves it once applied, so the batches of a crashed run are found by reading the registry —
-/// one command on one node — and finished first; no drain scans the keyspace.
+/// Write-behind of view counts: each drain moves every shard's pending counters aside (RENAME
+/// in the shard's slot) under one batch id, applies their sum with exactly-once chunks, then
+/// deletes the moved batch. A shard lists the batch in its registry (a sorted set in the same
+/// slot) before the move and drops it once the batch is applied, so the batches of a crashed
+/// run — also one that crashed between shards — are found by reading the registries (one
+/// command per shard) and finished first; no drain scans the keyspace.
 #[derive(Debug, Clone)]
 pub struct ViewSync {
     pub market: Marketplace,
@@ -69,30 +68,32 @@ impl ViewSync {
     /// finished by the next drain.
     pub async fn drain(&self, deadline: &Deadline) -> Result<ViewSyncReport, JobError> {
         let mut report = ViewSyncReport { drains: 1, ..Default::default() };
-        let cache = self.market.cache();
-        let backend = self.market.backend();
+        let views = self.market.views();
         // Finish batches left behind.
         for kind in ViewKind::ALL {
-            let registry = views_batches_key(cache, kind)?;
-            for (key, _) in backend.due(&registry, u64::MAX, 1_000).await? {
-                let r = self.apply_batch(kind, &key, deadline).await?;
+            for batch in views.left_behind(kind).await? {
+                let r = self.apply_batch(kind, &batch, deadline).await?;
                 if r.deferred == 0 {
                     report.recovered += 1;
                 }
                 report.add(&r);
             }
         }
-        // Move what is pending now, then apply it.
+        // Move what is pending now (every shard, under one batch id), then apply it.
         for kind in ViewKind::ALL {
             if !deadline.allows_work() {
                 break;
             }
-            let batch_id = format!("{}-{:08x}", time::now().timestamp_millis(), rand::random::<u32>());
-            let batch = views_batch_key(cache, kind, &batch_id)?;
-            let registry = views_batches_key(cache, kind)?;
-            backend.schedule(&registry, &batch, time::now().timestamp_millis().max(0) as u64).await?;
-            if !backend.move_to(&pending_views_key(cache, kind), &batch).await? {
-                backend.remove(&registry, std::slice::from_ref(&batch)).await?;
+            let batch = BatchId::fresh();
+            let mut moved = false;
+            for shard in 0..views.shards() {
+                #[cfg(feature = "fault-injection")]
+                if self.fault == Some(Fault::BetweenShards) && shard == views.shards() / 2 {
+                    return Err(JobError::Injected(Fault::BetweenShards));
+                }
+                moved |= views.move_shard(kind, shard, &batch).await?;
+            }
+            if !moved {
                 continue;
             }
             #[cfg(feature = "fault-injection")]
@@ -104,28 +105,27 @@ impl ViewSync {
         Ok(report)
     }
 
-    /// Applies one moved batch (chunk ids derive from the batch key, so a retry is recognised)
+    /// Applies one moved batch (chunk ids derive from the batch id, so a retry is recognised)
     /// and deletes it. Checks the deadline before each chunk: a batch it stops in stays where
     /// it is, reported as deferred, and is finished by the next drain.
     async fn apply_batch(
         &self,
         kind: ViewKind,
-        batch_key: &str,
+        batch: &BatchId,
         deadline: &Deadline,
     ) -> Result<ViewSyncReport, JobError> {
-        let backend = self.market.backend();
+        let views = self.market.views();
         let deferred = ViewSyncReport { deferred: 1, ..Default::default() };
         if !deadline.allows_work() {
             return Ok(deferred);
         }
-        let counts: BTreeMap<String, i64> = backend.fields(batch_key).await?.into_iter().collect();
-        let batch_id = batch_key.rsplit(':').next().unwrap_or(batch_key).to_string();
+        let counts = views.counts(kind, batch).await?;
         let empty = BTreeMap::new();
         let (products, streams) = match kind {
             ViewKind::Products => (&counts, &empty),
             ViewKind::Streams => (&empty, &counts),
         };
-        let chunk_batch = format!("{}-{batch_id}", kind.as_str());
+        let chunk_batch = format!("{}-{}", kind.as_str(), batch.as_str());
         let mut out = crate::store::ChunkOutcome::default();
         #[cfg_attr(not(feature = "fault-injection"), allow(unused_variables))]
         for (i, chunk) in crate::store::view_chunks(&chunk_batch, products, streams).iter().enumerate() {
@@ -149,8 +149,7 @@ impl ViewSync {
         if self.fault == Some(Fault::AfterWrite) {
             return Err(JobError::Injected(Fault::AfterWrite));
         }
-        backend.delete(&[batch_key.to_string()]).await?;
-        backend.remove(&views_batches_key(self.market.cache(), kind)?, &[batch_key.to_string()]).await?;
+        views.forget(kind, batch).await?;
         Ok(ViewSyncReport {
             products_synced: out.products,
             streams_synced: out.streams,

@@ -13,8 +13,7 @@ pub const NS_LEADERBOARD: &str = "leaderboard";
 pub const NS_FEED_DISCOVER: &str = "feed_discover";
 pub const NS_FEED_COMMUNITY: &str = "feed_community";
 pub const NS_LIVE: &str = "live_streams";
-/// Pending view counters and the batches moved aside share the `{views}` hash tag, so RENAME
-/// works on a cluster.
+/// The prefix of the view ledger's shard tags (`{views<s>-<k>}`, see [`super::views`]).
 pub const VIEWS_TAG: &str = "views";
 pub const NS_VIEWS: &str = "views";
 pub const NS_OFFERS: &str = "offers";
@@ -148,24 +147,6 @@ pub fn community_key(cache: &Cache, q: &CommunityQuery) -> Result<Key, CacheErro
     )
 }
 
-/// The hash of view increments not yet written to DynamoDB, for products or streams.
-pub fn pending_views_key(cache: &Cache, kind: ViewKind) -> String {
-    let key = cache.keys().tagged_key(VIEWS_TAG, NS_VIEWS, &["pending", kind.as_str()]);
-    key.map(|k| k.to_string()).unwrap_or_default()
-}
-
-/// The once-key of one view increment (in the `{views}` slot, beside the pending hashes): it
-/// makes a retry of an increment whose outcome was unknown harmless.
-pub fn view_once_key(cache: &Cache, view_id: &str) -> String {
-    let key = cache.keys().tagged_key(VIEWS_TAG, NS_VIEWS, &["once", view_id]);
-    key.map(|k| k.to_string()).unwrap_or_default()
-}
-
-/// Where a pending hash is moved while its batch is applied.
-pub fn views_batch_key(cache: &Cache, kind: ViewKind, batch: &str) -> Result<String, CacheError> {
-    Ok(cache.keys().tagged_key(VIEWS_TAG, NS_VIEWS, &["batch", kind.as_str(), batch])?.to_string())
-}
-
 /// The expiry index of pending offers.
 pub fn offer_index_key(cache: &Cache) -> String {
     format!("{}:{NS_OFFERS}:expiry", cache.keys().root())
@@ -175,28 +156,4 @@ pub fn offer_index_key(cache: &Cache) -> String {
 /// index (flush, restart, failover) it loses this too, and the next reader rebuilds it.
 pub fn offer_index_built_key(cache: &Cache) -> String {
     format!("{}:{NS_OFFERS}:expiry-built", cache.keys().root())
-}
-
-/// The registry of a kind's moved batches (a sorted set by move time, in the `{views}` slot):
-/// a batch is listed before it is moved and leaves once applied.
-pub fn views_batches_key(cache: &Cache, kind: ViewKind) -> Result<String, CacheError> {
-    Ok(cache.keys().tagged_key(VIEWS_TAG, NS_VIEWS, &["batches", kind.as_str()])?.to_string())
-}
-
-/// What a view is counted on: each kind has its pending hash and its batches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ViewKind {
-    Products,
-    Streams,
-}
-
-impl ViewKind {
-    pub const ALL: [ViewKind; 2] = [ViewKind::Products, ViewKind::Streams];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ViewKind::Products => "products",
-            ViewKind::Streams => "streams",
-        }
-    }
 }

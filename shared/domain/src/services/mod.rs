@@ -12,6 +12,7 @@ mod stale;
 mod streams;
 mod users;
 mod verify;
+mod views;
 
 pub use admin::{CacheStatsAnswer, CacheStatsDetails, FeedEntries, Invalidated, JobStatus, STATS_ANSWER_TTL};
 pub use error::{Result, ServiceError};
@@ -23,6 +24,7 @@ pub use stale::{Stale, INVALIDATION_RETRY};
 pub use streams::REINVALIDATE_AFTER_TRANSITION;
 pub use users::{Achievements, AchievementsSummary, FullProfile, LeaderEntry, PublicProfile, UsersWarmed};
 pub use verify::{VerifyCounts, VerifyReport, VERIFY_SETTLE};
+pub use views::{BatchId, ViewKind, ViewLedger, VIEW_SHARDS};
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -63,6 +65,7 @@ struct Inner {
     store: Arc<dyn Store>,
     events: Arc<dyn EventPublisher>,
     tasks: Arc<dyn TaskRunner>,
+    views: ViewLedger,
     /// Views whose increment got no answer and were retried, and those never answered (see
     /// `count_view`).
     views_retried: std::sync::atomic::AtomicU64,
@@ -97,6 +100,7 @@ impl Marketplace {
         Self {
             inner: Arc::new(Inner {
                 prefetched: Default::default(),
+                views: ViewLedger::new(&cache),
                 cache,
                 store,
                 events,
@@ -143,6 +147,11 @@ impl Marketplace {
 
     pub(crate) fn cache(&self) -> &Cache {
         &self.inner.cache
+    }
+
+    /// The view counters.
+    pub(crate) fn views(&self) -> &ViewLedger {
+        &self.inner.views
     }
 
     pub(crate) fn store(&self) -> &Arc<dyn Store> {

@@ -62,11 +62,8 @@ impl Marketplace {
     /// increment that certainly did not reach Redis (circuit open, no connection) goes straight
     /// to DynamoDB.
     async fn count_view(&self, id: &str) {
-        let pending = pending_views_key(&self.inner.cache, ViewKind::Products);
         let view = format!("{:032x}", rand::random::<u128>());
-        let once = view_once_key(&self.inner.cache, &view);
-        let backend = self.inner.cache.backend().clone();
-        let e = match backend.incr_once(&pending, id, 1, &once, VIEW_ONCE_TTL).await {
+        let e = match self.inner.views.count_once(ViewKind::Products, id, &view, VIEW_ONCE_TTL).await {
             Ok(_) => return,
             Err(e) => e,
         };
@@ -75,7 +72,7 @@ impl Marketplace {
             tracing::warn!(error = %e, product = id, "view increment unanswered; retrying it with the same key");
             let (market, product) = (self.clone(), id.to_string());
             self.inner.tasks.submit(Box::pin(async move {
-                market.settle_view(&pending, &product, &once).await;
+                market.settle_view(&product, &view).await;
             }));
             return;
         }
@@ -103,7 +100,7 @@ impl Marketplace {
     /// open, no connection: the backoff outlasts a breaker's short cooldown, so a Redis that is
     /// back is found; one that stays away is not waited for while the invocation is held
     /// open), or when the invocation's deadline drops it.
-    async fn settle_view(&self, pending: &str, product: &str, once: &str) {
+    async fn settle_view(&self, product: &str, view: &str) {
         /// Counts the view unconfirmed unless it was settled (also when the task is dropped).
         struct Unsettled<'a> {
             market: &'a Marketplace,
@@ -127,7 +124,7 @@ impl Marketplace {
         let mut unreachable = 0;
         while started.elapsed() < VIEW_RETRY_WINDOW {
             tokio::time::sleep(pause).await;
-            match self.inner.cache.backend().incr_once(pending, product, 1, once, VIEW_ONCE_TTL).await {
+            match self.inner.views.count_once(ViewKind::Products, product, view, VIEW_ONCE_TTL).await {
                 Ok(_) => {
                     guard.settled = true;
                     return;
@@ -166,8 +163,7 @@ impl Marketplace {
             code: "product_not_found",
             message: format!("product {id} not found"),
         })?;
-        let pending_key = pending_views_key(&self.inner.cache, ViewKind::Products);
-        let pending = self.inner.cache.backend().field(&pending_key, id).await.unwrap_or_else(|e| {
+        let pending = self.inner.views.pending(ViewKind::Products, id).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "pending views unavailable");
             0
         });
