@@ -46,17 +46,7 @@ async fn app_on(server: &RedisServer, name: &str) -> (App, Arc<DeferredTasks>, A
 }
 
 fn get(path: &str) -> ApiRequest {
-    let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    ApiRequest {
-        method: lambda_http::http::Method::GET,
-        path: path.to_string(),
-        query: livecache_http::parse_query(query),
-        headers: Default::default(),
-        body: Default::default(),
-        request_id: String::new(),
-        claims: None,
-        iam_principal: None,
-    }
+    common::request(lambda_http::http::Method::GET, path, None)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

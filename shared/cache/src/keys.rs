@@ -20,7 +20,7 @@ pub const STATS_SHARDS: u32 = 4;
 
 /// How many slot groups a keyspace spreads its values over unless told otherwise
 /// ([`Keyspace::with_slot_groups`]).
-pub const DEFAULT_SLOT_GROUPS: u16 = 64;
+pub const DEFAULT_SLOT_GROUPS: u16 = 256;
 
 /// A fully built cache key, the namespace it belongs to and its slot group.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -7,7 +7,7 @@
 //! | `REDIS_URL`, `REDIS_*`, `CACHE_MEMORY_MAX_ENTRIES` | the cache backend (see `livecache_cache::BackendConfig`) | in-memory |
 //! | `CACHE_KEY_PREFIX` | prefix of every cache key (tenancy, tests) | none |
 //! | `CACHE_KEY_VERSION` | schema version of cached values | `v1` |
-//! | `CACHE_SLOT_GROUPS` | how many slot groups values and their stamps are spread over (1–1024; 1: one epoch and one generation per namespace, every key untagged) | 64 |
+//! | `CACHE_SLOT_GROUPS` | how many slot groups values and their stamps are spread over (1–1024; 1: one epoch and one generation per namespace, every key untagged) | 256 |
 //! | `DATA_BACKEND`, `*_TABLE`, `EVENT_BUS_NAME` | the data layer (see `livecache_domain::config`) | |
 //! | `DATA_CREATE_TABLES` | `true`: create missing DynamoDB tables and seed them (emulators) | `false` |
 //! | `VIEW_SYNC_INTERVAL_SECS` | how often view-sync drains inside one run | 5 |

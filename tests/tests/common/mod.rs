@@ -297,3 +297,27 @@ where
         }
     }
 }
+
+/// A request as the Lambda glue hands it to the app (no caller: public routes), with a JSON
+/// body when given.
+pub fn request(
+    method: http::Method,
+    path_and_query: &str,
+    body: Option<serde_json::Value>,
+) -> livecache_http::ApiRequest {
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let mut headers = http::HeaderMap::new();
+    if body.is_some() {
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    }
+    livecache_http::ApiRequest {
+        method,
+        path: path.to_string(),
+        query: livecache_http::parse_query(query),
+        headers,
+        body: body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default().into(),
+        request_id: String::new(),
+        claims: None,
+        iam_principal: None,
+    }
+}

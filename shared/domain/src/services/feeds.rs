@@ -234,13 +234,14 @@ impl Marketplace {
     /// per [`PREFETCH_RECHECK`] per instance, so hits on a hot page neither re-read the next
     /// one nor build its key.
     fn should_prefetch(&self, key: &livecache_cache::Key) -> bool {
-        let now = std::time::Instant::now();
+        let now = self.inner.cache.clock().now_ms();
+        let recent = |at: &u64| now.saturating_sub(*at) < PREFETCH_RECHECK.as_millis() as u64;
         let mut seen = self.inner.prefetched.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.get(key.as_str()).is_some_and(|at| now.duration_since(*at) < PREFETCH_RECHECK) {
+        if seen.get(key.as_str()).is_some_and(recent) {
             return false;
         }
         if seen.len() >= 10_000 {
-            seen.retain(|_, at| now.duration_since(*at) < PREFETCH_RECHECK);
+            seen.retain(|_, at| recent(at));
         }
         seen.insert(key.as_str().to_string(), now);
         true

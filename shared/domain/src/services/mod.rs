@@ -59,8 +59,8 @@ impl<T> Cached<T> {
 }
 
 struct Inner {
-    /// Next pages this instance checked (or prefetched) recently, and when.
-    prefetched: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Next pages this instance checked (or prefetched) recently, and when (cache clock, ms).
+    prefetched: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     cache: Cache,
     store: Arc<dyn Store>,
     events: Arc<dyn EventPublisher>,
