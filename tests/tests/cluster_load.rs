@@ -16,7 +16,7 @@ use livecache_cache::{key_slot, Backend, DeferredTasks, RedisBackend, RedisConfi
 use livecache_http::lambda::after_response;
 use livecache_http::{AdminAuth, ApiRequest, App};
 use livecache_runtime::telemetry::Metrics;
-use livecache_testkit::{test_ca, RedisCluster};
+use livecache_testkit::{test_ca, RedisCluster, RedisServer};
 use serde_json::json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -142,25 +142,34 @@ struct Tally {
     touched: HashMap<String, HashSet<usize>>,
 }
 
-async fn run(cluster: &RedisCluster, tls: bool, name: &str) -> Tally {
+async fn connect(cluster: &RedisCluster, tls: bool) -> Arc<dyn Backend> {
     let mut config = RedisConfig::from_url(&cluster.urls().join(",")).unwrap();
     if tls {
         config.ca_cert = Some(test_ca().ca_pem());
     }
-    let backend: Arc<dyn Backend> = Arc::new(RedisBackend::connect(config).await.unwrap());
-    let (deps, _bus, _clock, _data) = common::deps_on_backend(name, backend.clone()).await;
-    let root = deps.keyspace.root().to_string();
-    let tasks = Arc::new(DeferredTasks::new());
-    let app = App::new(&deps, tasks.clone(), AdminAuth::Disabled, None);
+    Arc::new(RedisBackend::connect(config).await.unwrap())
+}
+
+/// One command a master ran for a request: the master's index, the command, the keys it named.
+#[derive(Debug, Clone)]
+struct Command {
+    master: usize,
+    name: String,
+    keys: Vec<String>,
+}
+
+/// Runs `requests` one by one through `app` (post-response work after each) while every master
+/// of `cluster` is recorded; the commands each request made (scripts' inner commands, topology
+/// and health checks left out). A marker key each master owns is read between two requests.
+async fn record(
+    cluster: &RedisCluster,
+    backend: &Arc<dyn Backend>,
+    root: &str,
+    app: &App,
+    tasks: &DeferredTasks,
+    requests: &[ApiRequest],
+) -> Vec<Vec<Command>> {
     let metrics = Metrics::default();
-    let deadline = || Instant::now() + Duration::from_secs(10);
-    let requests = workload();
-    // Cold: every value loaded once (and next pages prefetched).
-    for (_, req) in requests.clone() {
-        assert_eq!(app.handle(req).await.status.as_u16(), 200);
-        after_response(&tasks, &app, &metrics, "all", deadline()).await;
-    }
-    // A marker key per master, in a slot it owns: GET of it is the boundary between requests.
     let owners = slot_owners(cluster);
     let markers: Vec<String> = cluster
         .nodes()
@@ -183,45 +192,64 @@ async fn run(cluster: &RedisCluster, tls: bool, name: &str) -> Tally {
         }
     };
     let monitors: Vec<_> = cluster.nodes().iter().map(|n| n.monitor()).collect();
-    // Warm: the same requests again, each between two markers.
-    for (i, (_, req)) in requests.iter().cloned().enumerate() {
+    for (i, req) in requests.iter().cloned().enumerate() {
         mark(i).await;
-        assert_eq!(app.handle(req).await.status.as_u16(), 200);
-        after_response(&tasks, &app, &metrics, "all", deadline()).await;
+        let status = app.handle(req).await.status.as_u16();
+        assert!((200..300).contains(&status), "request {i}: {status}");
+        after_response(tasks, app, &metrics, "all", Instant::now() + Duration::from_secs(10)).await;
     }
     mark(requests.len()).await;
-    let mut tally = Tally::default();
-    for (kind, _) in &requests {
-        *tally.requests.entry(*kind).or_default() += 1;
-    }
-    for monitor in monitors {
+    let mut out = vec![Vec::new(); requests.len()];
+    for (master, monitor) in monitors.into_iter().enumerate() {
         let mut current: Option<usize> = None;
-        let mut on_master = 0;
         for line in monitor.stop().lines() {
             let Some((from_script, args)) = monitor_args(line) else { continue };
-            let Some(command) = args.first().map(|c| c.to_ascii_uppercase()) else { continue };
-            if command == "GET" && args.get(1).is_some_and(|k| k.starts_with("marker:")) {
+            let Some(name) = args.first().map(|c| c.to_ascii_uppercase()) else { continue };
+            if name == "GET" && args.get(1).is_some_and(|k| k.starts_with("marker:")) {
                 let n: usize = args[1].rsplit(':').next().unwrap().parse().unwrap();
                 current = (n < requests.len()).then_some(n);
                 continue;
             }
             let Some(i) = current else { continue };
-            if from_script || matches!(command.as_str(), "CLUSTER" | "INFO" | "PING" | "READONLY" | "CLIENT" | "HELLO")
-            {
+            if from_script || matches!(name.as_str(), "CLUSTER" | "INFO" | "PING" | "READONLY" | "CLIENT" | "HELLO") {
                 continue;
             }
-            on_master += 1;
-            let keys: Vec<&String> = args[1..].iter().filter(|a| a.starts_with(&root)).collect();
-            if keys.iter().any(|k| k.contains(":views:")) {
+            let keys = args[1..].iter().filter(|a| a.starts_with(root)).cloned().collect();
+            out[i].push(Command { master, name, keys });
+        }
+    }
+    out
+}
+
+async fn run(cluster: &RedisCluster, tls: bool, name: &str) -> Tally {
+    let backend = connect(cluster, tls).await;
+    let (deps, _bus, _clock, _data) = common::deps_on_backend(name, backend.clone()).await;
+    let root = deps.keyspace.root().to_string();
+    let tasks = Arc::new(DeferredTasks::new());
+    let app = App::new(&deps, tasks.clone(), AdminAuth::Disabled, None);
+    let metrics = Metrics::default();
+    let (kinds, requests): (Vec<Kind>, Vec<ApiRequest>) = workload().into_iter().unzip();
+    // Cold: every value loaded once (and next pages prefetched).
+    for req in requests.clone() {
+        assert_eq!(app.handle(req).await.status.as_u16(), 200);
+        after_response(&tasks, &app, &metrics, "all", Instant::now() + Duration::from_secs(10)).await;
+    }
+    // Warm: the same requests again, recorded.
+    let recorded = record(cluster, &backend, &root, &app, &tasks, &requests).await;
+    let mut tally = Tally { per_master: vec![0; cluster.nodes().len()], ..Tally::default() };
+    for (i, commands) in recorded.iter().enumerate() {
+        *tally.requests.entry(kinds[i]).or_default() += 1;
+        for c in commands {
+            tally.per_master[c.master] += 1;
+            if c.keys.iter().any(|k| k.contains(":views:")) {
                 tally.view_increments += 1;
             } else {
-                *tally.commands.entry(requests[i].0).or_default() += 1;
+                *tally.commands.entry(kinds[i]).or_default() += 1;
             }
-            for key in keys {
+            for key in &c.keys {
                 tally.touched.entry(key.clone()).or_default().insert(i);
             }
         }
-        tally.per_master.push(on_master);
     }
     tally
 }
@@ -271,4 +299,117 @@ async fn the_same_holds_on_a_tls_cluster() {
     let cluster = RedisCluster::start_tls(3);
     let tally = run(&cluster, true, "cluster-load-tls").await;
     check(&tally, "3-master TLS cluster");
+}
+
+/// An operator sees a hot slot: the detailed statistics list the busiest slots as the servers
+/// count them (Valkey's `CLUSTER SLOT-STATS`, ordered by CPU time). One discover page read 300
+/// times is the busiest slot of the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_statistics_name_the_hot_slot_where_the_servers_count_slots() {
+    let cluster = RedisCluster::start_valkey(3);
+    let backend = connect(&cluster, false).await;
+    let (deps, _bus, _clock, _data) = common::deps_on_backend("slot-stats", backend.clone()).await;
+    let tasks = Arc::new(DeferredTasks::new());
+    let app = App::new(&deps, tasks.clone(), AdminAuth::Disabled, None);
+    let metrics = Metrics::default();
+    let page = "/api/v1/feeds/discover?page=1&per_page=20&sort=newest";
+    for req in
+        workload().into_iter().map(|(_, r)| r).chain(std::iter::repeat_n(common::request(Method::GET, page, None), 300))
+    {
+        assert_eq!(app.handle(req).await.status.as_u16(), 200);
+        after_response(&tasks, &app, &metrics, "all", Instant::now() + Duration::from_secs(10)).await;
+    }
+    let cache = livecache_cache::Cache::builder(backend.clone()).keyspace(deps.keyspace.clone()).build();
+    let query = livecache_domain::store::DiscoverQuery {
+        page: livecache_domain::store::PageRequest { page: 1, per_page: 20 },
+        category: None,
+        sort: livecache_domain::store::FeedSort::Newest,
+    };
+    let hot = key_slot(livecache_domain::services::keys::discover_key(&cache, &query).unwrap().as_str().as_bytes());
+    let details = app.market.cache_stats_details().await.unwrap();
+    let slots = &details.slots;
+    println!("busiest slots: {:?}", slots.slots.iter().take(3).collect::<Vec<_>>());
+    assert!(slots.available, "{slots:?}");
+    assert_eq!(slots.ordered_by.as_deref(), Some("cpu-usec"));
+    assert_eq!(slots.slots.len(), livecache_domain::services::HOT_SLOTS);
+    assert_eq!(slots.slots[0].slot, hot, "the page's slot is the busiest: {slots:?}");
+    assert!(slots.slots[0].network_bytes_out.unwrap() > 300 * 1000, "300 pages went out of it");
+    let owner =
+        slot_owners(&cluster).into_iter().find(|(_, r)| r.iter().any(|(a, b)| (*a..=*b).contains(&hot))).unwrap().0;
+    assert_eq!(slots.slots[0].node, format!("127.0.0.1:{owner}"));
+    // The answer as the admin route serves it.
+    let json = serde_json::to_value(&details).unwrap();
+    assert_eq!(json["slots"]["slots"][0]["slot"], json!(hot));
+}
+
+/// Where the servers do not count slots (redis-server 7), or there are none, the statistics
+/// say so instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slot_statistics_say_why_they_are_missing() {
+    let cluster = RedisCluster::start(3);
+    let (deps, ..) = common::deps_on_backend("slot-stats-none", connect(&cluster, false).await).await;
+    let market = deps.market(Arc::new(DeferredTasks::new()));
+    let slots = market.cache_stats_details().await.unwrap().slots;
+    assert!(!slots.available && slots.slots.is_empty());
+    assert!(slots.reason.as_deref().unwrap().contains("CLUSTER SLOT-STATS"), "{slots:?}");
+    let server = RedisServer::start();
+    let single: Arc<dyn Backend> =
+        Arc::new(RedisBackend::connect(RedisConfig::from_url(&server.url()).unwrap()).await.unwrap());
+    let (deps, ..) = common::deps_on_backend("slot-stats-single", single).await;
+    let slots = deps.market(Arc::new(DeferredTasks::new())).cache_stats_details().await.unwrap().slots;
+    assert_eq!(slots.reason.as_deref(), Some("not a cluster: one server holds every slot"));
+    let (deps, ..) = common::memory_deps("slot-stats-memory").await;
+    let slots = deps.market(Arc::new(DeferredTasks::new())).cache_stats_details().await.unwrap().slots;
+    assert!(!slots.available, "{slots:?}");
+}
+
+/// The offer index on a cluster: a new offer writes the expiry index in at most two slots (its
+/// buyer's shard and its seller's), the offers of many users spread over the shards, and a
+/// user's expiring-soon read is two commands on one slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_are_indexed_in_their_users_slots_and_read_from_one() {
+    let cluster = RedisCluster::start(3);
+    let backend = connect(&cluster, false).await;
+    let (deps, _bus, _clock, data) = common::deps_on_backend("offer-index", backend.clone()).await;
+    let root = deps.keyspace.root().to_string();
+    let tasks = Arc::new(DeferredTasks::new());
+    let app = App::new(&deps, tasks.clone(), AdminAuth::Disabled, None);
+    let signed_in = |user: &str, mut req: ApiRequest| {
+        req.claims = Some(json!({ "sub": user }));
+        req
+    };
+    let buyers: Vec<&str> = data.users.iter().take(40).map(|u| u.id.as_str()).collect();
+    let creates: Vec<ApiRequest> = buyers
+        .iter()
+        .enumerate()
+        .map(|(i, buyer)| {
+            let product = data.products.iter().cycle().skip(i * 7).find(|p| p.seller_id != *buyer).unwrap();
+            let body = json!({ "product_id": product.id, "amount": 5.0, "expires_in_minutes": 30 });
+            signed_in(buyer, common::request(Method::POST, "/api/v1/offers", Some(body)))
+        })
+        .collect();
+    let read = |user: &str| {
+        signed_in(user, common::request(Method::GET, "/api/v1/offers/expiring-soon?within_minutes=60", None))
+    };
+    // The first read finds no index and builds it from the database.
+    assert_eq!(app.handle(read(buyers[0])).await.status.as_u16(), 200);
+    let reads: Vec<ApiRequest> = buyers.iter().map(|b| read(b)).collect();
+    let recorded = record(&cluster, &backend, &root, &app, &tasks, &[creates, reads].concat()).await;
+    let index_commands = |commands: &[Command]| -> Vec<Command> {
+        commands.iter().filter(|c| c.keys.iter().any(|k| k.contains(":offers:"))).cloned().collect()
+    };
+    let mut shards = HashSet::new();
+    for (i, commands) in recorded[..buyers.len()].iter().enumerate() {
+        let writes = index_commands(commands);
+        assert!((1..=2).contains(&writes.len()), "offer {i}: {writes:?}");
+        assert!(writes.iter().all(|c| c.name == "ZADD"), "offer {i}: {writes:?}");
+        shards.extend(writes.iter().flat_map(|c| c.keys.clone()));
+    }
+    println!("40 offers listed in {} of 16 index shards", shards.len());
+    assert!(shards.len() >= 8, "the offers spread over the shards: {shards:?}");
+    for (i, commands) in recorded[buyers.len()..].iter().enumerate() {
+        let used = index_commands(commands);
+        let slots: HashSet<u16> = used.iter().flat_map(|c| c.keys.iter().map(|k| key_slot(k.as_bytes()))).collect();
+        assert_eq!((used.len(), slots.len()), (2, 1), "read {i}: {used:?}");
+    }
 }

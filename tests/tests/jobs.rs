@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use livecache_cache::SpawnTasks;
 use livecache_domain::jobs::{self, Deadline, Fault, RunClock, ViewSync};
 use livecache_domain::seed::DemoData;
-use livecache_domain::services::keys::offer_index_key;
-use livecache_domain::services::{Marketplace, ViewKind, ViewLedger};
+use livecache_domain::services::{Marketplace, OfferIndex, ViewKind, ViewLedger};
 use livecache_domain::{time, Offer, OfferStatus, Store};
 use livecache_http::{AdminAuth, App};
 use serde_json::json;
@@ -257,15 +256,15 @@ async fn offer_expiry_is_idempotent_and_announces_each_offer_once() {
     let (m, data, api) = market("expiry").await;
     let p = Parts::of(&api.deps);
     let seeded_due: Vec<&Offer> = data.offers.iter().filter(|o| o.expires_at <= time::now()).collect();
-    let index = offer_index_key(p.cache());
+    let index = OfferIndex::new(p.cache());
     let offers: Vec<Offer> = (0..150).map(|i| due_offer(i, &data)).collect();
     p.store().put_offers(&offers).await.unwrap();
     for o in &offers {
-        p.backend().schedule(&index, &o.id, o.expires_at.timestamp_millis() as u64).await.unwrap();
+        index.track(o).await.unwrap();
     }
     // A stale index entry (no such offer), and one offer expired already by a run whose
     // OfferExpired never went out.
-    p.backend().schedule(&index, "ghost", 1).await.unwrap();
+    index.track(&Offer { id: "ghost".into(), ..due_offer(0, &data) }).await.unwrap();
     p.store().expire_offer("due-00000", time::now()).await.unwrap();
     let announced = |bus: &livecache_domain::InProcessBus| -> Vec<String> {
         let expired = bus.published().into_iter().filter(|e| e.detail_type == "OfferExpired");
@@ -275,7 +274,7 @@ async fn offer_expiry_is_idempotent_and_announces_each_offer_once() {
     let total = 150 + seeded_due.len();
     assert_eq!((first.processed, first.updated, first.announced), (total, total - 1, total));
     assert_eq!((first.orphans, first.not_due, first.errors, first.unannounced), (0, 0, 0, 0));
-    assert_eq!(p.backend().count(&index).await.unwrap(), 1, "announced offers leave the Redis index too");
+    assert_eq!(index.entries().await.unwrap().len(), 1, "announced offers leave the Redis index too");
     assert_eq!(p.store().get_offer("due-00042").await.unwrap().unwrap().status, OfferStatus::Expired);
     for o in &seeded_due {
         assert_eq!(p.store().get_offer(&o.id).await.unwrap().unwrap().status, OfferStatus::Expired, "seeded {}", o.id);
@@ -293,12 +292,10 @@ async fn ten_thousand_due_offers_are_processed_in_one_run() {
     let (deps, _bus, _clock, data) = common::memory_deps("ten-thousand").await;
     let m = App::new(&deps, Arc::new(SpawnTasks), AdminAuth::Disabled, None).market.clone();
     let p = Parts::of(&deps);
-    let index = offer_index_key(p.cache());
+    let index = OfferIndex::new(p.cache());
     let offers: Vec<Offer> = (0..10_000).map(|i| due_offer(i, &data)).collect();
     p.store().put_offers(&offers).await.unwrap();
-    for o in &offers {
-        p.backend().schedule(&index, &o.id, 1).await.unwrap();
-    }
+    index.rebuild(&offers).await.unwrap();
     let started = Instant::now();
     let report = jobs::expire_offers(&m, Instant::now() + Duration::from_secs(50)).await.unwrap();
     let seeded_due = data.offers.iter().filter(|o| o.expires_at <= time::now()).count();
@@ -315,9 +312,9 @@ async fn cleanup_sweeps_stale_keys_and_prunes_the_index() {
     p.cache().invalidate_namespace("feed_discover").await.unwrap();
     let root = p.cache().keys().root().to_string();
     p.backend().set(&format!("{root}:products:no-ttl"), b"x", None).await.unwrap();
-    let index = offer_index_key(p.cache());
-    p.backend().schedule(&index, "ghost-offer", 5).await.unwrap();
-    p.backend().schedule(&index, "offer-00050", 5).await.unwrap();
+    let index = OfferIndex::new(p.cache());
+    index.track(&Offer { id: "ghost-offer".into(), ..due_offer(0, &data) }).await.unwrap();
+    index.track(&Offer { expires_at: time::from_millis(5), ..data.offers[50].clone() }).await.unwrap();
     let report = jobs::cleanup(&m).await.unwrap();
     assert!(
         report.deleted_expired >= 2,
@@ -328,11 +325,11 @@ async fn cleanup_sweeps_stale_keys_and_prunes_the_index() {
     // The index is rebuilt from DynamoDB: every pending offer (the seeded ones were written to
     // the store only) is in it, the ghost is not.
     assert_eq!(report.reindexed, data.offers.len());
-    assert_eq!(p.backend().count(&index).await.unwrap(), data.offers.len() as u64, "the pending offers are indexed");
-    assert_eq!(p.backend().scheduled_at(&index, "ghost-offer").await.unwrap(), None);
+    assert_eq!(index.entries().await.unwrap().len(), data.offers.len(), "the pending offers are indexed");
+    assert_eq!(index.scheduled_at("ghost-offer").await.unwrap(), None);
     let o50 = &data.offers[50];
     assert_eq!(
-        p.backend().scheduled_at(&index, &o50.id).await.unwrap(),
+        index.scheduled_at(&o50.id).await.unwrap(),
         Some(o50.expires_at.timestamp_millis() as u64),
         "at its expiry time from DynamoDB"
     );

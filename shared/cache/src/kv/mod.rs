@@ -51,6 +51,42 @@ pub struct ServerInfo {
     pub evicted_keys: u64,
 }
 
+/// The busiest cluster slots as the servers count them (`CLUSTER SLOT-STATS`, Valkey 8+,
+/// ElastiCache Serverless, Redis 8.2+), or why they cannot be told.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SlotReport {
+    pub available: bool,
+    /// Why not, when not available.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The statistic the slots are ordered by, busiest first: `cpu-usec` where the servers
+    /// track it (`cluster-slot-stats-enabled yes`), else `key-count`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ordered_by: Option<String>,
+    pub slots: Vec<SlotStat>,
+}
+
+impl SlotReport {
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        Self { available: false, reason: Some(reason.into()), ..Self::default() }
+    }
+}
+
+/// One slot's figures since the servers' last reset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SlotStat {
+    pub slot: u16,
+    /// The master serving it (`host:port`).
+    pub node: String,
+    pub key_count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_usec: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_bytes_in: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_bytes_out: Option<u64>,
+}
+
 /// One conditional write: `key` is replaced by `value` (or deleted, when `value` is `None`) only
 /// if it holds what `expect` says — absent (`None`), or a value starting with these bytes.
 /// The cache's fills are swaps against the header their loader saw, so that a delete in
@@ -141,6 +177,12 @@ pub trait KvStore: Send + Sync + 'static {
     async fn ttls(&self, keys: &[String]) -> Result<Vec<KeyTtl>>;
 
     async fn info(&self) -> Result<ServerInfo>;
+
+    /// The `limit` busiest slots over every master, busiest first (see [`SlotReport`]);
+    /// unavailable where there are no slots or the servers do not count them.
+    async fn hot_slots(&self, _limit: usize) -> Result<SlotReport> {
+        Ok(SlotReport::unavailable("this backend has no cluster slots"))
+    }
 }
 
 #[async_trait]

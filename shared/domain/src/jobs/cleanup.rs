@@ -28,11 +28,10 @@ pub async fn cleanup(m: &Marketplace) -> Result<CleanupReport, JobError> {
         let memory_before = m.cache().server_info().await?.used_memory;
         let swept = m.cache().sweep(&[NS_VIEWS, NS_OFFERS]).await?;
         let reindexed = m.repair_expiry_index().await?;
-        let index = offer_index_key(m.cache());
         let mut orphans = Vec::new();
-        let everything = m.backend().due(&index, u64::MAX, usize::MAX).await?;
+        let everything: Vec<String> = m.offer_index().entries().await?.into_keys().collect();
         for chunk in everything.chunks(100) {
-            let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
+            let ids: Vec<String> = chunk.to_vec();
             let offers = m.store().get_offers(&ids).await?;
             for (id, offer) in ids.into_iter().zip(offers) {
                 if offer.is_none_or(|o| o.status != crate::models::OfferStatus::Pending) {
@@ -40,7 +39,7 @@ pub async fn cleanup(m: &Marketplace) -> Result<CleanupReport, JobError> {
                 }
             }
         }
-        m.backend().remove(&index, &orphans).await?;
+        m.offer_index().remove(&orphans).await?;
         let memory_after = m.cache().server_info().await?.used_memory;
         Ok(CleanupReport {
             scanned: swept.scanned,

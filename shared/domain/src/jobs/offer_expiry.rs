@@ -10,7 +10,6 @@ use super::{recorded, Job, JobError};
 use crate::error::StoreError;
 use crate::events::{DomainEvent, OfferExpired};
 use crate::models::{Offer, OfferStatus};
-use crate::services::keys::*;
 use crate::services::Marketplace;
 use crate::store::ExpireOutcome;
 use crate::time;
@@ -42,7 +41,6 @@ pub async fn expire_offers(m: &Marketplace, deadline: Instant) -> Result<OfferEx
 }
 
 async fn expire_offers_inner(m: &Marketplace, deadline: Instant) -> Result<OfferExpiryReport, JobError> {
-    let index = offer_index_key(m.cache());
     let now = time::now();
     let mut report = OfferExpiryReport::default();
     // Offers this run could not finish: they stay due for the next run and are not read again.
@@ -124,7 +122,7 @@ async fn expire_offers_inner(m: &Marketplace, deadline: Instant) -> Result<Offer
                 }
             }
         }
-        if let Err(e) = m.backend().remove(&index, &done).await {
+        if let Err(e) = m.offer_index().remove(&done).await {
             tracing::warn!(error = %e, "expiry index not updated; the nightly repair prunes it");
         }
     }

@@ -20,7 +20,12 @@ pub struct CacheStatsDetails {
     pub backend: ServerInfo,
     /// What this instance's sampled consistency checks found (`CACHE_VERIFY_RATE`).
     pub verify: super::VerifyReport,
+    /// The [`HOT_SLOTS`] busiest cluster slots, where the servers count them.
+    pub slots: livecache_cache::SlotReport,
 }
+
+/// How many of the busiest slots the detailed statistics list.
+pub const HOT_SLOTS: usize = 10;
 
 /// Feed entries in the cache, as the nightly sweep counted them (no request scans the
 /// keyspace); zero with no `counted_at` before the first sweep.
@@ -107,7 +112,14 @@ impl Marketplace {
         let stats = self.cache_stats().await?;
         let backend =
             self.inner.cache.server_info().await.map_err(|e| ServiceError::Unavailable(format!("cache: {e}")))?;
-        Ok(CacheStatsDetails { stats, backend, verify: self.verify_report() })
+        let slots = self
+            .inner
+            .cache
+            .backend()
+            .hot_slots(HOT_SLOTS)
+            .await
+            .unwrap_or_else(|e| livecache_cache::SlotReport::unavailable(format!("cache: {e}")));
+        Ok(CacheStatsDetails { stats, backend, verify: self.verify_report(), slots })
     }
 
     pub async fn job_runs(&self) -> Result<Vec<JobRun>> {

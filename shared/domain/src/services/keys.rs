@@ -146,14 +146,3 @@ pub fn community_key(cache: &Cache, q: &CommunityQuery) -> Result<Key, CacheErro
         ],
     )
 }
-
-/// The expiry index of pending offers.
-pub fn offer_index_key(cache: &Cache) -> String {
-    format!("{}:{NS_OFFERS}:expiry", cache.keys().root())
-}
-
-/// Set (without TTL) once the expiry index has been built from DynamoDB: when Redis loses the
-/// index (flush, restart, failover) it loses this too, and the next reader rebuilds it.
-pub fn offer_index_built_key(cache: &Cache) -> String {
-    format!("{}:{NS_OFFERS}:expiry-built", cache.keys().root())
-}

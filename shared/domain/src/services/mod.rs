@@ -6,18 +6,23 @@ pub mod keys;
 mod admin;
 mod error;
 mod feeds;
+mod offer_index;
 mod offers;
 mod products;
+mod shards;
 mod stale;
 mod streams;
 mod users;
 mod verify;
 mod views;
 
-pub use admin::{CacheStatsAnswer, CacheStatsDetails, FeedEntries, Invalidated, JobStatus, STATS_ANSWER_TTL};
+pub use admin::{
+    CacheStatsAnswer, CacheStatsDetails, FeedEntries, Invalidated, JobStatus, HOT_SLOTS, STATS_ANSWER_TTL,
+};
 pub use error::{Result, ServiceError};
 pub use feeds::{price_buckets, snap_community, RawPage, MAX_FEED_DEPTH, RADIUS_BUCKETS_KM};
 pub use keys::UserTtls;
+pub use offer_index::{OfferIndex, OFFER_INDEX_SHARDS};
 pub use offers::{Expiry, NewOffer, MAX_OFFER_MINUTES};
 pub use products::{BatchAnswer, ProductViews};
 pub use stale::{Stale, INVALIDATION_RETRY};
@@ -30,7 +35,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use livecache_cache::{Backend, Cache, LoadError, ServerInfo, Source, StatsReport, TaskRunner, WarmReport};
+use livecache_cache::{Cache, LoadError, ServerInfo, Source, StatsReport, TaskRunner, WarmReport};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -66,6 +71,7 @@ struct Inner {
     events: Arc<dyn EventPublisher>,
     tasks: Arc<dyn TaskRunner>,
     views: ViewLedger,
+    offer_index: OfferIndex,
     /// Views whose increment got no answer and were retried, and those never answered (see
     /// `count_view`).
     views_retried: std::sync::atomic::AtomicU64,
@@ -101,6 +107,7 @@ impl Marketplace {
             inner: Arc::new(Inner {
                 prefetched: Default::default(),
                 views: ViewLedger::new(&cache),
+                offer_index: OfferIndex::new(&cache),
                 cache,
                 store,
                 events,
@@ -154,15 +161,16 @@ impl Marketplace {
         &self.inner.views
     }
 
+    /// The Redis expiry index of pending offers.
+    pub(crate) fn offer_index(&self) -> &OfferIndex {
+        &self.inner.offer_index
+    }
+
     pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
     }
 
     pub(crate) fn events(&self) -> &Arc<dyn EventPublisher> {
         &self.inner.events
-    }
-
-    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
-        self.inner.cache.backend()
     }
 }

@@ -75,10 +75,7 @@ impl Marketplace {
     }
 
     async fn track_expiry(&self, offer: &Offer) {
-        let index = offer_index_key(&self.inner.cache);
-        if let Err(e) =
-            self.inner.cache.backend().schedule(&index, &offer.id, offer.expires_at.timestamp_millis() as u64).await
-        {
+        if let Err(e) = self.inner.offer_index.track(offer).await {
             tracing::error!(error = %e, offer = %offer.id, "offer not tracked in the expiry index");
         }
     }
@@ -119,18 +116,18 @@ impl Marketplace {
     }
 
     /// The caller's pending offers (as buyer or seller) expiring within `window`, soonest first.
-    /// Read from the Redis index; an index that has lost its contents (a flush, a restart
-    /// without persistence, a failover) is rebuilt from DynamoDB first.
+    /// Read from the caller's shard of the Redis index (one slot); an index that has lost its
+    /// contents (a flush, a restart without persistence, a failover) is rebuilt from DynamoDB
+    /// first.
     pub async fn expiring_soon(&self, caller: &str, window: Duration) -> Result<Vec<Offer>> {
-        let index = offer_index_key(&self.inner.cache);
-        if !matches!(self.inner.cache.backend().get(&offer_index_built_key(&self.inner.cache)).await, Ok(Some(_))) {
+        let index = &self.inner.offer_index;
+        if !matches!(index.is_built_for(caller).await, Ok(true)) {
             if let Err(e) = self.repair_expiry_index().await {
                 tracing::warn!(error = %e, "expiry index not rebuilt");
             }
         }
         let now = time::now().timestamp_millis() as u64;
-        let due = self.inner.cache.backend().due_within(&index, now, window, 500).await?;
-        let ids: Vec<String> = due.into_iter().map(|(id, _)| id).collect();
+        let ids = index.due_for(caller, now, window, 500).await?;
         let offers = self.inner.store.get_offers(&ids).await?;
         let mut out: Vec<Offer> = offers
             .into_iter()
@@ -142,25 +139,20 @@ impl Marketplace {
     }
 
     /// Rebuilds the Redis expiry index from DynamoDB's due-offer index (every PENDING offer),
-    /// then marks it complete; returns how many offers it holds. Run when the mark is missing
+    /// then marks it complete; returns how many offers it holds. Run when a mark is missing
     /// and by the nightly cleanup. An entry it adds for an offer settled meanwhile is harmless
     /// (readers check the status) and pruned by the next cleanup.
     pub async fn repair_expiry_index(&self) -> Result<usize> {
         let horizon = time::now() + chrono::Duration::minutes(MAX_OFFER_MINUTES as i64 + 24 * 60);
-        let pending: Vec<(String, u64)> = self
+        let pending: Vec<Offer> = self
             .inner
             .store
             .offers_due_by(horizon, usize::MAX)
             .await?
             .into_iter()
             .filter(|o| o.status == OfferStatus::Pending)
-            .map(|o| (o.id, o.expires_at.timestamp_millis() as u64))
             .collect();
-        let index = offer_index_key(&self.inner.cache);
-        for chunk in pending.chunks(500) {
-            self.inner.cache.backend().schedule_many(&index, chunk).await?;
-        }
-        self.inner.cache.backend().set(&offer_index_built_key(&self.inner.cache), b"1", None).await?;
+        self.inner.offer_index.rebuild(&pending).await?;
         tracing::info!(offers = pending.len(), "expiry index rebuilt from the due-offer index");
         Ok(pending.len())
     }

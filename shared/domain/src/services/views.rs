@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use livecache_cache::{filter_hash, spread_tag, Backend, Cache, CacheError};
+use livecache_cache::{Backend, Cache, CacheError};
+
+use super::shards::Shards;
 
 /// How many slots the view counters are spread over: at 20,000 views a second the busiest
 /// takes ~625 increments a second, and a view-sync drain costs 3 commands per shard.
@@ -54,17 +56,9 @@ impl BatchId {
 }
 
 /// The view counters in Redis (or the memory backend: same commands, same semantics).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ViewLedger {
-    cache: Cache,
-    /// `{views<s>-<k>}` of each shard, made once.
-    tags: Arc<Vec<String>>,
-}
-
-impl std::fmt::Debug for ViewLedger {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ViewLedger").field("shards", &self.tags.len()).finish()
-    }
+    shards: Shards,
 }
 
 impl ViewLedger {
@@ -74,27 +68,24 @@ impl ViewLedger {
 
     /// With `shards` shards (at least 1); every instance and job of a deployment must agree.
     pub fn with_shards(cache: &Cache, shards: u16) -> Self {
-        let shards = shards.max(1);
-        let tags = (0..shards).map(|s| spread_tag(super::keys::VIEWS_TAG, s, shards)).collect();
-        Self { cache: cache.clone(), tags: Arc::new(tags) }
+        Self { shards: Shards::new(cache, super::keys::VIEWS_TAG, NS_VIEWS, shards) }
     }
 
     pub fn shards(&self) -> u16 {
-        self.tags.len() as u16
+        self.shards.count()
     }
 
     fn backend(&self) -> &Arc<dyn Backend> {
-        self.cache.backend()
+        self.shards.backend()
     }
 
     /// The shard of an item's views.
     pub fn shard_of(&self, id: &str) -> u16 {
-        let h = u64::from_str_radix(&filter_hash([("id", Some(id))]), 16).unwrap_or(0);
-        (h % self.tags.len() as u64) as u16
+        self.shards.of(id)
     }
 
     fn key(&self, shard: u16, parts: &[&str]) -> Result<String, CacheError> {
-        Ok(self.cache.keys().tagged_key(&self.tags[shard as usize], NS_VIEWS, parts)?.to_string())
+        self.shards.key(shard, parts)
     }
 
     fn pending_key(&self, kind: ViewKind, shard: u16) -> Result<String, CacheError> {
@@ -221,7 +212,7 @@ mod tests {
         }
         assert!(per.iter().all(|n| (50..=150).contains(n)), "{per:?}");
         let slots: BTreeSet<u16> =
-            (0..VIEW_SHARDS).map(|s| livecache_cache::key_slot(ledger.tags[s as usize].as_bytes())).collect();
+            (0..VIEW_SHARDS).map(|s| livecache_cache::key_slot(ledger.shards.tag(s).as_bytes())).collect();
         assert_eq!(slots.len(), VIEW_SHARDS as usize, "one slot per shard");
     }
 }

@@ -21,7 +21,7 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Script, Value};
 use tokio::sync::OnceCell;
 
-use super::{Counters, ExpiryIndex, KeyTtl, KvStore, ScanAt, ServerInfo, Swap};
+use super::{Counters, ExpiryIndex, KeyTtl, KvStore, ScanAt, ServerInfo, SlotReport, SlotStat, Swap};
 use crate::breaker::Breaker;
 use crate::error::{CacheError, Result};
 use crate::slot::slot;

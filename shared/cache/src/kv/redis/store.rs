@@ -165,6 +165,52 @@ impl KvStore for RedisBackend {
             .collect())
     }
 
+    async fn hot_slots(&self, limit: usize) -> Result<SlotReport> {
+        if !self.cfg.cluster {
+            return Ok(SlotReport::unavailable("not a cluster: one server holds every slot"));
+        }
+        let limit = limit.clamp(1, 1000);
+        let ask = |metric: &str| {
+            redis::cmd("CLUSTER")
+                .arg("SLOT-STATS")
+                .arg("ORDERBY")
+                .arg(metric)
+                .arg("LIMIT")
+                .arg(limit)
+                .arg("DESC")
+                .to_owned()
+        };
+        let mut metric = "cpu-usec";
+        let mut slots = Vec::new();
+        // An error reply, whether it came as an error or as a value (a routed command's).
+        let refused = |reply: &Result<Value>| match reply {
+            Err(CacheError::Redis(e)) => Some(e.to_string().to_ascii_lowercase()),
+            Ok(Value::ServerError(e)) => Some(redis::RedisError::from(e.clone()).to_string().to_ascii_lowercase()),
+            _ => None,
+        };
+        for node in self.masters().await? {
+            let mut reply = self.on_node(Some(&node), ask(metric)).await;
+            if metric == "cpu-usec" && refused(&reply).is_some_and(|e| e.contains("sort metric")) {
+                // The servers count keys only (`cluster-slot-stats-enabled no`).
+                metric = "key-count";
+                reply = self.on_node(Some(&node), ask(metric)).await;
+            }
+            if let Some(e) = refused(&reply) {
+                return Ok(SlotReport::unavailable(if e.contains("unknown subcommand") {
+                    "the servers do not report slot statistics (CLUSTER SLOT-STATS: Valkey 8+, ElastiCache Serverless, Redis 8.2+)".to_string()
+                } else {
+                    format!("CLUSTER SLOT-STATS refused: {e}")
+                }));
+            }
+            let reply = reply?;
+            slots.extend(parse_slot_stats(&reply, &format!("{}:{}", node.0, node.1)));
+        }
+        let busy = |s: &SlotStat| if metric == "cpu-usec" { s.cpu_usec.unwrap_or(0) } else { s.key_count };
+        slots.sort_by(|a, b| busy(b).cmp(&busy(a)).then(a.slot.cmp(&b.slot)));
+        slots.truncate(limit);
+        Ok(SlotReport { available: true, reason: None, ordered_by: Some(metric.to_string()), slots })
+    }
+
     async fn info(&self) -> Result<ServerInfo> {
         let mut info = ServerInfo { backend: self.backend().into(), ..ServerInfo::default() };
         for node in self.nodes().await? {
@@ -175,6 +221,35 @@ impl KvStore for RedisBackend {
         }
         Ok(info)
     }
+}
+
+/// `CLUSTER SLOT-STATS`'s reply: `[[slot, [name, value, …]], …]` (a map for the figures under
+/// RESP3).
+pub(super) fn parse_slot_stats(reply: &Value, node: &str) -> Vec<SlotStat> {
+    let Value::Array(entries) = reply else { return Vec::new() };
+    let int = |v: &Value| redis::from_redis_value_ref::<u64>(v).ok();
+    let text = |v: &Value| redis::from_redis_value_ref::<String>(v).ok();
+    entries
+        .iter()
+        .filter_map(|entry| {
+            let Value::Array(parts) = entry else { return None };
+            let slot = u16::try_from(int(parts.first()?)?).ok()?;
+            let pairs: Vec<(String, u64)> = match parts.get(1)? {
+                Value::Array(flat) => flat.chunks(2).filter_map(|kv| Some((text(&kv[0])?, int(kv.get(1)?)?))).collect(),
+                Value::Map(map) => map.iter().filter_map(|(k, v)| Some((text(k)?, int(v)?))).collect(),
+                _ => return None,
+            };
+            let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+            Some(SlotStat {
+                slot,
+                node: node.to_string(),
+                key_count: get("key-count").unwrap_or(0),
+                cpu_usec: get("cpu-usec"),
+                network_bytes_in: get("network-bytes-in"),
+                network_bytes_out: get("network-bytes-out"),
+            })
+        })
+        .collect()
 }
 
 pub(super) fn parse_info(text: &str, info: &mut ServerInfo) {
