@@ -3,7 +3,7 @@
 # prints each measurement's median with its ratio to the baseline measured in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo bench -p livecache-cache --bench cache -- "$@" 2>&1 | grep -E "^(hit_1KiB|codec_10KiB): " || true
+cargo bench -p livecache-cache --bench cache -- "$@" 2>&1 | grep -E "^(hit_1KiB|hit_6KiB_page|codec_10KiB): " || true
 python3 - <<'PY'
 import json, pathlib
 root = pathlib.Path("target/criterion")
@@ -15,6 +15,8 @@ def median(group, name):
 rows = [
     ("hit_1KiB", "raw_redis_get", None),
     ("hit_1KiB", "cache_get_or_load", ("hit_1KiB", "raw_redis_get")),
+    ("hit_6KiB_page", "without_l1", None),
+    ("hit_6KiB_page", "with_l1", ("hit_6KiB_page", "without_l1")),
     ("batch_100", "raw_redis_mget", None),
     ("batch_100", "cache_get_many_or_load_raw_json", ("batch_100", "raw_redis_mget")),
     ("batch_100", "cache_get_many_or_load_typed", ("batch_100", "raw_redis_mget")),

@@ -413,3 +413,113 @@ async fn offers_are_indexed_in_their_users_slots_and_read_from_one() {
         assert_eq!((used.len(), slots.len()), (2, 1), "read {i}: {used:?}");
     }
 }
+
+/// The bytes and CPU a warm feed-page hit costs its slot, with and without L1 (Valkey counts
+/// both per slot), and the ElastiCache Serverless ECPUs they come to: a simple command costs
+/// one ECPU per KB moved, a script by its CPU time against a simple command's (measured here as
+/// a GET of a small key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_page_held_in_l1_moves_a_few_bytes_per_hit() {
+    let cluster = RedisCluster::start_valkey(3);
+    let backend = connect(&cluster, false).await;
+    let (deps, _bus, _clock, _data) = common::deps_on_backend("l1-bytes", backend.clone()).await;
+    let (without, deps) = (
+        livecache_runtime::Deps { l1_bytes: 0, ..deps.clone() },
+        livecache_runtime::Deps { l1_bytes: 32 << 20, ..deps },
+    );
+    let page = "/api/v1/feeds/discover?page=1&per_page=20&sort=newest";
+    let cache = livecache_cache::Cache::builder(backend.clone()).keyspace(deps.keyspace.clone()).build();
+    let query = livecache_domain::store::DiscoverQuery {
+        page: livecache_domain::store::PageRequest { page: 1, per_page: 20 },
+        category: None,
+        sort: livecache_domain::store::FeedSort::Newest,
+    };
+    let key = livecache_domain::services::keys::discover_key(&cache, &query).unwrap();
+    let slot = key_slot(key.as_str().as_bytes());
+    let owner = |slot: u16| {
+        let owners = slot_owners(&cluster);
+        let port = owners.into_iter().find(|(_, r)| r.iter().any(|(a, b)| (*a..=*b).contains(&slot))).unwrap().0;
+        cluster.nodes().iter().find(|n| n.port() == port).unwrap()
+    };
+    // (bytes in, bytes out) of the master serving `slot` (`INFO stats`: what went over its
+    // client connections) and the slot's CPU µs (`CLUSTER SLOT-STATS`: a script's inner
+    // commands included), since the last reset.
+    let figures = |slot: u16| -> (f64, f64, f64) {
+        let node = owner(slot);
+        let info = node.cli(&["INFO", "stats"]).unwrap();
+        let stat = |name: &str| {
+            info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).unwrap().trim().parse::<f64>().unwrap()
+        };
+        let (bytes_in, bytes_out) = (stat("total_net_input_bytes"), stat("total_net_output_bytes"));
+        let text = node.cli(&["CLUSTER", "SLOT-STATS", "SLOTSRANGE", &slot.to_string(), &slot.to_string()]).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let _slot_cpu: f64 =
+            lines.iter().position(|l| *l == "cpu-usec").and_then(|i| lines.get(i + 1)).unwrap().parse().unwrap();
+        let commands = node.cli(&["INFO", "commandstats"]).unwrap();
+        let cpu = commands
+            .lines()
+            .filter(|l| {
+                !l.starts_with("cmdstat_config") && !l.starts_with("cmdstat_cluster") && !l.starts_with("cmdstat_info")
+            })
+            .filter_map(|l| l.split(",usec=").nth(1)?.split(',').next()?.parse::<f64>().ok())
+            .sum();
+        (bytes_in, bytes_out, cpu)
+    };
+    let reset = || {
+        for n in cluster.nodes() {
+            n.cli(&["CONFIG", "RESETSTAT"]).unwrap();
+        }
+    };
+    const HITS: usize = 200;
+    let mut bodies = Vec::new();
+    let mut measured = Vec::new();
+    for (label, deps) in [("without L1", &without), ("with L1", &deps)] {
+        let tasks = Arc::new(DeferredTasks::new());
+        let app = App::new(deps, tasks.clone(), AdminAuth::Disabled, None);
+        let metrics = Metrics::default();
+        for _ in 0..2 {
+            app.handle(common::request(Method::GET, page, None)).await;
+            after_response(&tasks, &app, &metrics, "all", Instant::now() + Duration::from_secs(10)).await;
+        }
+        reset();
+        let before = app.market.cache_report().counts.revalidated;
+        for _ in 0..HITS {
+            let resp = app.handle(common::request(Method::GET, page, None)).await;
+            assert_eq!(resp.status.as_u16(), 200);
+            bodies.push(resp.body.clone());
+            after_response(&tasks, &app, &metrics, "all", Instant::now() + Duration::from_secs(10)).await;
+        }
+        let (bytes_in, bytes_out, cpu) = figures(slot);
+        let revalidated = app.market.cache_report().counts.revalidated - before;
+        assert_eq!(revalidated, if deps.l1_bytes > 0 { HITS as u64 } else { 0 }, "{label}");
+        measured.push((label, bytes_in / HITS as f64, bytes_out / HITS as f64, cpu / HITS as f64));
+    }
+    // A simple command's CPU on this machine: GETs of a small key.
+    let small = "simple:{base}";
+    backend.set(small, b"0123456789", None).await.unwrap();
+    reset();
+    for _ in 0..HITS {
+        backend.get(small).await.unwrap();
+    }
+    let simple_cpu = figures(key_slot(small.as_bytes())).2 / HITS as f64;
+    let stored = backend.get(key.as_str()).await.unwrap().unwrap().len();
+    let ecpu = |bytes: f64, cpu: f64, script: bool| {
+        let by_bytes = (bytes / 1024.0).max(1.0);
+        if script {
+            by_bytes.max(cpu / simple_cpu)
+        } else {
+            by_bytes
+        }
+    };
+    let (_, in0, out0, cpu0) = measured[0];
+    let (_, in1, out1, cpu1) = measured[1];
+    println!(
+        "a {stored}-byte stored page, per hit: without L1 {in0:.0} B in, {out0:.0} B out, {cpu0:.1} µs, {:.2} ECPU; \
+         with L1 {in1:.0} B in, {out1:.0} B out, {cpu1:.1} µs, {:.2} ECPU (a simple GET: {simple_cpu:.1} µs)",
+        ecpu(in0 + out0, cpu0, false),
+        ecpu(in1 + out1, cpu1, true),
+    );
+    assert!(stored > 1024, "the page is worth holding: {stored} bytes");
+    assert!(out1 * 10.0 < out0, "with L1 a hit sends back under a tenth of the bytes: {out1} vs {out0}");
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "every answer is the same page");
+}

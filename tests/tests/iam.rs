@@ -190,6 +190,7 @@ impl World {
             bus: None,
             clock: Arc::new(SystemClock),
             load_timeout: Some(Duration::from_secs(30)),
+            l1_bytes: livecache_runtime::DEFAULT_L1_MB << 20,
             user_ttls: Default::default(),
         }
     }

@@ -108,6 +108,38 @@ fn benches(c: &mut Criterion) {
     }
     g.finish();
 
+    // ---- a 6 KiB feed page's hit without and with L1 revalidation, paired
+    let l1_cache = Cache::builder(cache.backend().clone())
+        .keyspace(Keyspace::new(Some("bench"), "v1").unwrap())
+        .l1(32 << 20)
+        .build();
+    let page = page_of(6 * 1024);
+    let page_key = cache.key("bench", &["page"]).unwrap();
+    rt.block_on(cache.set(&page_key, &page, &policy)).unwrap();
+    let load = || async { Err::<Vec<FeedItem>, _>("must not load") };
+    rt.block_on(l1_cache.get_or_load(&page_key, &policy, load)).unwrap();
+    let mut g = c.benchmark_group("hit_6KiB_page");
+    for (name, side) in [("without_l1", 0), ("with_l1", 1)] {
+        g.bench_function(name, |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let (plain, held, key) = (cache.clone(), l1_cache.clone(), page_key.clone());
+                async move {
+                    let mut took = [Duration::ZERO; 2];
+                    for _ in 0..iters {
+                        for (i, c) in [&plain, &held].into_iter().enumerate() {
+                            let t = Instant::now();
+                            black_box(c.get_or_load(&key, &policy, load).await.unwrap());
+                            took[i] += t.elapsed();
+                        }
+                    }
+                    took[side]
+                }
+            })
+        });
+    }
+    g.finish();
+    assert!(l1_cache.report().counts.revalidated > 0, "the L1 side was served from its copy");
+
     // ---- 100-key batch hit, paired with one raw MGET of the same keys
     let keys: Vec<_> = (0..100).map(|i| cache.key("users", &[&format!("user-{i:04}")]).unwrap()).collect();
     for (i, k) in keys.iter().enumerate() {

@@ -43,7 +43,7 @@ mod tasks;
 // The public surface: everything a caller needs is named here (modules are private; `entry`,
 // the stored form, is public as the documented wire format).
 pub use breaker::BreakerConfig;
-pub use cache::{Batch, Cache, CacheBuilder, Lookup, Source, SweepReport, WarmReport};
+pub use cache::{Batch, Cache, CacheBuilder, Lookup, Source, SweepReport, WarmReport, L1_MIN_VALUE};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Codec, Compression, FromJson, ToJson, TAG_JSON, TAG_LZ4_JSON, TAG_ZLIB_JSON};
 pub use config::{connect, BackendConfig};
@@ -51,7 +51,9 @@ pub use error::{CacheError, CodecError, LoadError};
 pub use keys::{filter_hash, round_coord, spread_tag, Key, Keyspace, DEFAULT_SLOT_GROUPS, MAX_PART_LEN, STATS_SHARDS};
 pub use kv::memory::MemoryBackend;
 pub use kv::redis::{RedisBackend, RedisConfig};
-pub use kv::{Backend, Counters, ExpiryIndex, KeyTtl, KvStore, ScanAt, ServerInfo, SlotReport, SlotStat, Swap};
+pub use kv::{
+    Backend, Counters, ExpiryIndex, KeyTtl, KvStore, Revalidated, ScanAt, ServerInfo, SlotReport, SlotStat, Swap,
+};
 pub use policy::Policy;
 pub use slot::slot as key_slot;
 pub use stats::{CountsSnapshot, StatsReport};

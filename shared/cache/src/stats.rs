@@ -53,6 +53,8 @@ macro_rules! counters {
 }
 
 // `voided`: fills dropped because their key was invalidated while they loaded.
+// `revalidated`: hits whose value came from this instance's L1 copy, confirmed unchanged by
+// the same round trip that read the stamps.
 counters!(
     hits,
     misses,
@@ -67,7 +69,8 @@ counters!(
     errors,
     decode_errors,
     refreshes,
-    voided
+    voided,
+    revalidated
 );
 
 #[derive(Debug)]

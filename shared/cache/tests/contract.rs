@@ -10,7 +10,7 @@ use std::time::Duration;
 use livecache_cache::entry;
 use livecache_cache::{
     Backend, Cache, Clock, Codec, Counters, DeferredTasks, ExpiryIndex, KeyTtl, Keyspace, KvStore, LoadError,
-    ManualClock, MemoryBackend, Policy, RedisBackend, RedisConfig, Source, Swap,
+    ManualClock, MemoryBackend, Policy, RedisBackend, RedisConfig, Source, Swap, L1_MIN_VALUE,
 };
 use livecache_cache::{Compression, TAG_LZ4_JSON, TAG_ZLIB_JSON};
 use livecache_testkit::{shared_cluster, shared_redis, shared_tls_cluster, test_ca, unique_prefix};
@@ -64,12 +64,14 @@ impl Fixture {
     }
 
     fn cache_with(&self, codec: Codec) -> Cache {
+        self.builder().codec(codec).build()
+    }
+
+    fn builder(&self) -> livecache_cache::CacheBuilder {
         Cache::builder(self.backend.clone())
             .keyspace(self.keys.clone())
             .clock(self.clock.clone())
             .tasks(self.tasks.clone())
-            .codec(codec)
-            .build()
     }
 
     fn k(&self, name: &str) -> String {
@@ -997,6 +999,55 @@ async fn sweep_deletes_only_what_can_never_be_served(f: Fixture) {
     assert_eq!(cache.sweep(&["views", "offers"]).await.unwrap().deleted(), 0, "a second sweep finds nothing");
 }
 
+// ---------------------------------------------------------------- L1 revalidation
+
+/// A large value held in L1 is served from it only when the read's own round trip confirms the
+/// stored entry is the one held; any write, deletion or invalidation in between (by another
+/// instance) is seen at once.
+async fn l1_copies_are_served_only_when_confirmed_unchanged(f: Fixture) {
+    let a = f.builder().l1(1 << 20).build();
+    let b = f.cache();
+    let key = a.key("products", &["big"]).unwrap();
+    // Hardly compressible, so that it is stored larger than L1's minimum.
+    let noise: String =
+        (1..=L1_MIN_VALUE as u64 / 4).map(|i| format!("{:x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15))).collect();
+    let big = |price: u32| Item { id: "big".into(), title: noise.clone(), price };
+    let calls = Calls::default();
+    let read = |price: u32| {
+        let (a, key, calls) = (a.clone(), key.clone(), calls.clone());
+        async move { a.get_or_load(&key, &policy(), calls.loader(big(price))).await.unwrap() }
+    };
+    let revalidated = |c: &Cache| c.report().counts.revalidated;
+    assert_eq!(read(1).await.source, Source::Loaded);
+    assert_eq!(read(1).await.value.price, 1, "first hit: the value comes back and is kept");
+    let before = revalidated(&a);
+    let hit = read(1).await;
+    assert_eq!((hit.source, hit.value.price), (Source::Hit, 1));
+    assert_eq!(revalidated(&a), before + 1, "served from L1, confirmed unchanged");
+    // Another instance writes a new value: the next read sees it, not the copy.
+    b.set(&key, &big(2), &policy()).await.unwrap();
+    assert_eq!(read(3).await.value.price, 2);
+    assert_eq!(revalidated(&a), before + 1);
+    assert_eq!(read(3).await.value.price, 2, "the new value is held now");
+    assert_eq!(revalidated(&a), before + 2);
+    // Invalidated by another instance: a miss, loaded again.
+    b.invalidate_namespace("products").await.unwrap();
+    let after = read(4).await;
+    assert_eq!((after.source, after.value.price), (Source::Loaded, 4));
+    // Deleted by another instance: a miss too.
+    b.invalidate(&key).await.unwrap();
+    assert_eq!(read(5).await.value.price, 5);
+    assert_eq!(calls.count(), 3, "loaded at the start, after the invalidation and after the delete");
+    // A small value is never held.
+    let small = a.key("products", &["small"]).unwrap();
+    a.get_or_load(&small, &policy(), calls.loader(item("s", 1))).await.unwrap();
+    let n = revalidated(&a);
+    for _ in 0..3 {
+        a.get_or_load(&small, &policy(), calls.loader(item("s", 1))).await.unwrap();
+    }
+    assert_eq!(revalidated(&a), n);
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -1057,4 +1108,5 @@ contract!(
     warming_loads_only_what_is_missing,
     stats_aggregate_across_instances,
     sweep_deletes_only_what_can_never_be_served,
+    l1_copies_are_served_only_when_confirmed_unchanged,
 );

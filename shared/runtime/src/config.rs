@@ -12,6 +12,7 @@
 //! | `DATA_CREATE_TABLES` | `true`: create missing DynamoDB tables and seed them (emulators) | `false` |
 //! | `VIEW_SYNC_INTERVAL_SECS` | how often view-sync drains inside one run | 5 |
 //! | `CACHE_VERIFY_RATE` | the share of product hits checked against the database after the response (0–1); finds are the EMF metrics `CacheConsistent`, `CacheInconsistent`, `CacheVerifySettled` | `0.001` |
+//! | `CACHE_L1_MB` | megabytes of this instance's copies of large values (≥ 1 KiB), each served only after the read's round trip (a script) confirmed it unchanged: a hot value moves a few bytes instead of itself, at about 8× the server CPU of a plain read — for bandwidth-bound nodes, not for ElastiCache Serverless's ECPUs (Redis backends only) | 0 (off) |
 //! | `CACHE_LOAD_TIMEOUT_SECS` | how long any cache load may take (1–60), replacing each policy's own (3 s): for a slow source such as an emulator | each policy's |
 //! | `USER_PROFILE_TTL_SECS`, `USER_ACHIEVEMENTS_TTL_SECS`, `LEADERBOARD_TTL_SECS`, `RECENT_ACHIEVEMENTS_TTL_SECS` | how long profiles, a user's badges, leaderboard pages and the latest badges stay fresh (1–86400) | 3600, 1800, 900, 300 |
 //! | `ADMIN_PRINCIPAL_ARNS` | comma-separated IAM principals allowed on admin routes (`*` suffix allowed) | any IAM-signed caller |
@@ -52,12 +53,18 @@ pub struct Config {
     /// How long any cache load may take (`CACHE_LOAD_TIMEOUT_SECS`, 1–60); None: each
     /// policy's own.
     pub load_timeout: Option<Duration>,
+    /// Bytes of L1 copies of large values (`CACHE_L1_MB`, 0–4096, default
+    /// [`DEFAULT_L1_MB`]; used with Redis only).
+    pub l1_bytes: u64,
     /// Lifetimes of user data.
     pub user_ttls: UserTtls,
     /// The share of product hits checked against the source after the response
     /// (`CACHE_VERIFY_RATE`, 0–1, default [`DEFAULT_VERIFY_RATE`]).
     pub verify_rate: f64,
 }
+
+/// The default L1 size, in megabytes.
+pub const DEFAULT_L1_MB: u64 = 0;
 
 /// The default of [`Config::verify_rate`]: one hit in a thousand.
 pub const DEFAULT_VERIFY_RATE: f64 = 0.001;
@@ -95,6 +102,13 @@ impl Config {
             .unwrap_or(JobSettings::default().view_sync_interval);
         let stats_flush = seconds("STATS_FLUSH_SECS", var("STATS_FLUSH_SECS"), 1..=300)?.unwrap_or(STATS_FLUSH_DEFAULT);
         let load_timeout = seconds("CACHE_LOAD_TIMEOUT_SECS", var("CACHE_LOAD_TIMEOUT_SECS"), 1..=60)?;
+        let l1_mb = match var("CACHE_L1_MB").as_deref().map(str::trim) {
+            None | Some("") => DEFAULT_L1_MB,
+            Some(text) => match text.parse::<u64>() {
+                Ok(mb) if mb <= 4096 => mb,
+                _ => bail!("CACHE_L1_MB = {text:?}: expected megabytes from 0 (off) to 4096"),
+            },
+        };
         let ttl = |name: &str, default: Duration| -> anyhow::Result<Duration> {
             Ok(seconds(name, var(name), 1..=86_400)?.unwrap_or(default))
         };
@@ -129,6 +143,7 @@ impl Config {
             admin_principals,
             stats_flush,
             load_timeout,
+            l1_bytes: l1_mb << 20,
             user_ttls,
             verify_rate,
         })

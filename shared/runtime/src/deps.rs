@@ -30,6 +30,9 @@ pub struct Deps {
     /// How long any cache load may take; None: each policy's own (see
     /// [`Config::load_timeout`]).
     pub load_timeout: Option<std::time::Duration>,
+    /// Bytes of L1 copies of large values (see [`Config::l1_bytes`]); 0: off. Not used with
+    /// the memory backend (its reads are local already).
+    pub l1_bytes: u64,
     /// Lifetimes of user data.
     pub user_ttls: livecache_domain::services::UserTtls,
 }
@@ -164,6 +167,7 @@ impl Deps {
                 bus,
                 clock: Arc::new(SystemClock),
                 load_timeout: config.load_timeout,
+                l1_bytes: config.l1_bytes,
                 user_ttls: config.user_ttls,
             },
             timings,
@@ -185,6 +189,9 @@ impl Deps {
             .tasks(tasks.clone());
         if let Some(timeout) = self.load_timeout {
             cache = cache.load_timeout(timeout);
+        }
+        if self.backend.backend() != "memory" {
+            cache = cache.l1(self.l1_bytes);
         }
         let cache = cache.build();
         Marketplace::new(cache, self.store.clone(), self.events.clone(), tasks).with_user_ttls(self.user_ttls)

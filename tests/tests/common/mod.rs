@@ -183,6 +183,7 @@ fn deps_with(
         bus: Some(bus.clone()),
         clock: clock.clone(),
         load_timeout: None,
+        l1_bytes: livecache_runtime::DEFAULT_L1_MB << 20,
         user_ttls: Default::default(),
     };
     (deps, bus, clock, data)

@@ -3,6 +3,7 @@
 //! every lookup starts with.
 
 use super::*;
+use crate::kv::Revalidated;
 
 impl Cache {
     /// Read-through: the cached value if fresh; a stale one (with a refresh handed to the task
@@ -87,14 +88,44 @@ impl Cache {
         tracing::warn!(op, error = %e, "cache backend error; falling through");
     }
 
+    /// One key's read: [`read_many`](Self::read_many), or — when L1 holds a copy of the value —
+    /// the same round trip answering "unchanged" for it (see [`CacheBuilder::l1`]).
     pub(super) async fn read_one(&self, key: &Key) -> Read {
-        self.read_many(std::slice::from_ref(key)).await.pop().unwrap_or_else(Read::unavailable)
+        let keys = std::slice::from_ref(key);
+        let Some(l1) = &self.inner.l1 else {
+            return self.read_many(keys).await.pop().unwrap_or_else(Read::unavailable);
+        };
+        let (groups, namespaces, request) = self.plan(keys);
+        let held = l1.get(key.as_str()).await;
+        let header = held.as_deref().map(|v| &v[..entry::HEADER_LEN.min(v.len())]).unwrap_or_default();
+        let values = match self.inner.backend.mget_revalidate(&request, header).await {
+            Ok((mut values, Revalidated::Unchanged)) => {
+                self.inner.stats.incr(|c| &c.revalidated);
+                values.push(held.map(|v| v.as_ref().clone()));
+                values
+            }
+            Ok((mut values, Revalidated::Changed(now))) => {
+                match &now {
+                    Some(v) if v.len() >= L1_MIN_VALUE => {
+                        l1.insert(key.as_str().to_string(), Arc::new(v.clone())).await
+                    }
+                    _ if held.is_some() => l1.invalidate(key.as_str()).await,
+                    _ => {}
+                }
+                values.push(now);
+                values
+            }
+            Err(e) => {
+                self.backend_error("mget", &e);
+                return Read::unavailable();
+            }
+        };
+        self.interpret(keys, &groups, &namespaces, values).pop().unwrap_or_else(Read::unavailable)
     }
 
-    /// One MGET: the stamps each key is judged by — its slot group's copy of the epoch and of
-    /// its namespace's generation — then the values. One key and its stamps share a slot: on
-    /// a cluster, a single read is one command on one node.
-    pub(super) async fn read_many(&self, keys: &[Key]) -> Vec<Read> {
+    /// The slot groups and namespace copies `keys` are judged by, and the MGET that reads them
+    /// and the keys.
+    fn plan<'k>(&self, keys: &'k [Key]) -> (Vec<u16>, Vec<(&'k str, u16)>, Vec<String>) {
         let mut groups: Vec<u16> = Vec::new();
         let mut namespaces: Vec<(&str, u16)> = Vec::new();
         for k in keys {
@@ -109,7 +140,15 @@ impl Cache {
         request.extend(groups.iter().map(|g| self.inner.keys.epoch_key(*g).to_string()));
         request.extend(namespaces.iter().map(|(ns, g)| self.inner.keys.generation_key(ns, *g)));
         request.extend(keys.iter().map(|k| k.as_str().to_string()));
-        let mut values = match self.inner.backend.mget(&request).await {
+        (groups, namespaces, request)
+    }
+
+    /// One MGET: the stamps each key is judged by — its slot group's copy of the epoch and of
+    /// its namespace's generation — then the values. One key and its stamps share a slot: on
+    /// a cluster, a single read is one command on one node.
+    pub(super) async fn read_many(&self, keys: &[Key]) -> Vec<Read> {
+        let (groups, namespaces, request) = self.plan(keys);
+        let values = match self.inner.backend.mget(&request).await {
             Ok(v) if v.len() == request.len() => v,
             Ok(_) => {
                 self.inner.stats.incr(|c| &c.errors);
@@ -120,6 +159,21 @@ impl Cache {
                 return keys.iter().map(|_| Read::unavailable()).collect();
             }
         };
+        self.interpret(keys, &groups, &namespaces, values)
+    }
+
+    /// What the values read for `keys` (stamps first, as [`plan`](Self::plan) asked) say.
+    fn interpret(
+        &self,
+        keys: &[Key],
+        groups: &[u16],
+        namespaces: &[(&str, u16)],
+        mut values: Vec<Option<Vec<u8>>>,
+    ) -> Vec<Read> {
+        if values.len() != groups.len() + namespaces.len() + keys.len() {
+            self.inner.stats.incr(|c| &c.errors);
+            return keys.iter().map(|_| Read::unavailable()).collect();
+        }
         let epochs: Vec<u64> = (0..groups.len()).map(|i| parse_counter(values[i].as_ref())).collect();
         let gens: Vec<u64> = (0..namespaces.len()).map(|i| parse_counter(values[groups.len() + i].as_ref())).collect();
         let first = groups.len() + namespaces.len();

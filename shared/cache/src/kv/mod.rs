@@ -51,6 +51,25 @@ pub struct ServerInfo {
     pub evicted_keys: u64,
 }
 
+/// What a conditional read ([`KvStore::mget_revalidate`]) found for the value it was asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revalidated {
+    /// It still starts with the bytes the caller holds.
+    Unchanged,
+    /// It changed (or is gone): what it is now.
+    Changed(Option<Vec<u8>>),
+}
+
+impl Revalidated {
+    /// `value` judged against `held`.
+    pub fn of(value: Option<Vec<u8>>, held: &[u8]) -> Self {
+        match value {
+            Some(v) if !held.is_empty() && v.starts_with(held) => Self::Unchanged,
+            other => Self::Changed(other),
+        }
+    }
+}
+
 /// The busiest cluster slots as the servers count them (`CLUSTER SLOT-STATS`, Valkey 8+,
 /// ElastiCache Serverless, Redis 8.2+), or why they cannot be told.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -113,6 +132,16 @@ pub trait KvStore: Send + Sync + 'static {
 
     /// Values in the order of `keys`; works across cluster slots.
     async fn mget(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>>;
+
+    /// [`mget`](Self::mget), except that the last key's value is not sent back when it starts
+    /// with `held` (the caller has those bytes already): the values of the other keys, and what
+    /// became of the last. On Redis one script on one slot, whose answer for an unchanged value
+    /// is a few bytes (keys in different slots of a cluster: a plain MGET, compared here).
+    async fn mget_revalidate(&self, keys: &[String], held: &[u8]) -> Result<(Vec<Option<Vec<u8>>>, Revalidated)> {
+        let mut values = self.mget(keys).await?;
+        let last = values.pop().flatten();
+        Ok((values, Revalidated::of(last, held)))
+    }
 
     /// Stores `value`; `ttl: None` keeps it until deleted.
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()>;

@@ -21,7 +21,7 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Script, Value};
 use tokio::sync::OnceCell;
 
-use super::{Counters, ExpiryIndex, KeyTtl, KvStore, ScanAt, ServerInfo, SlotReport, SlotStat, Swap};
+use super::{Counters, ExpiryIndex, KeyTtl, KvStore, Revalidated, ScanAt, ServerInfo, SlotReport, SlotStat, Swap};
 use crate::breaker::Breaker;
 use crate::error::{CacheError, Result};
 use crate::slot::slot;
@@ -99,8 +99,19 @@ const SWAP_SCRIPT: &str = "local v = redis.call('GET', KEYS[1]) \
     elseif v then redis.call('DEL', KEYS[1]) end \
     return 1";
 
+/// The values of every key; the last one's is answered `1` instead when it starts with
+/// ARGV[1] (read with GETRANGE, so an unchanged value is never copied). Read-only.
+const REVALIDATE_SCRIPT: &str = "#!lua flags=no-writes
+    local out = {} \
+    if #KEYS > 1 then out = redis.call('MGET', unpack(KEYS, 1, #KEYS - 1)) end \
+    local last = KEYS[#KEYS] \
+    if redis.call('GETRANGE', last, 0, #ARGV[1] - 1) == ARGV[1] then out[#KEYS] = 1 \
+    else out[#KEYS] = redis.call('GET', last) end \
+    return out";
+
 struct Scripts {
     drain: Script,
+    revalidate: Script,
     incr_once: Script,
     delete_if_equals: Script,
     bump: Script,
@@ -111,6 +122,7 @@ impl Scripts {
     fn new() -> Self {
         Self {
             drain: Script::new("local v = redis.call('HGETALL', KEYS[1]) redis.call('DEL', KEYS[1]) return v"),
+            revalidate: Script::new(REVALIDATE_SCRIPT),
             incr_once: Script::new(
                 "if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then \
                  redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]) return 1 else return 0 end",

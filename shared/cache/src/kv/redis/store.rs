@@ -28,6 +28,34 @@ impl KvStore for RedisBackend {
         self.query(redis::cmd("MGET").arg(keys).to_owned()).await
     }
 
+    async fn mget_revalidate(&self, keys: &[String], held: &[u8]) -> Result<(Vec<Option<Vec<u8>>>, Revalidated)> {
+        let one_slot = keys.windows(2).all(|w| slot(w[0].as_bytes()) == slot(w[1].as_bytes()));
+        if keys.is_empty() || held.is_empty() || (self.cfg.cluster && !one_slot) {
+            let mut values = self.mget(keys).await?;
+            let last = values.pop().flatten();
+            return Ok((values, Revalidated::of(last, held)));
+        }
+        let mut inv = self.scripts.revalidate.prepare_invoke();
+        for k in keys {
+            inv.key(k);
+        }
+        inv.arg(held);
+        let reply: Vec<Value> = self.run(|mut c| async move { inv.invoke_async(&mut c).await }).await?;
+        let bytes = |v: &Value| match v {
+            Value::BulkString(b) => Some(b.clone()),
+            _ => None,
+        };
+        let mut values: Vec<Option<Vec<u8>>> = reply.iter().map(bytes).collect();
+        let last = match reply.last() {
+            Some(Value::Int(1)) => Revalidated::Unchanged,
+            _ => Revalidated::Changed(values.pop().flatten()),
+        };
+        if last == Revalidated::Unchanged {
+            values.pop();
+        }
+        Ok((values, last))
+    }
+
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(key).arg(value);
