@@ -134,7 +134,9 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    /// The envelope EventBridge would deliver for `event` published by this project.
+    /// The envelope EventBridge would deliver for `event` published by this project, as the
+    /// in-process bus hands it over (account and region are placeholders: the event never
+    /// leaves the process).
     pub fn wrap(event: &DomainEvent) -> Result<Self, EventError> {
         Ok(Self {
             version: "0".into(),
@@ -143,7 +145,7 @@ impl Envelope {
             source: SOURCE.into(),
             account: "000000000000".into(),
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+            region: "local".into(),
             resources: Vec::new(),
             detail: event.detail()?,
         })

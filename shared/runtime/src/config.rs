@@ -150,6 +150,34 @@ impl Config {
     }
 }
 
+/// The configuration of the `ws` and `push` functions (they have no cache): the tables, and
+/// for `push` the WebSocket API stage's Management API endpoint (`WEBSOCKET_ENDPOINT`,
+/// `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`).
+#[derive(Debug, Clone)]
+pub struct PushConfig {
+    pub tables: livecache_domain::TableNames,
+    pub websocket_endpoint: Option<String>,
+}
+
+impl PushConfig {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The tables come from their crate's parser (which reads the environment); the endpoint
+    /// from `var`.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let tables = livecache_domain::TableNames::from_env()?;
+        let websocket_endpoint = var("WEBSOCKET_ENDPOINT").map(|e| e.trim().to_string()).filter(|e| !e.is_empty());
+        if let Some(e) = &websocket_endpoint {
+            if !e.starts_with("https://") && !e.starts_with("http://") {
+                bail!("WEBSOCKET_ENDPOINT = {e:?}: expected the stage's https:// endpoint");
+            }
+        }
+        Ok(Self { tables, websocket_endpoint })
+    }
+}
+
 /// A whole number of seconds within `range` from variable `name`'s `value` (unset or empty:
 /// None).
 fn seconds(

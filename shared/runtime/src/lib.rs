@@ -14,7 +14,7 @@ pub mod jobs;
 pub mod push;
 pub mod telemetry;
 
-pub use config::{Config, JobSettings, DEFAULT_L1_MB, DEFAULT_VERIFY_RATE, STATS_FLUSH_DEFAULT};
+pub use config::{Config, JobSettings, PushConfig, DEFAULT_L1_MB, DEFAULT_VERIFY_RATE, STATS_FLUSH_DEFAULT};
 
 /// A function's init: the configuration read once, then the clients built from it, and where
 /// the time went; an error is logged before it is returned (it ends the cold start).

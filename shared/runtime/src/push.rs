@@ -3,19 +3,18 @@
 //! ProductUpdated events (EventBridge rule) into `feed_refresh_required` messages posted to
 //! every subscribed connection through the API Gateway Management API.
 //!
-//! | variable | meaning |
-//! |---|---|
-//! | `CONNECTIONS_TABLE` | the connections table (see `livecache_domain::tables`) |
-//! | `WEBSOCKET_ENDPOINT` | the WebSocket API stage's Management API endpoint, `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}` (push) |
+//! Their variables are read once, by [`PushConfig`]: `CONNECTIONS_TABLE` (see
+//! `livecache_domain::tables`) and, for `push`, `WEBSOCKET_ENDPOINT`.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use lambda_runtime::{service_fn, LambdaEvent};
 use livecache_domain::push::{self, Connections, FeedRefresh, ManagementApiPoster, Poster, PushReport};
-use livecache_domain::{config::aws_config, DynamoStore, Envelope, TableNames};
+use livecache_domain::{config::aws_config, DynamoStore, Envelope};
 use serde_json::{json, Value};
 
+use crate::config::PushConfig;
 use crate::telemetry;
 
 /// What a push invocation did with `event`: the report, or why the event was dropped (a
@@ -38,17 +37,17 @@ pub async fn push_event(connections: &dyn Connections, poster: &dyn Poster, even
     }
 }
 
-async fn connection_store() -> anyhow::Result<(aws_config::SdkConfig, DynamoStore)> {
+async fn connection_store(config: &PushConfig) -> (aws_config::SdkConfig, DynamoStore) {
     let sdk = aws_config().await;
-    let tables = TableNames::from_env()?;
-    Ok((sdk.clone(), DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), tables)))
+    (sdk.clone(), DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.tables.clone()))
 }
 
 /// The `ws` function's `main`.
 pub async fn run_socket() -> Result<(), lambda_runtime::Error> {
     let started = std::time::Instant::now();
     telemetry::init();
-    let (_, store) = connection_store().await.inspect_err(|e| tracing::error!(error = %e, "configuration error"))?;
+    let config = PushConfig::from_env().inspect_err(|e| tracing::error!(error = %e, "configuration error"))?;
+    let (_, store) = connection_store(&config).await;
     let store = Arc::new(store);
     telemetry::log_init("ws", started, Default::default(), None);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
@@ -63,8 +62,9 @@ pub async fn run_push() -> Result<(), lambda_runtime::Error> {
     let started = std::time::Instant::now();
     telemetry::init();
     let built = async {
-        let (sdk, store) = connection_store().await?;
-        let endpoint = std::env::var("WEBSOCKET_ENDPOINT").context("WEBSOCKET_ENDPOINT is not set")?;
+        let config = PushConfig::from_env()?;
+        let endpoint = config.websocket_endpoint.clone().context("WEBSOCKET_ENDPOINT is not set")?;
+        let (sdk, store) = connection_store(&config).await;
         anyhow::Ok((store, ManagementApiPoster::new(&sdk, &endpoint)))
     };
     let (store, poster) = built.await.inspect_err(|e| tracing::error!(error = %e, "configuration error"))?;
