@@ -139,13 +139,17 @@ impl App {
                         format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
                     )
                     .into_response()
-                } else if let Err(e) = self.authorize(def.access, &req) {
-                    e.into_response()
                 } else {
-                    match AssertUnwindSafe(handlers::dispatch(&self.market, def, &params, &req)).catch_unwind().await {
-                        Ok(Ok(resp)) => resp,
-                        Ok(Err(e)) => e.into_response(),
-                        Err(_) => ApiError::internal("the request could not be handled").into_response(),
+                    match self.authorize(def.access, &req) {
+                        Err(e) => e.into_response(),
+                        Ok(caller) => {
+                            let handled = handlers::dispatch(&self.market, def, &params, &req, caller);
+                            match AssertUnwindSafe(handled).catch_unwind().await {
+                                Ok(Ok(resp)) => resp,
+                                Ok(Err(e)) => e.into_response(),
+                                Err(_) => ApiError::internal("the request could not be handled").into_response(),
+                            }
+                        }
                     }
                 };
                 (def.pattern, resp)
@@ -180,13 +184,15 @@ impl App {
         resp
     }
 
-    fn authorize(&self, access: Access, req: &ApiRequest) -> Result<(), ApiError> {
+    /// Whether `req` may use a route of `access`; the signed-in caller for a `User` route
+    /// (taken once, here, and handed to the handler).
+    fn authorize(&self, access: Access, req: &ApiRequest) -> Result<Option<String>, ApiError> {
         match access {
-            Access::Public => Ok(()),
+            Access::Public => Ok(None),
             // API Gateway's JWT authorizer already refused unsigned requests; this is the
             // second lock, for any path that reaches the handler without one.
-            Access::User => crate::handlers::caller(req).map(|_| ()),
-            Access::Admin => self.admin.check(req),
+            Access::User => crate::handlers::caller(req).map(Some),
+            Access::Admin => self.admin.check(req).map(|()| None),
         }
     }
 }
