@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use livecache_domain::push::{self, FeedRefresh, FEEDS};
+use livecache_domain::push::{self, FeedRefresh, MessageKind, RefreshReason, FEEDS};
 use livecache_domain::{Envelope, EventHandler};
 use serde_json::json;
 use tokio::sync::broadcast;
@@ -54,7 +54,7 @@ async fn session(mut socket: WebSocket, mut rx: broadcast::Receiver<FeedRefresh>
                 Ok(_) => None,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "a slow socket missed refresh messages");
-                    Some(json!({ "type": "feed_refresh_required", "feeds": feeds, "reason": "missed_messages" }).to_string())
+                    Some(json!({ "type": MessageKind::FeedRefreshRequired, "feeds": feeds, "reason": RefreshReason::MissedMessages }).to_string())
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },

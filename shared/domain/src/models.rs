@@ -44,6 +44,11 @@ macro_rules! string_enum {
 pub(crate) use string_enum;
 
 string_enum!(
+    /// How a job run ended.
+    JobOutcome { Ok = "ok", Error = "error" }
+);
+
+string_enum!(
     /// Product categories.
     Category {
         Fashion = "fashion",
@@ -213,8 +218,7 @@ pub struct JobRun {
     #[serde(with = "time::rfc3339_ms")]
     pub finished_at: Timestamp,
     pub duration_ms: u64,
-    /// `ok` or `error`.
-    pub outcome: String,
+    pub outcome: JobOutcome,
     /// What the run reports (counts), as JSON.
     pub figures: serde_json::Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]

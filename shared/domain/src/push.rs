@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::error::{Result, StoreError};
 use crate::events::DomainEvent;
-use crate::models::StreamStatus;
+use crate::models::{string_enum, StreamStatus};
 use crate::time::{self, Timestamp};
 
 /// The feeds a client can subscribe to.
@@ -25,15 +25,29 @@ pub const PUSH_CONCURRENCY: usize = 32;
 /// Most entries a subscribe message's `feeds` may hold (repeats are folded).
 const MAX_SUBSCRIBE: usize = 8;
 
+string_enum!(
+    /// The kind of a message pushed to clients.
+    MessageKind { FeedRefreshRequired = "feed_refresh_required" }
+);
+
+string_enum!(
+    /// Why clients are told to refresh a feed (`missed_messages`: a client that reconnects may
+    /// have missed some; the dev server tells it so).
+    RefreshReason {
+        StreamLive = "stream_live",
+        StreamEnded = "stream_ended",
+        ProductUpdated = "product_updated",
+        MissedMessages = "missed_messages",
+    }
+);
+
 /// What connected clients are told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeedRefresh {
-    /// Always `feed_refresh_required`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: MessageKind,
     pub feeds: Vec<String>,
-    /// `stream_live`, `stream_ended` or `product_updated`.
-    pub reason: String,
+    pub reason: RefreshReason,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -45,19 +59,22 @@ impl FeedRefresh {
     /// both feeds (live sellers first); a product change shows in both.
     pub fn for_event(event: &DomainEvent) -> Option<Self> {
         let feeds = FEEDS.iter().map(|f| f.to_string()).collect();
-        let message = |reason: &str, stream_id: Option<String>, product_id: Option<String>| Self {
-            kind: "feed_refresh_required".into(),
+        let message = |reason: RefreshReason, stream_id: Option<String>, product_id: Option<String>| Self {
+            kind: MessageKind::FeedRefreshRequired,
             feeds,
-            reason: reason.into(),
+            reason,
             stream_id,
             product_id,
         };
         match event {
             DomainEvent::StreamStatusChanged(e) => {
-                let reason = if e.to == StreamStatus::Live { "stream_live" } else { "stream_ended" };
+                let reason =
+                    if e.to == StreamStatus::Live { RefreshReason::StreamLive } else { RefreshReason::StreamEnded };
                 Some(message(reason, Some(e.stream_id.clone()), None))
             }
-            DomainEvent::ProductUpdated(e) => Some(message("product_updated", None, Some(e.product_id.clone()))),
+            DomainEvent::ProductUpdated(e) => {
+                Some(message(RefreshReason::ProductUpdated, None, Some(e.product_id.clone())))
+            }
             DomainEvent::OfferExpired(_) => None,
         }
     }

@@ -13,7 +13,7 @@ use livecache_domain::store::{rank_community, rank_discover};
 use livecache_domain::tables::{self, TableNames};
 use livecache_domain::users::{Badge, BadgeCode};
 use livecache_domain::{
-    time, Category, CommunityQuery, Condition, DiscoverQuery, DynamoStore, ExpireOutcome, FeedSort, JobRun,
+    time, Category, CommunityQuery, Condition, DiscoverQuery, DynamoStore, ExpireOutcome, FeedSort, JobOutcome, JobRun,
     MemoryStore, Offer, OfferStatus, PageRequest, Store, StoreError, StreamStatus, ViewChunk,
 };
 use livecache_testkit::{shared_moto, unique_prefix};
@@ -341,18 +341,18 @@ async fn a_full_chunk_fits_one_transaction(f: Fixture) {
 }
 
 async fn job_runs_keep_the_last_run_of_each_job(f: Fixture) {
-    let run = |job: &str, outcome: &str, n: u64| JobRun {
+    let run = |job: &str, outcome: JobOutcome, n: u64| JobRun {
         job: job.into(),
         started_at: time::now(),
         finished_at: time::now(),
         duration_ms: n,
-        outcome: outcome.into(),
+        outcome,
         figures: serde_json::json!({ "processed": n }),
         error: None,
     };
-    f.store.record_job_run(&run("view-sync", "ok", 1)).await.unwrap();
-    f.store.record_job_run(&run("view-sync", "ok", 2)).await.unwrap();
-    f.store.record_job_run(&run("offer-expiry", "error", 3)).await.unwrap();
+    f.store.record_job_run(&run("view-sync", JobOutcome::Ok, 1)).await.unwrap();
+    f.store.record_job_run(&run("view-sync", JobOutcome::Ok, 2)).await.unwrap();
+    f.store.record_job_run(&run("offer-expiry", JobOutcome::Error, 3)).await.unwrap();
     let runs = f.store.job_runs(&["cache-cleanup", "offer-expiry", "view-sync"]).await.unwrap();
     assert_eq!(runs.len(), 2);
     assert_eq!((runs[0].job.as_str(), runs[0].outcome.as_str()), ("offer-expiry", "error"));

@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::error::StoreError;
-use crate::models::JobRun;
+use crate::models::{JobOutcome, JobRun};
 use crate::services::Marketplace;
 use crate::time;
 
@@ -84,20 +84,20 @@ async fn record<T: Serialize>(
     result: &Result<T, JobError>,
 ) {
     let (outcome, figures, error) = match result {
-        Ok(r) => ("ok", serde_json::to_value(r).unwrap_or_default(), None),
-        Err(e) => ("error", serde_json::Value::Null, Some(e.to_string())),
+        Ok(r) => (JobOutcome::Ok, serde_json::to_value(r).unwrap_or_default(), None),
+        Err(e) => (JobOutcome::Error, serde_json::Value::Null, Some(e.to_string())),
     };
     let run = JobRun {
         job: job.into(),
         started_at: started,
         finished_at: time::now(),
         duration_ms: t0.elapsed().as_millis() as u64,
-        outcome: outcome.into(),
+        outcome,
         figures,
         error,
     };
     if let Err(e) = m.store().record_job_run(&run).await {
         tracing::warn!(job, error = %e, "job run not recorded");
     }
-    tracing::info!(target: "job", job, outcome, duration_ms = run.duration_ms, figures = %run.figures, error = run.error.as_deref().unwrap_or(""));
+    tracing::info!(target: "job", job, outcome = outcome.as_str(), duration_ms = run.duration_ms, figures = %run.figures, error = run.error.as_deref().unwrap_or(""));
 }
