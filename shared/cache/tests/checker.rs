@@ -4,7 +4,7 @@
 //! source. The property: once the invalidation that followed a write has completed, no read
 //! that starts afterwards returns a version older than the one that write made.
 //!
-//! Run on the memory backend, a single redis-server and a 3-master cluster, at least 10,000
+//! Run on the memory backend, a single redis-server, a 3-master cluster and a TLS-only one, at least 10,000
 //! operations each. The seed is printed; `CHECKER_SEED=<n>` replays the same operations.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use livecache_cache::{Backend, Cache, Keyspace, ManualClock, MemoryBackend, Policy, RedisBackend, RedisConfig};
-use livecache_testkit::{shared_cluster, shared_redis, unique_prefix};
+use livecache_testkit::{shared_cluster, shared_redis, shared_tls_cluster, test_ca, unique_prefix};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -209,4 +209,12 @@ async fn redis_cluster_never_serves_an_invalidated_version() {
     let backend =
         RedisBackend::connect(RedisConfig::from_url(&shared_cluster().urls().join(",")).unwrap()).await.unwrap();
     check(Arc::new(backend), "checker-cluster").await;
+}
+
+/// The TLS-only cluster, as ElastiCache Serverless is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_tls_cluster_never_serves_an_invalidated_version() {
+    let mut config = RedisConfig::from_url(&shared_tls_cluster().urls().join(",")).unwrap();
+    config.ca_cert = Some(test_ca().ca_pem());
+    check(Arc::new(RedisBackend::connect(config).await.unwrap()), "checker-tls-cluster").await;
 }
