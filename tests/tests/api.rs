@@ -277,7 +277,7 @@ async fn admin_routes_refuse_without_the_token_and_work_with_it() {
     // Entry counts come from the nightly sweep (no request scans the keyspace): none before it.
     assert_eq!((stats["feed_entries"]["discover"].as_u64(), stats["feed_entries"].get("counted_at")), (Some(0), None));
     let market = api.deps.market(Arc::new(livecache_cache::SpawnTasks));
-    livecache_domain::jobs::cleanup(&market).await.unwrap();
+    livecache_domain::jobs::cleanup(&market, &livecache_domain::jobs::Deadline::never()).await.unwrap();
     let (_, reused) = api.get("/cache/stats").await;
     assert_eq!(reused["feed_entries"], stats["feed_entries"], "the answer is reused for a few seconds");
     api.clock.advance(livecache_domain::services::STATS_ANSWER_TTL);

@@ -270,7 +270,7 @@ async fn offer_expiry_is_idempotent_and_announces_each_offer_once() {
         let expired = bus.published().into_iter().filter(|e| e.detail_type == "OfferExpired");
         expired.map(|e| e.detail["event_id"].as_str().unwrap().to_string()).collect()
     };
-    let first = jobs::expire_offers(&m, Instant::now() + Duration::from_secs(60)).await.unwrap();
+    let first = jobs::expire_offers(&m, &Deadline::at(Instant::now() + Duration::from_secs(60))).await.unwrap();
     let total = 150 + seeded_due.len();
     assert_eq!((first.processed, first.updated, first.announced), (total, total - 1, total));
     assert_eq!((first.orphans, first.not_due, first.errors, first.unannounced), (0, 0, 0, 0));
@@ -282,7 +282,7 @@ async fn offer_expiry_is_idempotent_and_announces_each_offer_once() {
     let ids: std::collections::HashSet<String> = announced(&api.bus).into_iter().collect();
     assert_eq!((ids.len(), announced(&api.bus).len()), (total, total), "one OfferExpired per offer, each its own id");
     assert!(ids.contains("offer-expired:due-00000"));
-    let second = jobs::expire_offers(&m, Instant::now() + Duration::from_secs(60)).await.unwrap();
+    let second = jobs::expire_offers(&m, &Deadline::at(Instant::now() + Duration::from_secs(60))).await.unwrap();
     assert_eq!((second.processed, second.updated, second.announced), (0, 0, 0), "a second run changes nothing");
     assert_eq!(announced(&api.bus).len(), total, "and announces nothing again");
 }
@@ -297,7 +297,7 @@ async fn ten_thousand_due_offers_are_processed_in_one_run() {
     p.store().put_offers(&offers).await.unwrap();
     index.rebuild(&offers).await.unwrap();
     let started = Instant::now();
-    let report = jobs::expire_offers(&m, Instant::now() + Duration::from_secs(50)).await.unwrap();
+    let report = jobs::expire_offers(&m, &Deadline::at(Instant::now() + Duration::from_secs(50))).await.unwrap();
     let seeded_due = data.offers.iter().filter(|o| o.expires_at <= time::now()).count();
     assert_eq!((report.processed, report.updated, report.errors), (10_000 + seeded_due, 10_000 + seeded_due, 0));
     assert!(started.elapsed() < Duration::from_secs(50));
@@ -315,7 +315,7 @@ async fn cleanup_sweeps_stale_keys_and_prunes_the_index() {
     let index = OfferIndex::new(p.cache());
     index.track(&Offer { id: "ghost-offer".into(), ..due_offer(0, &data) }).await.unwrap();
     index.track(&Offer { expires_at: time::from_millis(5), ..data.offers[50].clone() }).await.unwrap();
-    let report = jobs::cleanup(&m).await.unwrap();
+    let report = jobs::cleanup(&m, &Deadline::never()).await.unwrap();
     assert!(
         report.deleted_expired >= 2,
         "the old-generation page, its prefetched page and the TTL-less key: {report:?}"
@@ -335,6 +335,20 @@ async fn cleanup_sweeps_stale_keys_and_prunes_the_index() {
     );
     let (_, jobs) = api.get("/cache/jobs").await;
     assert!(jobs["jobs"].as_array().unwrap().iter().any(|j| j["job"] == "cache-cleanup" && j["outcome"] == "ok"));
+}
+
+/// A cleanup whose deadline leaves no budget after the sweep leaves the index to the next
+/// run (its readers rebuild it anyway) instead of running past the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_out_of_time_after_the_sweep_leaves_the_index_for_the_next_run() {
+    let (deps, _bus, _clock, _data) = common::memory_deps("cleanup-deadline").await;
+    let m = App::new(&deps, Arc::new(SpawnTasks), AdminAuth::Disabled, None).market.clone();
+    let clock = Arc::new(common::SteppingClock::new(Duration::from_secs(1)));
+    let deadline = Deadline::with_clock(clock.now() + Duration::from_secs(1), clock.clone());
+    let report = jobs::cleanup(&m, &deadline).await.unwrap();
+    assert_eq!((report.reindexed, report.deleted_orphans), (0, 0), "{report:?}");
+    let report = jobs::cleanup(&m, &Deadline::never()).await.unwrap();
+    assert!(report.reindexed > 0, "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,8 +30,8 @@ fn market(deps: &Deps) -> Marketplace {
     App::new(deps, Arc::new(SpawnTasks), AdminAuth::Disabled, None).market.clone()
 }
 
-fn soon() -> Instant {
-    Instant::now() + Duration::from_secs(60)
+fn soon() -> livecache_domain::jobs::Deadline {
+    livecache_domain::jobs::Deadline::at(Instant::now() + Duration::from_secs(60))
 }
 
 /// Makes an offer due in the source of truth (as if its minute had passed).
@@ -74,7 +74,7 @@ async fn an_offer_whose_index_entry_redis_lost_expires_on_time_and_the_index_is_
     // Its minute passes: the run reads DynamoDB, not Redis.
     make_due(&*api.deps.store, &id).await;
     let m = market(&api.deps);
-    let report = jobs::expire_offers(&m, soon()).await.unwrap();
+    let report = jobs::expire_offers(&m, &soon()).await.unwrap();
     assert!(report.updated >= 1, "{report:?}");
     assert_eq!(status(&*api.deps.store, &id).await, OfferStatus::Expired);
     assert_eq!(status(&*api.deps.store, &later).await, OfferStatus::Pending);
@@ -112,7 +112,7 @@ async fn an_offer_made_while_redis_was_down_expires_on_time() {
     );
     assert_eq!(index.scheduled_at(&offer.id).await.unwrap(), None);
     make_due(&*deps.store, &offer.id).await;
-    let report = jobs::expire_offers(&m, soon()).await.unwrap();
+    let report = jobs::expire_offers(&m, &soon()).await.unwrap();
     assert!(report.updated >= 1, "{report:?}");
     assert_eq!(status(&*deps.store, &offer.id).await, OfferStatus::Expired);
 }
@@ -296,7 +296,7 @@ async fn an_extension_racing_the_expiry_run_is_refused_never_answered_200_then_e
             let _ = tx.send((status, resp.text().await.unwrap()));
         }),
     ));
-    let report = jobs::expire_offers(&market(&deps), soon()).await.unwrap();
+    let report = jobs::expire_offers(&market(&deps), &soon()).await.unwrap();
     let (answer, body) = rx.await.unwrap();
     let now = status(&*deps.store, &id).await;
     assert!(
@@ -336,21 +336,21 @@ async fn an_offer_expired_event_lost_by_a_failing_publisher_is_delivered_by_the_
         let expired = bus.published().into_iter().filter(|e| e.detail_type == "OfferExpired");
         expired.map(|e| e.detail["event_id"].as_str().unwrap().to_string()).collect()
     };
-    let first = jobs::expire_offers(&m, soon()).await.unwrap();
+    let first = jobs::expire_offers(&m, &soon()).await.unwrap();
     assert_eq!((first.updated, first.announced, first.unannounced), (due.len(), 0, due.len()));
     for id in &due {
         assert_eq!(status(&*deps.store, id).await, OfferStatus::Expired, "expired even though not announced");
     }
     assert!(announced().is_empty());
     flaky.failing.store(false, std::sync::atomic::Ordering::SeqCst);
-    let second = jobs::expire_offers(&m, soon()).await.unwrap();
+    let second = jobs::expire_offers(&m, &soon()).await.unwrap();
     assert_eq!((second.updated, second.announced, second.unannounced), (0, due.len(), 0));
     let mut got = announced();
     got.sort();
     let mut want: Vec<String> = due.iter().map(|id| format!("offer-expired:{id}")).collect();
     want.sort();
     assert_eq!(got, want, "each one delivered, under its stable id");
-    let third = jobs::expire_offers(&m, soon()).await.unwrap();
+    let third = jobs::expire_offers(&m, &soon()).await.unwrap();
     assert_eq!((third.processed, third.announced), (0, 0), "and only until delivered");
 }
 

@@ -44,9 +44,9 @@ pub async fn handle(
                 .await?,
         ),
         Job::OfferExpiry => {
-            to_json(&jobs::expire_offers(market, deadline.checked_sub(SAFETY_MARGIN).unwrap_or(deadline)).await?)
+            to_json(&jobs::expire_offers(market, &Deadline::at(deadline).with_margin(SAFETY_MARGIN)).await?)
         }
-        Job::CacheCleanup => to_json(&jobs::cleanup(market).await?),
+        Job::CacheCleanup => to_json(&jobs::cleanup(market, &Deadline::at(deadline).with_margin(SAFETY_MARGIN)).await?),
         Job::CacheEvents => match jobs::apply_event(market, event).await {
             Ok(outcome) => to_json(&outcome),
             // Dropped, not failed: a malformed event would fail again on every retry.

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{recorded, Job, JobError};
+use super::{recorded, Deadline, Job, JobError};
 use crate::services::keys::*;
 use crate::services::Marketplace;
 
@@ -23,23 +23,19 @@ pub struct CleanupReport {
 }
 
 /// The nightly sweep (SCAN on every node, never KEYS) plus pruning the expiry index.
-pub async fn cleanup(m: &Marketplace) -> Result<CleanupReport, JobError> {
+/// The sweep runs first; the expiry index is rebuilt and pruned only if `deadline` still
+/// leaves a budget (else the next night does it: the index's readers rebuild it anyway when
+/// it is lost, and check every offer's status).
+pub async fn cleanup(m: &Marketplace, deadline: &Deadline) -> Result<CleanupReport, JobError> {
     recorded(m, Job::CacheCleanup, async {
         let memory_before = m.cache().server_info().await?.used_memory;
         let swept = m.cache().sweep(&[NS_VIEWS, NS_OFFERS]).await?;
-        let reindexed = m.repair_expiry_index().await?;
-        let mut orphans = Vec::new();
-        let everything: Vec<String> = m.offer_index().entries().await?.into_keys().collect();
-        for chunk in everything.chunks(100) {
-            let ids: Vec<String> = chunk.to_vec();
-            let offers = m.store().get_offers(&ids).await?;
-            for (id, offer) in ids.into_iter().zip(offers) {
-                if offer.is_none_or(|o| o.status != crate::models::OfferStatus::Pending) {
-                    orphans.push(id);
-                }
-            }
-        }
-        m.offer_index().remove(&orphans).await?;
+        let (reindexed, orphans) = if deadline.allows_work() {
+            repair_offer_index(m).await?
+        } else {
+            tracing::warn!("no time left to repair the expiry index; the next run does");
+            (0, Vec::new())
+        };
         let memory_after = m.cache().server_info().await?.used_memory;
         Ok(CleanupReport {
             scanned: swept.scanned,
@@ -52,4 +48,23 @@ pub async fn cleanup(m: &Marketplace) -> Result<CleanupReport, JobError> {
         })
     })
     .await
+}
+
+/// Rebuilds the expiry index from DynamoDB, then drops the entries whose offer is gone or no
+/// longer pending: how many it holds, and the dropped ids.
+async fn repair_offer_index(m: &Marketplace) -> Result<(usize, Vec<String>), JobError> {
+    let reindexed = m.repair_expiry_index().await?;
+    let mut orphans = Vec::new();
+    let everything: Vec<String> = m.offer_index().entries().await?.into_keys().collect();
+    for chunk in everything.chunks(100) {
+        let ids: Vec<String> = chunk.to_vec();
+        let offers = m.store().get_offers(&ids).await?;
+        for (id, offer) in ids.into_iter().zip(offers) {
+            if offer.is_none_or(|o| o.status != crate::models::OfferStatus::Pending) {
+                orphans.push(id);
+            }
+        }
+    }
+    m.offer_index().remove(&orphans).await?;
+    Ok((reindexed, orphans))
 }

@@ -1,12 +1,11 @@
 //! offer-expiry: due offers from DynamoDB, expired and announced at least once.
 
 use std::collections::HashSet;
-use std::time::Instant;
 
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::{recorded, Job, JobError};
+use super::{recorded, Deadline, Job, JobError};
 use crate::error::StoreError;
 use crate::events::{DomainEvent, OfferExpired};
 use crate::models::{Offer, OfferStatus};
@@ -36,16 +35,17 @@ pub struct OfferExpiryReport {
 /// OfferExpired published for every expired offer not yet announced, with a stable event id;
 /// only once that succeeded does the offer leave the due index (and the Redis index). A run
 /// that fails to publish leaves them for the next: at least once.
-pub async fn expire_offers(m: &Marketplace, deadline: Instant) -> Result<OfferExpiryReport, JobError> {
+/// No page starts once `deadline` leaves no budget; what is left is the next run's.
+pub async fn expire_offers(m: &Marketplace, deadline: &Deadline) -> Result<OfferExpiryReport, JobError> {
     recorded(m, Job::OfferExpiry, expire_offers_inner(m, deadline)).await
 }
 
-async fn expire_offers_inner(m: &Marketplace, deadline: Instant) -> Result<OfferExpiryReport, JobError> {
+async fn expire_offers_inner(m: &Marketplace, deadline: &Deadline) -> Result<OfferExpiryReport, JobError> {
     let now = time::now();
     let mut report = OfferExpiryReport::default();
     // Offers this run could not finish: they stay due for the next run and are not read again.
     let mut stuck: HashSet<String> = HashSet::new();
-    while Instant::now() < deadline {
+    while deadline.allows_work() {
         let due = m.store().offers_due_by(now, 500 + stuck.len()).await?;
         let page: Vec<Offer> = due.into_iter().filter(|o| !stuck.contains(&o.id)).collect();
         if page.is_empty() {
