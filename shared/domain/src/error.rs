@@ -1,4 +1,4 @@
-use crate::models::StreamStatus;
+use crate::model::market::StreamStatus;
 
 /// Errors of the data layer. A missing item is `Ok(None)`, not an error.
 #[derive(Debug, thiserror::Error)]

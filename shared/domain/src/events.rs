@@ -20,8 +20,8 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use serde::{Deserialize, Serialize};
 
 use crate::error::EventError;
-use crate::models::StreamStatus;
-use crate::time::{self, Timestamp};
+use crate::model::market::StreamStatus;
+use crate::model::time::{self, Timestamp};
 
 /// The `source` of events this project publishes.
 pub const SOURCE: &str = "livecache.marketplace";
@@ -74,7 +74,7 @@ pub enum DomainEvent {
 
 impl OfferExpired {
     /// The event for an offer that has expired; the same offer always gives the same event.
-    pub fn of(offer: &crate::models::Offer) -> Self {
+    pub fn of(offer: &crate::model::market::Offer) -> Self {
         Self {
             event_id: format!("offer-expired:{}", offer.id),
             offer_id: offer.id.clone(),

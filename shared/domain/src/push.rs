@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use crate::error::{Result, StoreError};
 use crate::events::DomainEvent;
-use crate::models::{string_enum, StreamStatus};
-use crate::time::{self, Timestamp};
+use crate::model::market::{string_enum, StreamStatus};
+use crate::model::time::{self, Timestamp};
 
 /// The feeds a client can subscribe to.
 pub const FEEDS: [&str; 2] = ["discover", "community"];

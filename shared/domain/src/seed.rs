@@ -6,10 +6,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::error::Result;
-use crate::models::{Category, Condition, Offer, OfferStatus, Product, Stream, StreamStatus, User};
-use crate::store::Store;
-use crate::time::{self, Timestamp};
-use crate::users::{Accessibility, Badge, BadgeCode, Notifications, Preferences, SellerFigures, LANGUAGES};
+use crate::model::market::{Category, Condition, Offer, OfferStatus, Product, Stream, StreamStatus, User};
+use crate::model::time::{self, Timestamp};
+use crate::model::users::{Accessibility, Badge, BadgeCode, Notifications, Preferences, SellerFigures, LANGUAGES};
+use crate::ports::store::Store;
 
 /// Cities products and users are spread around (name, lat, lon).
 pub const CITIES: [(&str, f64, f64); 8] = [

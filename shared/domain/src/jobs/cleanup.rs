@@ -60,7 +60,7 @@ async fn repair_offer_index(m: &Marketplace) -> Result<(usize, Vec<String>), Job
         let ids: Vec<String> = chunk.to_vec();
         let offers = m.store().get_offers(&ids).await?;
         for (id, offer) in ids.into_iter().zip(offers) {
-            if offer.is_none_or(|o| o.status != crate::models::OfferStatus::Pending) {
+            if offer.is_none_or(|o| o.status != crate::model::market::OfferStatus::Pending) {
                 orphans.push(id);
             }
         }

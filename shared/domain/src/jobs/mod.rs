@@ -10,9 +10,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::error::StoreError;
-use crate::models::{JobOutcome, JobRun};
+use crate::model::market::{JobOutcome, JobRun};
+use crate::model::time;
 use crate::services::Marketplace;
-use crate::time;
 
 mod cache_events;
 mod change_log;
@@ -21,7 +21,7 @@ mod deadline;
 mod offer_expiry;
 mod view_sync;
 
-pub use crate::schedule::{Job, Schedule};
+pub use crate::model::schedule::{Job, Schedule};
 pub use cache_events::{apply_event, EventOutcome};
 pub use change_log::{
     apply_changes, changes_of_event, sequences_of_event, stale, Change, ChangeOutcome, ChangedTable, Image,

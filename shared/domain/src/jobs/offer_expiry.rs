@@ -8,10 +8,10 @@ use serde::Serialize;
 use super::{recorded, Deadline, Job, JobError};
 use crate::error::StoreError;
 use crate::events::{DomainEvent, OfferExpired};
-use crate::models::{Offer, OfferStatus};
+use crate::model::market::{Offer, OfferStatus};
+use crate::model::time;
+use crate::ports::store::ExpireOutcome;
 use crate::services::Marketplace;
-use crate::store::ExpireOutcome;
-use crate::time;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct OfferExpiryReport {

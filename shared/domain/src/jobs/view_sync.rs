@@ -126,9 +126,9 @@ impl ViewSync {
             ViewKind::Streams => (&empty, &counts),
         };
         let chunk_batch = format!("{}-{}", kind.as_str(), batch.as_str());
-        let mut out = crate::store::ChunkOutcome::default();
+        let mut out = crate::ports::store::ChunkOutcome::default();
         #[cfg_attr(not(feature = "fault-injection"), allow(unused_variables))]
-        for (i, chunk) in crate::store::view_chunks(&chunk_batch, products, streams).iter().enumerate() {
+        for (i, chunk) in crate::ports::store::view_chunks(&chunk_batch, products, streams).iter().enumerate() {
             #[cfg(feature = "fault-injection")]
             if self.fault == Some(Fault::BetweenChunks) && i == 1 {
                 return Err(JobError::Injected(Fault::BetweenChunks));

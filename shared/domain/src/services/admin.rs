@@ -48,8 +48,8 @@ pub struct JobStatus {
     pub job: &'static str,
     /// The EventBridge expression (`rate(1 minute)`, `cron(0 3 * * ? *)`).
     pub schedule: String,
-    #[serde(with = "crate::time::rfc3339_ms")]
-    pub next_run_at: crate::time::Timestamp,
+    #[serde(with = "crate::model::time::rfc3339_ms")]
+    pub next_run_at: crate::model::time::Timestamp,
     #[serde(flatten)]
     pub last_run: Option<serde_json::Map<String, serde_json::Value>>,
 }
@@ -95,7 +95,7 @@ impl Marketplace {
             }
         }
         let aggregate = cache.aggregate_stats().await.unwrap_or_else(|_| cache.report());
-        let swept = self.inner.store.job_runs(&[crate::schedule::Job::CacheCleanup.name()]).await?.pop();
+        let swept = self.inner.store.job_runs(&[crate::model::schedule::Job::CacheCleanup.name()]).await?.pop();
         let counted = |ns: &str| swept.as_ref().and_then(|r| r.figures["entries"][ns].as_u64()).unwrap_or(0);
         let feed_entries = FeedEntries {
             discover: counted(NS_FEED_DISCOVER),
@@ -123,7 +123,7 @@ impl Marketplace {
     }
 
     pub async fn job_runs(&self) -> Result<Vec<JobRun>> {
-        let names = crate::schedule::Job::SCHEDULED.map(|j| j.name());
+        let names = crate::model::schedule::Job::SCHEDULED.map(|j| j.name());
         Ok(self.inner.store.job_runs(&names).await?)
     }
 
@@ -132,7 +132,7 @@ impl Marketplace {
     pub async fn job_status(&self, with_errors: bool) -> Result<Vec<JobStatus>> {
         let runs = self.job_runs().await?;
         let now = time::now();
-        Ok(crate::schedule::Job::SCHEDULED
+        Ok(crate::model::schedule::Job::SCHEDULED
             .iter()
             .filter_map(|job| {
                 let schedule = job.schedule()?;

@@ -48,8 +48,8 @@ impl From<StoreError> for ServiceError {
     }
 }
 
-impl From<crate::id::InvalidId> for ServiceError {
-    fn from(e: crate::id::InvalidId) -> Self {
+impl From<crate::model::id::InvalidId> for ServiceError {
+    fn from(e: crate::model::id::InvalidId) -> Self {
         Self::invalid("invalid_id", e.to_string())
     }
 }

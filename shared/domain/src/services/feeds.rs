@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use livecache_cache::{CodecError, FromJson, ToJson};
 
 use super::*;
-use crate::models::FeedItem;
+use crate::model::market::FeedItem;
 
 /// A feed page as the cache holds it and the API serves it: the JSON
 /// `{"has_more":<bool>,"items":[…]}`, kept as bytes. This code wrote it (serde, fields in that

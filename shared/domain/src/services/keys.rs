@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use livecache_cache::{filter_hash, round_coord, Cache, CacheError, Key, Policy};
 
-use crate::store::{CommunityQuery, DiscoverQuery};
+use crate::ports::store::{CommunityQuery, DiscoverQuery};
 
 pub const NS_PRODUCTS: &str = "products";
 /// Badges: each user's (`achievements:user:{id}`) and the recent ones.
@@ -13,7 +13,7 @@ pub const NS_LEADERBOARD: &str = "leaderboard";
 pub const NS_FEED_DISCOVER: &str = "feed_discover";
 pub const NS_FEED_COMMUNITY: &str = "feed_community";
 pub const NS_LIVE: &str = "live_streams";
-/// The prefix of the view ledger's shard tags (`{views<s>-<k>}`, see [`super::views`]).
+/// The prefix of the view ledger's shard tags (`{views<s>-<k>}`, see [`ViewLedger`](super::ViewLedger)).
 pub const VIEWS_TAG: &str = "views";
 pub const NS_VIEWS: &str = "views";
 pub const NS_OFFERS: &str = "offers";

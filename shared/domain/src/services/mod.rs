@@ -41,9 +41,9 @@ use serde_json::value::RawValue;
 
 use crate::error::StoreError;
 use crate::events::{DomainEvent, EventPublisher, StreamStatusChanged};
-use crate::models::{JobRun, Offer, OfferStatus, Product, Stream, StreamStatus};
-use crate::store::{CommunityQuery, DiscoverQuery, FeedPage, FeedSort, PageRequest, Store, ViewChunk};
-use crate::time::{self, Timestamp};
+use crate::model::market::{JobRun, Offer, OfferStatus, Product, Stream, StreamStatus};
+use crate::model::time::{self, Timestamp};
+use crate::ports::store::{CommunityQuery, DiscoverQuery, FeedPage, FeedSort, PageRequest, Store, ViewChunk};
 use keys::*;
 
 /// A value and whether it came from the cache.

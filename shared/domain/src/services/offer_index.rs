@@ -13,7 +13,7 @@ use std::time::Duration;
 use livecache_cache::{Backend, Cache, CacheError};
 
 use super::shards::Shards;
-use crate::models::Offer;
+use crate::model::market::Offer;
 
 /// How many slots the index is spread over.
 pub const OFFER_INDEX_SHARDS: u16 = 16;

@@ -9,7 +9,7 @@
 
 use super::products::raw_all;
 use super::*;
-use crate::users::{Badge, BadgeCode, Preferences, ProfilePatch, PublicUser, SellerFigures};
+use crate::model::users::{Badge, BadgeCode, Preferences, ProfilePatch, PublicUser, SellerFigures};
 
 /// Anybody's view of a user: the card and the seller's figures.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -275,7 +275,7 @@ async fn load_board(store: &dyn Store, offset: usize, limit: usize) -> Result<Ve
     Ok(rows.collect())
 }
 
-fn full_profile(user: crate::models::User, figures: SellerFigures) -> FullProfile {
+fn full_profile(user: crate::model::market::User, figures: SellerFigures) -> FullProfile {
     FullProfile { profile: PublicProfile { user: PublicUser::from(&user), figures }, preferences: user.preferences }
 }
 

@@ -47,7 +47,7 @@ pub struct BatchId(String);
 impl BatchId {
     /// A new id: the time and a random part (ids sort by when they were made).
     pub fn fresh() -> Self {
-        Self(format!("{}-{:08x}", crate::time::now().timestamp_millis(), rand::random::<u32>()))
+        Self(format!("{}-{:08x}", crate::model::time::now().timestamp_millis(), rand::random::<u32>()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -153,7 +153,7 @@ impl ViewLedger {
     /// False when there was nothing to move.
     pub async fn move_shard(&self, kind: ViewKind, shard: u16, batch: &BatchId) -> Result<bool, CacheError> {
         let registry = self.registry_key(kind, shard)?;
-        let at = crate::time::now().timestamp_millis().max(0) as u64;
+        let at = crate::model::time::now().timestamp_millis().max(0) as u64;
         self.backend().schedule(&registry, batch.as_str(), at).await?;
         if self.backend().move_to(&self.pending_key(kind, shard)?, &self.batch_key(kind, shard, batch)?).await? {
             return Ok(true);

@@ -5,15 +5,15 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{
-    extend_conflict, rank_community, rank_discover, rank_discover_after, ChunkOutcome, CommunityQuery, DiscoverQuery,
-    ExpireOutcome, FeedPage, Store, ViewChunk,
-};
 use crate::error::{Result, StoreError};
-use crate::models::{FeedItem, JobRun, Offer, OfferStatus, Product, Stream, StreamStatus, User};
+use crate::model::market::{FeedItem, JobRun, Offer, OfferStatus, Product, Stream, StreamStatus, User};
+use crate::model::time::Timestamp;
+use crate::model::users::{points_rank, Badge, BadgeCode, SellerFigures};
+use crate::ports::store::{
+    extend_conflict, ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, Store, ViewChunk,
+};
 use crate::push::{Connection, Connections, CONNECTION_TTL};
-use crate::time::Timestamp;
-use crate::users::{points_rank, Badge, BadgeCode, SellerFigures};
+use crate::rules::ranking::{rank_community, rank_discover, rank_discover_after};
 
 #[derive(Default)]
 struct State {
@@ -134,7 +134,7 @@ impl Store for MemoryStore {
 
     async fn community(&self, q: &CommunityQuery) -> Result<FeedPage> {
         // The same refusal as the DynamoDB adapter's: an area no indexed grid covers in a few cells.
-        crate::geo::plan_cells(q.lat, q.lon, q.radius_km).map_err(StoreError::TooBroad)?;
+        crate::rules::geo::plan_cells(q.lat, q.lon, q.radius_km).map_err(StoreError::TooBroad)?;
         let st = self.state();
         Ok(rank_community(st.products.values().cloned().collect(), &Self::live_sellers(&st), q))
     }
@@ -312,7 +312,7 @@ impl Store for MemoryStore {
 #[async_trait]
 impl Connections for MemoryStore {
     async fn connect(&self, c: &Connection) -> Result<()> {
-        let until = crate::time::now().timestamp_millis() + CONNECTION_TTL.as_millis() as i64;
+        let until = crate::model::time::now().timestamp_millis() + CONNECTION_TTL.as_millis() as i64;
         self.state().connections.insert(c.id.clone(), (c.clone(), until));
         Ok(())
     }
@@ -330,7 +330,7 @@ impl Connections for MemoryStore {
     }
 
     async fn connections(&self) -> Result<Vec<Connection>> {
-        let now = crate::time::now().timestamp_millis();
+        let now = crate::model::time::now().timestamp_millis();
         let st = self.state();
         Ok(st.connections.values().filter(|(_, until)| *until > now).map(|(c, _)| c.clone()).collect())
     }

@@ -9,7 +9,7 @@
 //! * Feeds: a page is read in rank order from an index whose sort key is the rank (`by_feed_*`,
 //!   `by_category_*`, and per geohash cell for community), with `Limit`; a go-live or end
 //!   rewrites the seller's products' `rank_live`. The order is the one
-//!   [`super::rank_discover`] and [`super::rank_community`] define (the contract suite checks).
+//!   [`rank_discover`](crate::rules::ranking::rank_discover) and [`rank_community`](crate::rules::ranking::rank_community) define (the contract suite checks).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -24,16 +24,19 @@ use futures::{StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{
-    community_match, due_at, due_shard, extend_conflict, item_rank, newest_first, page_of, rank_live, rank_new,
-    ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, FeedSort, Store, ViewChunk, DUE_SHARDS,
-    FEED_PARTITION,
-};
 use crate::error::{Result, StoreError};
-use crate::geo;
-use crate::models::{FeedItem, JobRun, Offer, OfferStatus, Product, Stream, StreamStatus, User};
+use crate::model::market::{FeedItem, JobRun, Offer, OfferStatus, Product, Stream, StreamStatus, User};
+use crate::model::time::{self, Timestamp};
+use crate::ports::store::{
+    due_at, due_shard, extend_conflict, ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, FeedSort,
+    Store, ViewChunk, DUE_SHARDS,
+};
+use crate::rules::geo;
+use crate::rules::ranking::{community_match, item_rank, newest_first, page_of, rank_live, rank_new};
 use crate::tables::TableNames;
-use crate::time::{self, Timestamp};
+
+/// The partition key (`feed`) every product carries for the feed indexes without a category.
+pub(crate) const FEED_PARTITION: &str = "all";
 
 mod connections;
 mod feeds;
@@ -63,7 +66,7 @@ fn backend<E: std::fmt::Debug>(e: E) -> StoreError {
 }
 
 /// The partition of a geohash cell's products of one category.
-fn category_cell(cell: &str, category: crate::models::Category) -> String {
+fn category_cell(cell: &str, category: crate::model::market::Category) -> String {
     format!("{cell}#{category}")
 }
 
@@ -361,19 +364,19 @@ impl Store for DynamoStore {
         self.save_profile_impl(user).await
     }
 
-    async fn seller_figures(&self, user: &str) -> Result<crate::users::SellerFigures> {
+    async fn seller_figures(&self, user: &str) -> Result<crate::model::users::SellerFigures> {
         self.seller_figures_impl(user).await
     }
 
-    async fn award_badge(&self, badge: &crate::users::Badge) -> Result<bool> {
+    async fn award_badge(&self, badge: &crate::model::users::Badge) -> Result<bool> {
         self.award_badge_impl(badge).await
     }
 
-    async fn badges_of(&self, user: &str) -> Result<Vec<crate::users::Badge>> {
+    async fn badges_of(&self, user: &str) -> Result<Vec<crate::model::users::Badge>> {
         self.badges_of_impl(user).await
     }
 
-    async fn recent_badges(&self, limit: usize) -> Result<Vec<crate::users::Badge>> {
+    async fn recent_badges(&self, limit: usize) -> Result<Vec<crate::model::users::Badge>> {
         self.recent_badges_impl(limit).await
     }
 

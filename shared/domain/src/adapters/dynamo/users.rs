@@ -7,7 +7,7 @@
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 
 use super::*;
-use crate::users::{points_rank, Badge, SellerFigures};
+use crate::model::users::{points_rank, Badge, SellerFigures};
 
 /// The partition of the leaderboard index and of the recent-badges index.
 const BOARD: &str = "sellers";

@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::models::{Accessibility, Notifications, Preferences};
-use crate::models::{Category, User};
-use crate::time::{self, Timestamp};
+pub use crate::model::market::{Accessibility, Notifications, Preferences};
+use crate::model::market::{Category, User};
+use crate::model::time::{self, Timestamp};
 
 /// Languages a user can choose.
 pub const LANGUAGES: [&str; 8] = ["en", "de", "fr", "es", "it", "nl", "pl", "pt"];
@@ -215,7 +215,7 @@ impl ProfilePatch {
     }
 }
 
-crate::models::string_enum! {
+crate::model::market::string_enum! {
     /// The badges the system awards, each when a seller's figures cross its threshold.
     BadgeCode {
         FirstLive = "first_live",

@@ -1,7 +1,7 @@
 //! Every job, named once, and when each runs: what the services (job status) and the jobs
 //! share, in a module of its own so that neither depends on the other for it.
 
-use crate::time::Timestamp;
+use crate::model::time::Timestamp;
 
 /// When a scheduled job runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

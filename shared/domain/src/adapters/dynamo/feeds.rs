@@ -2,7 +2,8 @@
 //! costs depends on the page, not on how many products exist or how many sellers are live.
 
 use super::*;
-use crate::store::{PageRequest, CELL_READ_CAP};
+use crate::ports::store::PageRequest;
+use crate::rules::ranking::CELL_READ_CAP;
 
 /// Where the community read is in one cell.
 struct CellCursor {
@@ -78,7 +79,7 @@ impl DynamoStore {
 
     /// The covering cells (with a category: those cells' products of that category) at the
     /// finest indexed precision that needs at most
-    /// [`MAX_CELLS`](crate::geo::MAX_CELLS) of them, nearest first, each read newest first
+    /// [`MAX_CELLS`](crate::rules::geo::MAX_CELLS) of them, nearest first, each read newest first
     /// until the page is full: a page from a dense area is one query of about a page (divided
     /// by the share of products that match the filters), however much data there is. A cell
     /// is read a slice at a time, each asking for what is missing at the match rate seen so

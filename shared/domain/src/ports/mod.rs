@@ -1,0 +1,3 @@
+//! The domain's ports: what the services need from the outside, in domain words.
+
+pub mod store;
