@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use common::aws_calls::{iam_match, AwsCalls, Need, ACCOUNT, REGION, WS_API, WS_STAGE};
 use livecache_cache::{Backend, DeferredTasks, Keyspace, MemoryBackend, SystemClock};
-use livecache_domain::push::ManagementApiPoster;
 use livecache_domain::seed::{self, SeedSize};
 use livecache_domain::tables::{self, TableNames};
+use livecache_domain::ManagementApiPoster;
 use livecache_domain::{DynamoStore, EventBridgePublisher};
 use livecache_http::lambda::{after_response, to_api_request};
 use livecache_http::{match_route, AdminAuth, App};

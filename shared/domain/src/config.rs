@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use crate::error::{Result, StoreError};
+use crate::model::error::{Result, StoreError};
 use crate::tables::TableNames;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,23 +3,18 @@
 //! some feeds) and their delivery through a [`Poster`] — API Gateway's Management API on AWS —
 //! in parallel and bounded, dropping connections that are gone (410).
 
-use std::time::Duration;
-
-use async_trait::async_trait;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::error::{Result, StoreError};
-use crate::events::DomainEvent;
+use crate::model::error::{Result, StoreError};
+use crate::model::events::DomainEvent;
 use crate::model::market::{string_enum, StreamStatus};
-use crate::model::time::{self, Timestamp};
+use crate::model::time;
+pub use crate::ports::push::{Connection, Connections, Delivery, Poster, CONNECTION_TTL};
 
 /// The feeds a client can subscribe to.
 pub const FEEDS: [&str; 2] = ["discover", "community"];
-/// How long a connection is kept without being seen: API Gateway closes a WebSocket after
-/// two hours at most, so a record older than that is a connection whose `$disconnect` was lost.
-pub const CONNECTION_TTL: Duration = Duration::from_secs(2 * 3600);
 /// Deliveries in flight at once.
 pub const PUSH_CONCURRENCY: usize = 32;
 /// Most entries a subscribe message's `feeds` may hold (repeats are folded).
@@ -83,41 +78,6 @@ impl FeedRefresh {
     pub fn wanted_by(&self, feeds: &[String]) -> bool {
         self.feeds.iter().any(|f| feeds.contains(f))
     }
-}
-
-/// One WebSocket connection and the feeds it listens to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Connection {
-    pub id: String,
-    pub feeds: Vec<String>,
-    #[serde(with = "time::rfc3339_ms")]
-    pub connected_at: Timestamp,
-}
-
-/// Where connections are kept (DynamoDB with a TTL on AWS; memory for tests).
-#[async_trait]
-pub trait Connections: Send + Sync {
-    /// Keeps `c` for [`CONNECTION_TTL`].
-    async fn connect(&self, c: &Connection) -> Result<()>;
-    /// Sets the feeds of a known connection; false if it is unknown.
-    async fn subscribe(&self, id: &str, feeds: &[String]) -> Result<bool>;
-    async fn disconnect(&self, id: &str) -> Result<()>;
-    /// Every connection not expired, read a page at a time.
-    async fn connections(&self) -> Result<Vec<Connection>>;
-}
-
-/// How a delivery went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    Delivered,
-    /// The client is gone (410): the connection is dropped.
-    Gone,
-}
-
-/// Sends bytes to one connection.
-#[async_trait]
-pub trait Poster: Send + Sync {
-    async fn post(&self, connection: &str, data: &[u8]) -> std::result::Result<Delivery, String>;
 }
 
 /// What one push did.
@@ -265,43 +225,4 @@ pub fn invalid_message(message: &str) -> Value {
 /// The answer on the `$default` route: a message with no known action.
 pub fn unknown_action() -> Value {
     json!({ "error": "unknown_action", "message": "send {\"action\": \"subscribe\", \"feeds\": [\"discover\", \"community\"]}" })
-}
-
-/// [`Poster`] through API Gateway's Management API (`POST @connections/{id}`).
-#[derive(Debug, Clone)]
-pub struct ManagementApiPoster {
-    client: aws_sdk_apigatewaymanagement::Client,
-}
-
-impl ManagementApiPoster {
-    /// A client for the WebSocket API stage at `endpoint`
-    /// (`https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`).
-    pub fn new(sdk: &aws_config::SdkConfig, endpoint: &str) -> Self {
-        let conf = aws_sdk_apigatewaymanagement::config::Builder::from(sdk).endpoint_url(endpoint).build();
-        Self::from_client(aws_sdk_apigatewaymanagement::Client::from_conf(conf))
-    }
-
-    /// Over a client configured by the caller (its endpoint, interceptors).
-    pub fn from_client(client: aws_sdk_apigatewaymanagement::Client) -> Self {
-        Self { client }
-    }
-}
-
-#[async_trait]
-impl Poster for ManagementApiPoster {
-    async fn post(&self, connection: &str, data: &[u8]) -> std::result::Result<Delivery, String> {
-        let sent = self
-            .client
-            .post_to_connection()
-            .connection_id(connection)
-            .data(aws_sdk_apigatewaymanagement::primitives::Blob::new(data))
-            .send()
-            .await;
-        match sent {
-            Ok(_) => Ok(Delivery::Delivered),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_gone_exception()) => Ok(Delivery::Gone),
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 410) => Ok(Delivery::Gone),
-            Err(e) => Err(format!("{e:?}").chars().take(300).collect()),
-        }
-    }
 }

@@ -5,7 +5,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::error::Result;
+use crate::model::error::Result;
 use crate::model::market::{Category, Condition, Offer, OfferStatus, Product, Stream, StreamStatus, User};
 use crate::model::time::{self, Timestamp};
 use crate::model::users::{Accessibility, Badge, BadgeCode, Notifications, Preferences, SellerFigures, LANGUAGES};

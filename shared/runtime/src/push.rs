@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use lambda_runtime::{service_fn, LambdaEvent};
-use livecache_domain::push::{self, Connections, FeedRefresh, ManagementApiPoster, Poster, PushReport};
+use livecache_domain::push::{self, Connections, FeedRefresh, Poster, PushReport};
+use livecache_domain::ManagementApiPoster;
 use livecache_domain::{config::aws_config, DynamoStore, Envelope};
 use serde_json::{json, Value};
 

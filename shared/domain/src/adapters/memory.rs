@@ -5,14 +5,14 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use crate::error::{Result, StoreError};
+use crate::model::error::{Result, StoreError};
 use crate::model::market::{FeedItem, JobRun, Offer, OfferStatus, Product, Stream, StreamStatus, User};
 use crate::model::time::Timestamp;
 use crate::model::users::{points_rank, Badge, BadgeCode, SellerFigures};
+use crate::ports::push::{Connection, Connections, CONNECTION_TTL};
 use crate::ports::store::{
     extend_conflict, ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, Store, ViewChunk,
 };
-use crate::push::{Connection, Connections, CONNECTION_TTL};
 use crate::rules::ranking::{rank_community, rank_discover, rank_discover_after};
 
 #[derive(Default)]

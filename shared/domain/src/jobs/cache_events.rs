@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::JobError;
-use crate::events::{DomainEvent, Envelope};
+use crate::model::events::{DomainEvent, Envelope};
 use crate::services::keys::*;
 use crate::services::Marketplace;
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::error::StoreError;
+use crate::model::error::StoreError;
 use crate::model::market::{JobOutcome, JobRun};
 use crate::model::time;
 use crate::services::Marketplace;

@@ -6,8 +6,8 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::{recorded, Deadline, Job, JobError};
-use crate::error::StoreError;
-use crate::events::{DomainEvent, OfferExpired};
+use crate::model::error::StoreError;
+use crate::model::events::{DomainEvent, OfferExpired};
 use crate::model::market::{Offer, OfferStatus};
 use crate::model::time;
 use crate::ports::store::ExpireOutcome;

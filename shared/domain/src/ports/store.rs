@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, StoreError};
+use crate::model::error::{Result, StoreError};
 use crate::model::market::{
     Category, Condition, FeedItem, JobRun, Offer, OfferStatus, Product, Stream, StreamStatus, User,
 };

@@ -39,10 +39,11 @@ use livecache_cache::{Cache, LoadError, ServerInfo, Source, StatsReport, TaskRun
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::error::StoreError;
-use crate::events::{DomainEvent, EventPublisher, StreamStatusChanged};
+use crate::model::error::StoreError;
+use crate::model::events::{DomainEvent, StreamStatusChanged};
 use crate::model::market::{JobRun, Offer, OfferStatus, Product, Stream, StreamStatus};
 use crate::model::time::{self, Timestamp};
+use crate::ports::events::EventPublisher;
 use crate::ports::store::{CommunityQuery, DiscoverQuery, FeedPage, FeedSort, PageRequest, Store, ViewChunk};
 use keys::*;
 

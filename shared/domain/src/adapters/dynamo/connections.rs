@@ -2,7 +2,7 @@
 //! them by (a connection whose `$disconnect` was lost does not stay for ever).
 
 use super::*;
-use crate::push::{Connection, Connections, CONNECTION_TTL};
+use crate::ports::push::{Connection, Connections, CONNECTION_TTL};
 
 #[async_trait]
 impl Connections for DynamoStore {

@@ -24,7 +24,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::{Result, StoreError};
+use crate::model::error::{Result, StoreError};
 use crate::model::market::{FeedItem, JobRun, Offer, OfferStatus, Product, Stream, StreamStatus, User};
 use crate::model::time::{self, Timestamp};
 use crate::ports::store::{
