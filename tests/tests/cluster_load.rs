@@ -107,6 +107,30 @@ fn slot_owners(cluster: &RedisCluster) -> HashMap<u16, Vec<(u16, u16)>> {
     out
 }
 
+/// The master serving `slot`.
+fn owner(cluster: &RedisCluster, slot: u16) -> &RedisServer {
+    let port = slot_owners(cluster)
+        .into_iter()
+        .find(|(_, ranges)| ranges.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
+        .unwrap()
+        .0;
+    cluster.nodes().iter().find(|n| n.port() == port).unwrap()
+}
+
+/// The page the slot tests make hot: discover, newest first, page 1 of 20.
+const HOT_PAGE: &str = "/api/v1/feeds/discover?page=1&per_page=20&sort=newest";
+
+/// [`HOT_PAGE`]'s cache key.
+fn hot_page_key(backend: &Arc<dyn Backend>, deps: &livecache_runtime::Deps) -> livecache_cache::Key {
+    let cache = livecache_cache::Cache::builder(backend.clone()).keyspace(deps.keyspace.clone()).build();
+    let query = livecache_domain::store::DiscoverQuery {
+        page: livecache_domain::store::PageRequest { page: 1, per_page: 20 },
+        category: None,
+        sort: livecache_domain::store::FeedSort::Newest,
+    };
+    livecache_domain::services::keys::discover_key(&cache, &query).unwrap()
+}
+
 /// The quoted arguments of one MONITOR line, unescaped enough to compare keys.
 fn monitor_args(line: &str) -> Option<(bool, Vec<String>)> {
     let (head, rest) = line.split_once("] ")?;
@@ -202,7 +226,8 @@ async fn record(
     let mut out = vec![Vec::new(); requests.len()];
     for (master, monitor) in monitors.into_iter().enumerate() {
         let mut current: Option<usize> = None;
-        for line in monitor.stop().lines() {
+        let last = format!("marker:{{{}}}:{}", markers[master], requests.len());
+        for line in monitor.stop_after(&last).lines() {
             let Some((from_script, args)) = monitor_args(line) else { continue };
             let Some(name) = args.first().map(|c| c.to_ascii_uppercase()) else { continue };
             if name == "GET" && args.get(1).is_some_and(|k| k.starts_with("marker:")) {
@@ -312,20 +337,15 @@ async fn the_admin_statistics_name_the_hot_slot_where_the_servers_count_slots() 
     let tasks = Arc::new(DeferredTasks::new());
     let app = App::new(&deps, tasks.clone(), AdminAuth::Disabled, None);
     let metrics = Metrics::default();
-    let page = "/api/v1/feeds/discover?page=1&per_page=20&sort=newest";
-    for req in
-        workload().into_iter().map(|(_, r)| r).chain(std::iter::repeat_n(common::request(Method::GET, page, None), 300))
+    for req in workload()
+        .into_iter()
+        .map(|(_, r)| r)
+        .chain(std::iter::repeat_n(common::request(Method::GET, HOT_PAGE, None), 300))
     {
         assert_eq!(app.handle(req).await.status.as_u16(), 200);
         after_response(&tasks, &app, &metrics, "all", Instant::now() + Duration::from_secs(10)).await;
     }
-    let cache = livecache_cache::Cache::builder(backend.clone()).keyspace(deps.keyspace.clone()).build();
-    let query = livecache_domain::store::DiscoverQuery {
-        page: livecache_domain::store::PageRequest { page: 1, per_page: 20 },
-        category: None,
-        sort: livecache_domain::store::FeedSort::Newest,
-    };
-    let hot = key_slot(livecache_domain::services::keys::discover_key(&cache, &query).unwrap().as_str().as_bytes());
+    let hot = key_slot(hot_page_key(&backend, &deps).as_str().as_bytes());
     let details = app.market.cache_stats_details().await.unwrap();
     let slots = &details.slots;
     println!("busiest slots: {:?}", slots.slots.iter().take(3).collect::<Vec<_>>());
@@ -334,9 +354,7 @@ async fn the_admin_statistics_name_the_hot_slot_where_the_servers_count_slots() 
     assert_eq!(slots.slots.len(), livecache_domain::services::HOT_SLOTS);
     assert_eq!(slots.slots[0].slot, hot, "the page's slot is the busiest: {slots:?}");
     assert!(slots.slots[0].network_bytes_out.unwrap() > 300 * 1000, "300 pages went out of it");
-    let owner =
-        slot_owners(&cluster).into_iter().find(|(_, r)| r.iter().any(|(a, b)| (*a..=*b).contains(&hot))).unwrap().0;
-    assert_eq!(slots.slots[0].node, format!("127.0.0.1:{owner}"));
+    assert_eq!(slots.slots[0].node, format!("127.0.0.1:{}", owner(&cluster, hot).port()));
     // The answer as the admin route serves it.
     let json = serde_json::to_value(&details).unwrap();
     assert_eq!(json["slots"]["slots"][0]["slot"], json!(hot));
@@ -414,8 +432,8 @@ async fn offers_are_indexed_in_their_users_slots_and_read_from_one() {
     }
 }
 
-/// The bytes and CPU a warm feed-page hit costs its slot, with and without L1 (Valkey counts
-/// both per slot), and the ElastiCache Serverless ECPUs they come to: a simple command costs
+/// The bytes and CPU a warm feed-page hit costs the master serving it, with and without L1, and
+/// the ElastiCache Serverless ECPUs they come to: a simple command costs
 /// one ECPU per KB moved, a script by its CPU time against a simple command's (measured here as
 /// a GET of a small key).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -427,42 +445,27 @@ async fn a_hot_page_held_in_l1_moves_a_few_bytes_per_hit() {
         livecache_runtime::Deps { l1_bytes: 0, ..deps.clone() },
         livecache_runtime::Deps { l1_bytes: 32 << 20, ..deps },
     );
-    let page = "/api/v1/feeds/discover?page=1&per_page=20&sort=newest";
-    let cache = livecache_cache::Cache::builder(backend.clone()).keyspace(deps.keyspace.clone()).build();
-    let query = livecache_domain::store::DiscoverQuery {
-        page: livecache_domain::store::PageRequest { page: 1, per_page: 20 },
-        category: None,
-        sort: livecache_domain::store::FeedSort::Newest,
-    };
-    let key = livecache_domain::services::keys::discover_key(&cache, &query).unwrap();
+    let key = hot_page_key(&backend, &deps);
     let slot = key_slot(key.as_str().as_bytes());
-    let owner = |slot: u16| {
-        let owners = slot_owners(&cluster);
-        let port = owners.into_iter().find(|(_, r)| r.iter().any(|(a, b)| (*a..=*b).contains(&slot))).unwrap().0;
-        cluster.nodes().iter().find(|n| n.port() == port).unwrap()
-    };
     // (bytes in, bytes out) of the master serving `slot` (`INFO stats`: what went over its
-    // client connections) and the slot's CPU µs (`CLUSTER SLOT-STATS`: a script's inner
-    // commands included), since the last reset.
+    // client connections) and its CPU µs (`INFO commandstats`: a script's time, which holds its
+    // inner commands', else every command's), since the last reset.
     let figures = |slot: u16| -> (f64, f64, f64) {
-        let node = owner(slot);
+        let node = owner(&cluster, slot);
         let info = node.cli(&["INFO", "stats"]).unwrap();
         let stat = |name: &str| {
             info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).unwrap().trim().parse::<f64>().unwrap()
         };
         let (bytes_in, bytes_out) = (stat("total_net_input_bytes"), stat("total_net_output_bytes"));
-        let text = node.cli(&["CLUSTER", "SLOT-STATS", "SLOTSRANGE", &slot.to_string(), &slot.to_string()]).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        let _slot_cpu: f64 =
-            lines.iter().position(|l| *l == "cpu-usec").and_then(|i| lines.get(i + 1)).unwrap().parse().unwrap();
         let commands = node.cli(&["INFO", "commandstats"]).unwrap();
-        let cpu = commands
-            .lines()
-            .filter(|l| {
-                !l.starts_with("cmdstat_config") && !l.starts_with("cmdstat_cluster") && !l.starts_with("cmdstat_info")
-            })
-            .filter_map(|l| l.split(",usec=").nth(1)?.split(',').next()?.parse::<f64>().ok())
-            .sum();
+        let usec = |l: &str| l.split(",usec=").nth(1)?.split(',').next()?.parse::<f64>().ok();
+        let served = commands.lines().filter(|l| {
+            !l.starts_with("cmdstat_config") && !l.starts_with("cmdstat_cluster") && !l.starts_with("cmdstat_info")
+        });
+        let cpu = match commands.lines().find(|l| l.starts_with("cmdstat_evalsha:")) {
+            Some(script) => usec(script).unwrap_or(0.0),
+            None => served.filter_map(usec).sum(),
+        };
         (bytes_in, bytes_out, cpu)
     };
     let reset = || {
@@ -478,13 +481,13 @@ async fn a_hot_page_held_in_l1_moves_a_few_bytes_per_hit() {
         let app = App::new(deps, tasks.clone(), AdminAuth::Disabled, None);
         let metrics = Metrics::default();
         for _ in 0..2 {
-            app.handle(common::request(Method::GET, page, None)).await;
+            app.handle(common::request(Method::GET, HOT_PAGE, None)).await;
             after_response(&tasks, &app, &metrics, "all", Instant::now() + Duration::from_secs(10)).await;
         }
         reset();
         let before = app.market.cache_report().counts.revalidated;
         for _ in 0..HITS {
-            let resp = app.handle(common::request(Method::GET, page, None)).await;
+            let resp = app.handle(common::request(Method::GET, HOT_PAGE, None)).await;
             assert_eq!(resp.status.as_u16(), 200);
             bodies.push(resp.body.clone());
             after_response(&tasks, &app, &metrics, "all", Instant::now() + Duration::from_secs(10)).await;

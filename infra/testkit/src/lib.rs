@@ -263,9 +263,23 @@ pub struct Monitor {
 
 impl Monitor {
     /// Stops recording; every line recorded (`<unix time> [<db> <client>] "CMD" "arg" …`).
-    pub fn stop(mut self) -> String {
+    pub fn stop(self) -> String {
         // What the server sent before the stop reaches the file first.
         std::thread::sleep(Duration::from_millis(200));
+        self.end()
+    }
+
+    /// Stops recording once a line containing `last` (a command the caller sent last) has
+    /// been recorded, so nothing sent before it is missing however slow the machine is.
+    pub fn stop_after(self, last: &str) -> String {
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !std::fs::read_to_string(&self.path).unwrap_or_default().contains(last) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.end()
+    }
+
+    fn end(mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
         std::fs::read_to_string(&self.path).unwrap_or_default()

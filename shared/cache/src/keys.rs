@@ -372,6 +372,14 @@ impl std::fmt::Write for Fnv {
     }
 }
 
+/// A stable 64-bit hash of `text` (FNV-1a, the same in every process and release): what
+/// sharded state picks its shard by.
+pub fn stable_hash(text: &str) -> u64 {
+    let mut h = Fnv(FNV_OFFSET);
+    let _ = std::fmt::Write::write_str(&mut h, text);
+    h.0
+}
+
 /// A coordinate rounded to 2 decimals as a key part (`-0.00` becomes `0.00`).
 pub fn round_coord(x: f64) -> String {
     let r = (x * 100.0).round() / 100.0;

@@ -48,7 +48,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Codec, Compression, FromJson, ToJson, TAG_JSON, TAG_LZ4_JSON, TAG_ZLIB_JSON};
 pub use config::{connect, BackendConfig};
 pub use error::{CacheError, CodecError, LoadError};
-pub use keys::{filter_hash, round_coord, spread_tag, Key, Keyspace, DEFAULT_SLOT_GROUPS, MAX_PART_LEN, STATS_SHARDS};
+pub use keys::{
+    filter_hash, round_coord, spread_tag, stable_hash, Key, Keyspace, DEFAULT_SLOT_GROUPS, MAX_PART_LEN, STATS_SHARDS,
+};
 pub use kv::memory::MemoryBackend;
 pub use kv::redis::{RedisBackend, RedisConfig};
 pub use kv::{

@@ -149,11 +149,7 @@ impl Cache {
     pub(super) async fn read_many(&self, keys: &[Key]) -> Vec<Read> {
         let (groups, namespaces, request) = self.plan(keys);
         let values = match self.inner.backend.mget(&request).await {
-            Ok(v) if v.len() == request.len() => v,
-            Ok(_) => {
-                self.inner.stats.incr(|c| &c.errors);
-                return keys.iter().map(|_| Read::unavailable()).collect();
-            }
+            Ok(v) => v,
             Err(e) => {
                 self.backend_error("mget", &e);
                 return keys.iter().map(|_| Read::unavailable()).collect();

@@ -139,8 +139,8 @@ pub trait KvStore: Send + Sync + 'static {
     /// is a few bytes (keys in different slots of a cluster: a plain MGET, compared here).
     async fn mget_revalidate(&self, keys: &[String], held: &[u8]) -> Result<(Vec<Option<Vec<u8>>>, Revalidated)> {
         let mut values = self.mget(keys).await?;
-        let last = values.pop().flatten();
-        Ok((values, Revalidated::of(last, held)))
+        let last = Revalidated::of(values.pop().flatten(), held);
+        Ok((values, last))
     }
 
     /// Stores `value`; `ttl: None` keeps it until deleted.

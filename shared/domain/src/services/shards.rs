@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use livecache_cache::{filter_hash, spread_tag, Backend, Cache, CacheError};
+use livecache_cache::{spread_tag, stable_hash, Backend, Cache, CacheError};
 
 #[derive(Clone)]
 pub(crate) struct Shards {
@@ -38,8 +38,7 @@ impl Shards {
 
     /// The shard of an id (a stable hash, the same on every instance).
     pub(crate) fn of(&self, id: &str) -> u16 {
-        let h = u64::from_str_radix(&filter_hash([("id", Some(id))]), 16).unwrap_or(0);
-        (h % self.tags.len() as u64) as u16
+        (stable_hash(id) % self.tags.len() as u64) as u16
     }
 
     /// `<root>:{tag of shard}:<ns>:<parts…>`.

@@ -63,12 +63,7 @@ pub struct ViewLedger {
 
 impl ViewLedger {
     pub fn new(cache: &Cache) -> Self {
-        Self::with_shards(cache, VIEW_SHARDS)
-    }
-
-    /// With `shards` shards (at least 1); every instance and job of a deployment must agree.
-    pub fn with_shards(cache: &Cache, shards: u16) -> Self {
-        Self { shards: Shards::new(cache, super::keys::VIEWS_TAG, NS_VIEWS, shards) }
+        Self { shards: Shards::new(cache, super::keys::VIEWS_TAG, NS_VIEWS, VIEW_SHARDS) }
     }
 
     pub fn shards(&self) -> u16 {

@@ -32,27 +32,27 @@ impl KvStore for RedisBackend {
         let one_slot = keys.windows(2).all(|w| slot(w[0].as_bytes()) == slot(w[1].as_bytes()));
         if keys.is_empty() || held.is_empty() || (self.cfg.cluster && !one_slot) {
             let mut values = self.mget(keys).await?;
-            let last = values.pop().flatten();
-            return Ok((values, Revalidated::of(last, held)));
+            let last = Revalidated::of(values.pop().flatten(), held);
+            return Ok((values, last));
         }
         let mut inv = self.scripts.revalidate.prepare_invoke();
         for k in keys {
             inv.key(k);
         }
         inv.arg(held);
-        let reply: Vec<Value> = self.run(|mut c| async move { inv.invoke_async(&mut c).await }).await?;
-        let bytes = |v: &Value| match v {
-            Value::BulkString(b) => Some(b.clone()),
-            _ => None,
-        };
-        let mut values: Vec<Option<Vec<u8>>> = reply.iter().map(bytes).collect();
-        let last = match reply.last() {
+        let mut reply: Vec<Value> = self.run(|mut c| async move { inv.invoke_async(&mut c).await }).await?;
+        let last = match reply.pop() {
             Some(Value::Int(1)) => Revalidated::Unchanged,
-            _ => Revalidated::Changed(values.pop().flatten()),
+            Some(Value::BulkString(v)) => Revalidated::Changed(Some(v)),
+            _ => Revalidated::Changed(None),
         };
-        if last == Revalidated::Unchanged {
-            values.pop();
-        }
+        let values = reply
+            .into_iter()
+            .map(|v| match v {
+                Value::BulkString(b) => Some(b),
+                _ => None,
+            })
+            .collect();
         Ok((values, last))
     }
 
