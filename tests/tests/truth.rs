@@ -17,8 +17,9 @@ use livecache_domain::services::{Expiry, Marketplace, NewOffer};
 use livecache_domain::store::{ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, ViewChunk};
 use livecache_domain::users::{Badge, SellerFigures};
 use livecache_domain::{
-    time, DomainEvent, EventError, EventPublisher, InProcessBus, JobRun, Offer, OfferStatus, Product, Store,
-    StoreError, Stream, StreamStatus, User,
+    time, DomainEvent, EventError, EventPublisher, FeedStore, InProcessBus, JobLog, JobRun, Offer, OfferStatus,
+    OfferStore, Product, ProductStore, Store, StoreError, Stream, StreamStatus, StreamStore, User, UserStore,
+    ViewStore,
 };
 use livecache_http::{AdminAuth, App};
 use livecache_runtime::Deps;
@@ -142,57 +143,20 @@ impl Racing {
 }
 
 #[async_trait]
-impl Store for Racing {
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
+impl ProductStore for Racing {
     async fn get_product(&self, id: &str) -> StoreResult<Option<Product>> {
         self.inner.get_product(id).await
     }
     async fn get_products(&self, ids: &[String]) -> StoreResult<Vec<Option<Product>>> {
         self.inner.get_products(ids).await
     }
-    async fn get_user(&self, id: &str) -> StoreResult<Option<User>> {
-        let read = self.inner.get_user(id).await;
-        let hook = {
-            let mut slot = self.after_user_read.lock().unwrap();
-            match slot.take() {
-                Some((user, hook)) if user == id => Some(hook),
-                other => {
-                    *slot = other;
-                    None
-                }
-            }
-        };
-        if let Some(hook) = hook {
-            hook.await;
-        }
-        read
-    }
-    async fn get_users(&self, ids: &[String]) -> StoreResult<Vec<Option<User>>> {
-        self.inner.get_users(ids).await
-    }
-    async fn get_stream(&self, id: &str) -> StoreResult<Option<Stream>> {
-        self.inner.get_stream(id).await
-    }
-    async fn get_offer(&self, id: &str) -> StoreResult<Option<Offer>> {
-        self.inner.get_offer(id).await
-    }
-    async fn get_offers(&self, ids: &[String]) -> StoreResult<Vec<Option<Offer>>> {
-        self.inner.get_offers(ids).await
-    }
     async fn put_products(&self, items: &[Product]) -> StoreResult<()> {
         self.inner.put_products(items).await
     }
-    async fn put_users(&self, items: &[User]) -> StoreResult<()> {
-        self.inner.put_users(items).await
-    }
-    async fn put_streams(&self, items: &[Stream]) -> StoreResult<()> {
-        self.inner.put_streams(items).await
-    }
-    async fn put_offers(&self, items: &[Offer]) -> StoreResult<()> {
-        self.inner.put_offers(items).await
-    }
+}
+
+#[async_trait]
+impl FeedStore for Racing {
     async fn discover(&self, q: &DiscoverQuery) -> StoreResult<FeedPage> {
         self.inner.discover(q).await
     }
@@ -201,6 +165,16 @@ impl Store for Racing {
     }
     async fn community(&self, q: &CommunityQuery) -> StoreResult<FeedPage> {
         self.inner.community(q).await
+    }
+}
+
+#[async_trait]
+impl StreamStore for Racing {
+    async fn get_stream(&self, id: &str) -> StoreResult<Option<Stream>> {
+        self.inner.get_stream(id).await
+    }
+    async fn put_streams(&self, items: &[Stream]) -> StoreResult<()> {
+        self.inner.put_streams(items).await
     }
     async fn live_streams(&self) -> StoreResult<Vec<Stream>> {
         let lagging = self.lagging_live.lock().unwrap().clone();
@@ -216,6 +190,19 @@ impl Store for Racing {
         at: livecache_domain::time::Timestamp,
     ) -> StoreResult<Stream> {
         self.inner.transition_stream(id, to, at).await
+    }
+}
+
+#[async_trait]
+impl OfferStore for Racing {
+    async fn get_offer(&self, id: &str) -> StoreResult<Option<Offer>> {
+        self.inner.get_offer(id).await
+    }
+    async fn get_offers(&self, ids: &[String]) -> StoreResult<Vec<Option<Offer>>> {
+        self.inner.get_offers(ids).await
+    }
+    async fn put_offers(&self, items: &[Offer]) -> StoreResult<()> {
+        self.inner.put_offers(items).await
     }
     async fn create_offer(&self, offer: &Offer) -> StoreResult<()> {
         self.inner.create_offer(offer).await
@@ -243,14 +230,39 @@ impl Store for Racing {
     async fn offer_announced(&self, id: &str) -> StoreResult<()> {
         self.inner.offer_announced(id).await
     }
+}
+
+#[async_trait]
+impl ViewStore for Racing {
     async fn apply_view_chunk(&self, chunk: &ViewChunk) -> StoreResult<ChunkOutcome> {
         self.inner.apply_view_chunk(chunk).await
     }
-    async fn record_job_run(&self, run: &JobRun) -> StoreResult<()> {
-        self.inner.record_job_run(run).await
+}
+
+#[async_trait]
+impl UserStore for Racing {
+    async fn get_user(&self, id: &str) -> StoreResult<Option<User>> {
+        let read = self.inner.get_user(id).await;
+        let hook = {
+            let mut slot = self.after_user_read.lock().unwrap();
+            match slot.take() {
+                Some((user, hook)) if user == id => Some(hook),
+                other => {
+                    *slot = other;
+                    None
+                }
+            }
+        };
+        if let Some(hook) = hook {
+            hook.await;
+        }
+        read
     }
-    async fn job_runs(&self, jobs: &[&str]) -> StoreResult<Vec<JobRun>> {
-        self.inner.job_runs(jobs).await
+    async fn get_users(&self, ids: &[String]) -> StoreResult<Vec<Option<User>>> {
+        self.inner.get_users(ids).await
+    }
+    async fn put_users(&self, items: &[User]) -> StoreResult<()> {
+        self.inner.put_users(items).await
     }
     async fn save_profile(&self, user: &User) -> StoreResult<bool> {
         self.inner.save_profile(user).await
@@ -269,6 +281,22 @@ impl Store for Racing {
     }
     async fn leaderboard(&self, offset: usize, limit: usize) -> StoreResult<Vec<User>> {
         self.inner.leaderboard(offset, limit).await
+    }
+}
+
+#[async_trait]
+impl JobLog for Racing {
+    async fn record_job_run(&self, run: &JobRun) -> StoreResult<()> {
+        self.inner.record_job_run(run).await
+    }
+    async fn job_runs(&self, jobs: &[&str]) -> StoreResult<Vec<JobRun>> {
+        self.inner.job_runs(jobs).await
+    }
+}
+
+impl Store for Racing {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
     }
 }
 

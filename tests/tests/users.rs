@@ -169,7 +169,7 @@ async fn badges_are_awarded_once_under_concurrent_triggers_and_refresh_the_board
         // the memory store; one after another on moto, whose TransactWriteItems are not
         // isolated from each other (DynamoDB's are: the badge's conditional put and the
         // points' ADD commit together or not at all).
-        let runs = if store.backend() == "memory" {
+        let runs = if store.kind() == "memory" {
             futures::future::join_all((0..8).map(|_| market.award_badges(&seller))).await
         } else {
             let mut runs = Vec::new();
@@ -195,7 +195,7 @@ async fn badges_are_awarded_once_under_concurrent_triggers_and_refresh_the_board
         let (_, now) = api.get(&format!("/users/{seller}/achievements")).await;
         assert_eq!(now["cached"], json!(false));
         assert_eq!(now["summary"]["count"].as_u64(), Some(badges.len() as u64));
-        assert_eq!(now["summary"]["points"].as_u64(), Some(points), "{}: {badges:?}", store.backend());
+        assert_eq!(now["summary"]["points"].as_u64(), Some(points), "{}: {badges:?}", store.kind());
         assert!(now["summary"]["count"].as_u64() > achievements["summary"]["count"].as_u64());
         let (_, board) = api.get("/leaderboard?limit=50").await;
         assert_eq!(board["cached"], json!(false));

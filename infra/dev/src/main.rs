@@ -115,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
         format!("{}:{}", args.host, args.port).parse().context("--host/--port do not form an address")?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let url = format!("http://{}", listener.local_addr()?);
-    println!("livecache-dev listening on {url} (cache: {}, data: {})", deps.backend.backend(), deps.store.backend());
+    println!("livecache-dev listening on {url} (cache: {}, data: {})", deps.backend.backend(), deps.store.kind());
     println!("  try: curl '{url}/api/v1/feeds/discover?per_page=5'");
     if generated {
         println!("  admin token (generated; set LIVECACHE_ADMIN_TOKEN to choose one): {admin_token}");

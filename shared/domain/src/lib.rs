@@ -4,12 +4,15 @@
 //!   runs (`market`, stable JSON names), users with their preferences, badges and profile
 //!   changes ([`users`]), the domain events and their envelope, the one id rule
 //!   ([`Id::parse`]), times ([`time`]), the jobs' names and schedules, the errors.
-//! * [`ports`]: what the services need from outside — the [`Store`] (the source of truth),
-//!   the [`EventPublisher`], and the push's connections and poster.
+//! * [`ports`]: what the services need from outside — the source of truth, one narrow port
+//!   per area ([`ProductStore`], [`FeedStore`], [`StreamStore`], [`OfferStore`],
+//!   [`ViewStore`], [`UserStore`], [`JobLog`]; [`Store`] is all of them, as an adapter provides
+//!   them), the [`EventPublisher`], and the push's connections and poster.
 //! * [`rules`]: rules that hold wherever data lives — geohash cells ([`geo`]) and feed ranking
 //!   (`ranking`, the same for both store adapters).
-//! * [`adapters`]: [`DynamoStore`] (`adapters/dynamo/`: `mod`, `io`, `feeds`, `offers`,
-//!   `views`, `users`, `connections`) and [`MemoryStore`], which pass one contract suite;
+//! * [`adapters`]: [`DynamoStore`] (`adapters/dynamo/`: `mod` and `io` shared, then one file per
+//!   port it implements: `feeds`, `streams`, `offers`, `views`, `users`, `job_log`,
+//!   `connections`) and [`MemoryStore`], which pass one contract suite;
 //!   [`EventBridgePublisher`] and [`InProcessBus`]; [`ManagementApiPoster`].
 //! * [`services`]: [`services::Marketplace`], what every endpoint does, one file per area
 //!   (`feeds`, `products`, `users`, `streams`, `offers`, `admin`), with `keys` (every cache key
@@ -66,7 +69,7 @@ pub use model::error::{EventError, StoreError};
 pub use model::id::{Id, InvalidId};
 pub use model::market::*;
 pub use ports::store::{
-    view_chunks, ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, FeedSort, PageRequest, Store,
-    ViewChunk,
+    view_chunks, ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, FeedSort, FeedStore, JobLog,
+    OfferStore, PageRequest, ProductStore, Store, StreamStore, UserStore, ViewChunk, ViewStore,
 };
 pub use tables::TableNames;

@@ -8,7 +8,7 @@ use livecache_domain::seed::{self, SeedSize};
 use livecache_domain::services::Marketplace;
 use livecache_domain::{
     config::aws_config, tables, DataBackend, DynamoStore, EventBridgePublisher, EventPublisher, InProcessBus,
-    MemoryStore, Store,
+    MemoryStore, ProductStore, Store,
 };
 
 use crate::config::Config;
@@ -39,7 +39,7 @@ pub struct Deps {
 
 impl std::fmt::Debug for Deps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Deps").field("cache", &self.backend.backend()).field("store", &self.store.backend()).finish()
+        f.debug_struct("Deps").field("cache", &self.backend.backend()).field("store", &self.store.kind()).finish()
     }
 }
 

@@ -11,7 +11,8 @@ use crate::model::time::Timestamp;
 use crate::model::users::{points_rank, Badge, BadgeCode, SellerFigures};
 use crate::ports::push::{Connection, Connections, CONNECTION_TTL};
 use crate::ports::store::{
-    extend_conflict, ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, Store, ViewChunk,
+    extend_conflict, ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, FeedStore, JobLog,
+    OfferStore, ProductStore, Store, StreamStore, UserStore, ViewChunk, ViewStore,
 };
 use crate::rules::ranking::{rank_community, rank_discover, rank_discover_after};
 
@@ -59,11 +60,7 @@ impl MemoryStore {
 }
 
 #[async_trait]
-impl Store for MemoryStore {
-    fn backend(&self) -> &'static str {
-        "memory"
-    }
-
+impl ProductStore for MemoryStore {
     async fn get_product(&self, id: &str) -> Result<Option<Product>> {
         Ok(self.state().products.get(id).cloned())
     }
@@ -73,55 +70,15 @@ impl Store for MemoryStore {
         Ok(ids.iter().map(|id| st.products.get(id).cloned()).collect())
     }
 
-    async fn get_user(&self, id: &str) -> Result<Option<User>> {
-        Ok(self.state().users.get(id).cloned())
-    }
-
-    async fn get_users(&self, ids: &[String]) -> Result<Vec<Option<User>>> {
-        let st = self.state();
-        Ok(ids.iter().map(|id| st.users.get(id).cloned()).collect())
-    }
-
-    async fn get_stream(&self, id: &str) -> Result<Option<Stream>> {
-        Ok(self.state().streams.get(id).cloned())
-    }
-
-    async fn get_offer(&self, id: &str) -> Result<Option<Offer>> {
-        Ok(self.state().offers.get(id).cloned())
-    }
-
-    async fn get_offers(&self, ids: &[String]) -> Result<Vec<Option<Offer>>> {
-        let st = self.state();
-        Ok(ids.iter().map(|id| st.offers.get(id).cloned()).collect())
-    }
-
     async fn put_products(&self, items: &[Product]) -> Result<()> {
         let mut st = self.state();
         st.products.extend(items.iter().map(|p| (p.id.clone(), p.clone())));
         Ok(())
     }
+}
 
-    async fn put_users(&self, items: &[User]) -> Result<()> {
-        let mut st = self.state();
-        st.users.extend(items.iter().map(|u| (u.id.clone(), u.clone())));
-        Ok(())
-    }
-
-    async fn put_streams(&self, items: &[Stream]) -> Result<()> {
-        let mut st = self.state();
-        st.streams.extend(items.iter().map(|s| (s.id.clone(), s.clone())));
-        Ok(())
-    }
-
-    async fn put_offers(&self, items: &[Offer]) -> Result<()> {
-        let mut st = self.state();
-        for o in items {
-            st.unannounced.remove(&o.id);
-        }
-        st.offers.extend(items.iter().map(|o| (o.id.clone(), o.clone())));
-        Ok(())
-    }
-
+#[async_trait]
+impl FeedStore for MemoryStore {
     async fn discover(&self, q: &DiscoverQuery) -> Result<FeedPage> {
         let st = self.state();
         Ok(rank_discover(st.products.values().cloned().collect(), &Self::live_sellers(&st), q))
@@ -137,6 +94,19 @@ impl Store for MemoryStore {
         crate::rules::geo::plan_cells(q.lat, q.lon, q.radius_km).map_err(StoreError::TooBroad)?;
         let st = self.state();
         Ok(rank_community(st.products.values().cloned().collect(), &Self::live_sellers(&st), q))
+    }
+}
+
+#[async_trait]
+impl StreamStore for MemoryStore {
+    async fn get_stream(&self, id: &str) -> Result<Option<Stream>> {
+        Ok(self.state().streams.get(id).cloned())
+    }
+
+    async fn put_streams(&self, items: &[Stream]) -> Result<()> {
+        let mut st = self.state();
+        st.streams.extend(items.iter().map(|s| (s.id.clone(), s.clone())));
+        Ok(())
     }
 
     async fn live_streams(&self) -> Result<Vec<Stream>> {
@@ -156,6 +126,27 @@ impl Store for MemoryStore {
         }
         s.status = to;
         Ok(s.clone())
+    }
+}
+
+#[async_trait]
+impl OfferStore for MemoryStore {
+    async fn get_offer(&self, id: &str) -> Result<Option<Offer>> {
+        Ok(self.state().offers.get(id).cloned())
+    }
+
+    async fn get_offers(&self, ids: &[String]) -> Result<Vec<Option<Offer>>> {
+        let st = self.state();
+        Ok(ids.iter().map(|id| st.offers.get(id).cloned()).collect())
+    }
+
+    async fn put_offers(&self, items: &[Offer]) -> Result<()> {
+        let mut st = self.state();
+        for o in items {
+            st.unannounced.remove(&o.id);
+        }
+        st.offers.extend(items.iter().map(|o| (o.id.clone(), o.clone())));
+        Ok(())
     }
 
     async fn create_offer(&self, offer: &Offer) -> Result<()> {
@@ -212,7 +203,10 @@ impl Store for MemoryStore {
         self.state().unannounced.remove(id);
         Ok(())
     }
+}
 
+#[async_trait]
+impl ViewStore for MemoryStore {
     async fn apply_view_chunk(&self, chunk: &ViewChunk) -> Result<ChunkOutcome> {
         let mut st = self.state();
         if !st.markers.insert(chunk.id.clone()) {
@@ -241,17 +235,23 @@ impl Store for MemoryStore {
         }
         Ok(out)
     }
+}
 
-    async fn record_job_run(&self, run: &JobRun) -> Result<()> {
-        self.state().jobs.insert(run.job.clone(), run.clone());
-        Ok(())
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn get_user(&self, id: &str) -> Result<Option<User>> {
+        Ok(self.state().users.get(id).cloned())
     }
 
-    async fn job_runs(&self, jobs: &[&str]) -> Result<Vec<JobRun>> {
+    async fn get_users(&self, ids: &[String]) -> Result<Vec<Option<User>>> {
         let st = self.state();
-        let mut runs: Vec<JobRun> = jobs.iter().filter_map(|j| st.jobs.get(*j).cloned()).collect();
-        runs.sort_by(|a, b| a.job.cmp(&b.job));
-        Ok(runs)
+        Ok(ids.iter().map(|id| st.users.get(id).cloned()).collect())
+    }
+
+    async fn put_users(&self, items: &[User]) -> Result<()> {
+        let mut st = self.state();
+        st.users.extend(items.iter().map(|u| (u.id.clone(), u.clone())));
+        Ok(())
     }
 
     async fn save_profile(&self, user: &User) -> Result<bool> {
@@ -306,6 +306,27 @@ impl Store for MemoryStore {
         let mut ranked: Vec<&User> = st.users.values().filter(|u| u.points > 0).collect();
         ranked.sort_by_key(|u| std::cmp::Reverse(points_rank(u.points, &u.id)));
         Ok(ranked.into_iter().skip(offset).take(limit).cloned().collect())
+    }
+}
+
+#[async_trait]
+impl JobLog for MemoryStore {
+    async fn record_job_run(&self, run: &JobRun) -> Result<()> {
+        self.state().jobs.insert(run.job.clone(), run.clone());
+        Ok(())
+    }
+
+    async fn job_runs(&self, jobs: &[&str]) -> Result<Vec<JobRun>> {
+        let st = self.state();
+        let mut runs: Vec<JobRun> = jobs.iter().filter_map(|j| st.jobs.get(*j).cloned()).collect();
+        runs.sort_by(|a, b| a.job.cmp(&b.job));
+        Ok(runs)
+    }
+}
+
+impl Store for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
     }
 }
 

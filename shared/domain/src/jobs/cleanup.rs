@@ -58,7 +58,7 @@ async fn repair_offer_index(m: &Marketplace) -> Result<(usize, Vec<String>), Job
     let everything: Vec<String> = m.offer_index().entries().await?.into_keys().collect();
     for chunk in everything.chunks(100) {
         let ids: Vec<String> = chunk.to_vec();
-        let offers = m.store().get_offers(&ids).await?;
+        let offers = m.store().offers.get_offers(&ids).await?;
         for (id, offer) in ids.into_iter().zip(offers) {
             if offer.is_none_or(|o| o.status != crate::model::market::OfferStatus::Pending) {
                 orphans.push(id);

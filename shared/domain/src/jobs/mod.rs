@@ -96,7 +96,7 @@ async fn record<T: Serialize>(
         figures,
         error,
     };
-    if let Err(e) = m.store().record_job_run(&run).await {
+    if let Err(e) = m.store().jobs.record_job_run(&run).await {
         tracing::warn!(job, error = %e, "job run not recorded");
     }
     tracing::info!(target: "job", job, outcome = outcome.as_str(), duration_ms = run.duration_ms, figures = %run.figures, error = run.error.as_deref().unwrap_or(""));

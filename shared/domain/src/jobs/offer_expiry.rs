@@ -46,7 +46,7 @@ async fn expire_offers_inner(m: &Marketplace, deadline: &Deadline) -> Result<Off
     // Offers this run could not finish: they stay due for the next run and are not read again.
     let mut stuck: HashSet<String> = HashSet::new();
     while deadline.allows_work() {
-        let due = m.store().offers_due_by(now, 500 + stuck.len()).await?;
+        let due = m.store().offers.offers_due_by(now, 500 + stuck.len()).await?;
         let page: Vec<Offer> = due.into_iter().filter(|o| !stuck.contains(&o.id)).collect();
         if page.is_empty() {
             break;
@@ -55,7 +55,7 @@ async fn expire_offers_inner(m: &Marketplace, deadline: &Deadline) -> Result<Off
         let outcomes: Vec<(Offer, Result<ExpireOutcome, StoreError>)> = futures::stream::iter(page)
             .map(|o| async move {
                 let r = match o.status {
-                    OfferStatus::Pending => m.store().expire_offer(&o.id, now).await,
+                    OfferStatus::Pending => m.store().offers.expire_offer(&o.id, now).await,
                     // Expired by an earlier run whose OfferExpired did not go out.
                     OfferStatus::Expired => Ok(ExpireOutcome::NotPending(OfferStatus::Expired)),
                     other => Ok(ExpireOutcome::NotPending(other)),
@@ -105,7 +105,7 @@ async fn expire_offers_inner(m: &Marketplace, deadline: &Deadline) -> Result<Off
         // Out of the due index only after the event is out; then out of the Redis index.
         let retired: Vec<(String, Result<(), StoreError>)> = futures::stream::iter(retire)
             .map(|id| async move {
-                let r = m.store().offer_announced(&id).await;
+                let r = m.store().offers.offer_announced(&id).await;
                 (id, r)
             })
             .buffer_unordered(16)

@@ -138,7 +138,7 @@ impl ViewSync {
             }
             // A write cut off by the deadline has an unknown outcome; its marker makes the
             // retry by the next drain count it once.
-            let Some(done) = deadline.bounded(self.market.store().apply_view_chunk(chunk)).await else {
+            let Some(done) = deadline.bounded(self.market.store().views.apply_view_chunk(chunk)).await else {
                 return Ok(deferred);
             };
             let done = done?;

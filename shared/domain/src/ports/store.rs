@@ -1,4 +1,7 @@
-//! The Store port: the marketplace's source of truth. [`DynamoStore`](crate::DynamoStore) and
+//! The ports to the marketplace's source of truth, one per area in the domain's words:
+//! [`ProductStore`], [`FeedStore`], [`StreamStore`], [`OfferStore`], [`ViewStore`],
+//! [`UserStore`], [`JobLog`]; each caller takes only those it uses. [`Store`] is all of them
+//! together, as an adapter provides them: [`DynamoStore`](crate::DynamoStore) and
 //! [`MemoryStore`](crate::MemoryStore) (in `adapters/`) pass one contract suite
 //! (`tests/store_contract.rs`); feed ranking, the same for both, is in
 //! [`rules::ranking`](crate::rules::ranking).
@@ -103,16 +106,6 @@ pub enum ExpireOutcome {
     Missing,
 }
 
-/// How many partitions the due-offer index is spread over (`due_shard` = `due#0` … `due#3`),
-/// so that no single index partition takes every offer's writes.
-pub const DUE_SHARDS: u32 = 4;
-
-/// The due-offer index's shard of an offer.
-pub fn due_shard(id: &str) -> String {
-    let h = id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
-    format!("due#{}", h % DUE_SHARDS)
-}
-
 /// Why an extension was refused: the offer is settled, or already due.
 pub fn extend_conflict(o: &Offer) -> StoreError {
     if o.status != OfferStatus::Pending {
@@ -124,12 +117,6 @@ pub fn extend_conflict(o: &Offer) -> StoreError {
             time::format(&o.expires_at)
         ))
     }
-}
-
-/// The due-offer index's sort key: the expiry in epoch milliseconds, zero-padded so that text
-/// order is time order.
-pub fn due_at(t: &Timestamp) -> String {
-    format!("{:015}", t.timestamp_millis().max(0))
 }
 
 /// A chunk of view-count increments, applied exactly once under its id.
@@ -175,10 +162,13 @@ pub fn view_chunks(
         .collect()
 }
 
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
+/// The source of truth, whole: every port below, as one adapter implements them, and what a
+/// caller needs to know of the adapter itself. Services and jobs take the narrow ports.
+pub trait Store:
+    ProductStore + FeedStore + StreamStore + OfferStore + ViewStore + UserStore + JobLog + 'static
+{
     /// `"dynamodb"` or `"memory"`.
-    fn backend(&self) -> &'static str;
+    fn kind(&self) -> &'static str;
 
     /// Whether every committed write reaches a change log that invalidates what it makes stale
     /// (`jobs::change_log`): the DynamoDB tables carry one (DynamoDB Streams, followed by the
@@ -187,35 +177,47 @@ pub trait Store: Send + Sync + 'static {
     fn changes_logged(&self) -> bool {
         false
     }
+}
 
+/// The products, by id.
+#[async_trait]
+pub trait ProductStore: Send + Sync {
     async fn get_product(&self, id: &str) -> Result<Option<Product>>;
     /// One entry per id, in order (`None` for unknown ids); duplicates allowed.
     async fn get_products(&self, ids: &[String]) -> Result<Vec<Option<Product>>>;
-    async fn get_user(&self, id: &str) -> Result<Option<User>>;
-    async fn get_users(&self, ids: &[String]) -> Result<Vec<Option<User>>>;
-    async fn get_stream(&self, id: &str) -> Result<Option<Stream>>;
-    async fn get_offer(&self, id: &str) -> Result<Option<Offer>>;
-    async fn get_offers(&self, ids: &[String]) -> Result<Vec<Option<Offer>>>;
-
     async fn put_products(&self, items: &[Product]) -> Result<()>;
-    async fn put_users(&self, items: &[User]) -> Result<()>;
-    async fn put_streams(&self, items: &[Stream]) -> Result<()>;
-    async fn put_offers(&self, items: &[Offer]) -> Result<()>;
+}
 
+/// The feeds' pages, in the order [`rules::ranking`](crate::rules::ranking) defines.
+#[async_trait]
+pub trait FeedStore: Send + Sync {
     async fn discover(&self, q: &DiscoverQuery) -> Result<FeedPage>;
     /// The page of `q`'s feed that follows `after` (the last item of the page before, as it
     /// was served): the next `q.page.per_page` items of the ranking after it, whatever
     /// `q.page.page` says. Reads O(page) items however deep the page.
     async fn discover_after(&self, q: &DiscoverQuery, after: &FeedItem) -> Result<FeedPage>;
     async fn community(&self, q: &CommunityQuery) -> Result<FeedPage>;
+}
 
+/// The live streams and their transitions.
+#[async_trait]
+pub trait StreamStore: Send + Sync {
+    async fn get_stream(&self, id: &str) -> Result<Option<Stream>>;
+    async fn put_streams(&self, items: &[Stream]) -> Result<()>;
     /// Streams that are LIVE, most recently started first.
     async fn live_streams(&self) -> Result<Vec<Stream>>;
     /// SCHEDULED → LIVE (sets `started_at`) or LIVE → ENDED (sets `ended_at`), as a conditional
     /// write: any other transition is [`StoreError::InvalidTransition`](crate::StoreError)
     /// and writes nothing.
     async fn transition_stream(&self, id: &str, to: StreamStatus, at: Timestamp) -> Result<Stream>;
+}
 
+/// The offers and the record of when each is due.
+#[async_trait]
+pub trait OfferStore: Send + Sync {
+    async fn get_offer(&self, id: &str) -> Result<Option<Offer>>;
+    async fn get_offers(&self, ids: &[String]) -> Result<Vec<Option<Offer>>>;
+    async fn put_offers(&self, items: &[Offer]) -> Result<()>;
     /// Fails with `AlreadyExists` if the id is taken.
     async fn create_offer(&self, offer: &Offer) -> Result<()>;
     /// Marks the offer EXPIRED only if it is still PENDING *and* due at `now` (conditional;
@@ -231,15 +233,22 @@ pub trait Store: Send + Sync + 'static {
     /// Takes a settled offer out of the due index once its OfferExpired has been published
     /// (conditional: a PENDING offer stays).
     async fn offer_announced(&self, id: &str) -> Result<()>;
+}
 
+/// The synced view counts.
+#[async_trait]
+pub trait ViewStore: Send + Sync {
     /// Adds a chunk's increments (ADD) together with a marker for the chunk in one transaction:
     /// a chunk applied before is recognised and skipped.
     async fn apply_view_chunk(&self, chunk: &ViewChunk) -> Result<ChunkOutcome>;
+}
 
-    async fn record_job_run(&self, run: &JobRun) -> Result<()>;
-    /// The last run of each of `jobs` that has run.
-    async fn job_runs(&self, jobs: &[&str]) -> Result<Vec<JobRun>>;
-
+/// The users: profiles, badges and points.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    async fn get_user(&self, id: &str) -> Result<Option<User>>;
+    async fn get_users(&self, ids: &[String]) -> Result<Vec<Option<User>>>;
+    async fn put_users(&self, items: &[User]) -> Result<()>;
     /// Writes `user`'s profile fields and preferences (not their points or badges, which
     /// awards keep); false if there is no such user.
     async fn save_profile(&self, user: &User) -> Result<bool>;
@@ -256,6 +265,14 @@ pub trait Store: Send + Sync + 'static {
     /// Users holding points, most first ([`points_rank`](crate::model::users::points_rank)), from
     /// `offset`, at most `limit`. Reads O(offset + limit) items.
     async fn leaderboard(&self, offset: usize, limit: usize) -> Result<Vec<User>>;
+}
+
+/// The scheduled jobs' last runs.
+#[async_trait]
+pub trait JobLog: Send + Sync {
+    async fn record_job_run(&self, run: &JobRun) -> Result<()>;
+    /// The last run of each of `jobs` that has run.
+    async fn job_runs(&self, jobs: &[&str]) -> Result<Vec<JobRun>>;
 }
 
 #[cfg(test)]

@@ -95,7 +95,7 @@ impl Marketplace {
             }
         }
         let aggregate = cache.aggregate_stats().await.unwrap_or_else(|_| cache.report());
-        let swept = self.inner.store.job_runs(&[crate::model::schedule::Job::CacheCleanup.name()]).await?.pop();
+        let swept = self.inner.store.jobs.job_runs(&[crate::model::schedule::Job::CacheCleanup.name()]).await?.pop();
         let counted = |ns: &str| swept.as_ref().and_then(|r| r.figures["entries"][ns].as_u64()).unwrap_or(0);
         let feed_entries = FeedEntries {
             discover: counted(NS_FEED_DISCOVER),
@@ -124,7 +124,7 @@ impl Marketplace {
 
     pub async fn job_runs(&self) -> Result<Vec<JobRun>> {
         let names = crate::model::schedule::Job::SCHEDULED.map(|j| j.name());
-        Ok(self.inner.store.job_runs(&names).await?)
+        Ok(self.inner.store.jobs.job_runs(&names).await?)
     }
 
     /// Each scheduled job: its schedule, when it runs next, and its last run (the error text
@@ -213,7 +213,7 @@ impl Marketplace {
             for page in 1..=pages {
                 let q = DiscoverQuery { page: PageRequest { page, per_page: 20 }, category: None, sort };
                 let key = discover_key(&self.inner.cache, &q)?;
-                let store = self.inner.store.clone();
+                let store = self.inner.store.feeds.clone();
                 // Stored as the feed reads it (see `RawPage`).
                 items.push((key, async move { RawPage::of(&store.discover(&q).await?) }));
             }

@@ -82,12 +82,12 @@ trait FeedQuery: Clone + Send + Sync + 'static {
     fn next_page(&self) -> Self;
     fn page(&self) -> PageRequest;
     fn set_page(&mut self, page: u32);
-    fn load(&self, store: &dyn Store) -> impl std::future::Future<Output = Result<FeedPage, StoreError>> + Send;
+    fn load(&self, store: &dyn FeedStore) -> impl std::future::Future<Output = Result<FeedPage, StoreError>> + Send;
     /// The page that follows `after` (the last item of the previous page as cached); feeds
     /// without a cursor load by offset.
     fn load_after(
         &self,
-        store: &dyn Store,
+        store: &dyn FeedStore,
         after: &FeedItem,
     ) -> impl std::future::Future<Output = Result<FeedPage, StoreError>> + Send {
         let _ = after;
@@ -116,11 +116,11 @@ impl FeedQuery for DiscoverQuery {
         self.page.page = page;
     }
 
-    async fn load(&self, store: &dyn Store) -> Result<FeedPage, StoreError> {
+    async fn load(&self, store: &dyn FeedStore) -> Result<FeedPage, StoreError> {
         store.discover(self).await
     }
 
-    async fn load_after(&self, store: &dyn Store, after: &FeedItem) -> Result<FeedPage, StoreError> {
+    async fn load_after(&self, store: &dyn FeedStore, after: &FeedItem) -> Result<FeedPage, StoreError> {
         store.discover_after(self, after).await
     }
 
@@ -146,7 +146,7 @@ impl FeedQuery for CommunityQuery {
         self.page.page = page;
     }
 
-    async fn load(&self, store: &dyn Store) -> Result<FeedPage, StoreError> {
+    async fn load(&self, store: &dyn FeedStore) -> Result<FeedPage, StoreError> {
         store.community(self).await
     }
 }
@@ -250,7 +250,7 @@ impl Marketplace {
     /// The page of `q` and its key.
     async fn feed_page<Q: FeedQuery>(&self, q: &Q) -> Result<(livecache_cache::Key, Cached<RawPage>)> {
         let key = q.key(&self.inner.cache)?;
-        let store = self.inner.store.clone();
+        let store = self.inner.store.feeds.clone();
         let query = q.clone();
         let me = self.clone();
         let found = self

@@ -44,7 +44,10 @@ use crate::model::events::{DomainEvent, StreamStatusChanged};
 use crate::model::market::{JobRun, Offer, OfferStatus, Product, Stream, StreamStatus};
 use crate::model::time::{self, Timestamp};
 use crate::ports::events::EventPublisher;
-use crate::ports::store::{CommunityQuery, DiscoverQuery, FeedPage, FeedSort, PageRequest, Store, ViewChunk};
+use crate::ports::store::{
+    CommunityQuery, DiscoverQuery, FeedPage, FeedSort, FeedStore, JobLog, OfferStore, PageRequest, ProductStore, Store,
+    StreamStore, UserStore, ViewChunk, ViewStore,
+};
 use keys::*;
 
 /// A value and whether it came from the cache.
@@ -64,11 +67,42 @@ impl<T> Cached<T> {
     }
 }
 
+/// The source of truth, port by port: each service and job uses only the ports of its area.
+pub(crate) struct Ports {
+    /// The adapter's name (`"dynamodb"`, `"memory"`).
+    pub(crate) kind: &'static str,
+    /// Whether a change log invalidates after every committed write ([`Store::changes_logged`]).
+    pub(crate) changes_logged: bool,
+    pub(crate) products: Arc<dyn ProductStore>,
+    pub(crate) feeds: Arc<dyn FeedStore>,
+    pub(crate) streams: Arc<dyn StreamStore>,
+    pub(crate) offers: Arc<dyn OfferStore>,
+    pub(crate) views: Arc<dyn ViewStore>,
+    pub(crate) users: Arc<dyn UserStore>,
+    pub(crate) jobs: Arc<dyn JobLog>,
+}
+
+impl Ports {
+    fn of(store: Arc<dyn Store>) -> Self {
+        Self {
+            kind: store.kind(),
+            changes_logged: store.changes_logged(),
+            products: store.clone(),
+            feeds: store.clone(),
+            streams: store.clone(),
+            offers: store.clone(),
+            views: store.clone(),
+            users: store.clone(),
+            jobs: store,
+        }
+    }
+}
+
 struct Inner {
     /// Next pages this instance checked (or prefetched) recently, and when (cache clock, ms).
     prefetched: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     cache: Cache,
-    store: Arc<dyn Store>,
+    store: Ports,
     events: Arc<dyn EventPublisher>,
     tasks: Arc<dyn TaskRunner>,
     views: ViewLedger,
@@ -91,7 +125,7 @@ pub struct Marketplace {
 
 impl std::fmt::Debug for Marketplace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Marketplace").field("store", &self.inner.store.backend()).finish()
+        f.debug_struct("Marketplace").field("store", &self.inner.store.kind).finish()
     }
 }
 
@@ -110,7 +144,7 @@ impl Marketplace {
                 views: ViewLedger::new(&cache),
                 offer_index: OfferIndex::new(&cache),
                 cache,
-                store,
+                store: Ports::of(store),
                 events,
                 tasks,
                 views_retried: Default::default(),
@@ -167,7 +201,7 @@ impl Marketplace {
         &self.inner.offer_index
     }
 
-    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+    pub(crate) fn store(&self) -> &Ports {
         &self.inner.store
     }
 

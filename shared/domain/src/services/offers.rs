@@ -27,7 +27,7 @@ pub const MAX_OFFER_MINUTES: u32 = 7 * 24 * 60;
 impl Marketplace {
     pub async fn product_for_offer(&self, product_id: &str) -> Result<Product> {
         crate::Id::parse(product_id)?;
-        self.inner.store.get_product(product_id).await?.ok_or_else(|| ServiceError::NotFound {
+        self.inner.store.products.get_product(product_id).await?.ok_or_else(|| ServiceError::NotFound {
             code: "product_not_found",
             message: format!("product {product_id} not found"),
         })
@@ -69,7 +69,7 @@ impl Marketplace {
             created_at: now,
             expires_at,
         };
-        self.inner.store.create_offer(&offer).await?;
+        self.inner.store.offers.create_offer(&offer).await?;
         self.track_expiry(&offer).await;
         Ok(offer)
     }
@@ -93,6 +93,7 @@ impl Marketplace {
         crate::Id::parse(id)?;
         self.inner
             .store
+            .offers
             .get_offer(id)
             .await?
             .ok_or_else(|| ServiceError::NotFound { code: "offer_not_found", message: format!("offer {id} not found") })
@@ -110,7 +111,7 @@ impl Marketplace {
         let now = time::now();
         let expires_at = expiry_time(expiry, now)?;
         // Refused (409) once the offer is due, even if the expiry job has not run yet.
-        let offer = self.inner.store.extend_offer(id, expires_at, now).await?;
+        let offer = self.inner.store.offers.extend_offer(id, expires_at, now).await?;
         self.track_expiry(&offer).await;
         Ok(offer)
     }
@@ -128,7 +129,7 @@ impl Marketplace {
         }
         let now = time::now().timestamp_millis() as u64;
         let ids = index.due_for(caller, now, window, 500).await?;
-        let offers = self.inner.store.get_offers(&ids).await?;
+        let offers = self.inner.store.offers.get_offers(&ids).await?;
         let mut out: Vec<Offer> = offers
             .into_iter()
             .flatten()
@@ -147,6 +148,7 @@ impl Marketplace {
         let pending: Vec<Offer> = self
             .inner
             .store
+            .offers
             .offers_due_by(horizon, usize::MAX)
             .await?
             .into_iter()

@@ -35,7 +35,7 @@ impl Marketplace {
     /// (one Redis increment; straight to DynamoDB only when Redis cannot take it).
     pub async fn product(&self, id: &str) -> Result<Cached<Product>> {
         let key = product_key(&self.inner.cache, id)?;
-        let store = self.inner.store.clone();
+        let store = self.inner.store.products.clone();
         let owned = id.to_string();
         let found = self
             .inner
@@ -80,7 +80,7 @@ impl Marketplace {
         // The chunk's marker makes a repeat harmless, so a failed write is tried again.
         let chunk = ViewChunk { id: format!("direct-{view}"), products: vec![(id.to_string(), 1)], streams: vec![] };
         for attempt in 1..=3 {
-            match self.inner.store.apply_view_chunk(&chunk).await {
+            match self.inner.store.views.apply_view_chunk(&chunk).await {
                 Ok(_) => return,
                 Err(e) if attempt == 3 => {
                     tracing::error!(error = %e, product = id, "view lost: neither Redis nor the database took it");
@@ -159,7 +159,7 @@ impl Marketplace {
     /// Stored views plus increments not yet synced.
     pub async fn product_views(&self, id: &str) -> Result<ProductViews> {
         crate::Id::parse(id)?;
-        let product = self.inner.store.get_product(id).await?.ok_or_else(|| ServiceError::NotFound {
+        let product = self.inner.store.products.get_product(id).await?.ok_or_else(|| ServiceError::NotFound {
             code: "product_not_found",
             message: format!("product {id} not found"),
         })?;
@@ -179,7 +179,7 @@ impl Marketplace {
 impl Marketplace {
     /// Products by id: one MGET, one batched read for the misses, one pipelined backfill.
     pub async fn batch_products(&self, ids: &[String]) -> Result<BatchAnswer> {
-        let store = self.inner.store.clone();
+        let store = self.inner.store.products.clone();
         self.batch(ids, product_key, &product_policy(), move |wanted: Vec<String>| async move {
             raw_all(store.get_products(&wanted).await?)
         })

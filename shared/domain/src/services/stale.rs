@@ -83,7 +83,7 @@ impl Marketplace {
     /// until Redis takes it.
     pub(crate) async fn invalidate_after_write(&self, what: &'static str, targets: Vec<Stale>) -> bool {
         let Err(e) = self.invalidate_stale(targets.clone()).await else { return true };
-        if self.inner.store.changes_logged() {
+        if self.inner.store.changes_logged {
             tracing::warn!(error = %e, what, "invalidation failed; the change log invalidates it when Redis answers");
             return false;
         }

@@ -76,7 +76,7 @@ impl Marketplace {
     /// Streams that are live now (cached 1 min).
     pub async fn live_streams(&self) -> Result<Cached<Vec<Stream>>> {
         let key = live_key(&self.inner.cache)?;
-        let store = self.inner.store.clone();
+        let store = self.inner.store.streams.clone();
         let found = self
             .inner
             .cache
@@ -90,7 +90,7 @@ impl Marketplace {
     async fn store_patched_live_list(&self, before: Option<Vec<Stream>>, changed: &Stream) {
         let mut live = match before {
             Some(live) => live,
-            None => match self.inner.store.live_streams().await {
+            None => match self.inner.store.streams.live_streams().await {
                 Ok(live) => live,
                 Err(e) => {
                     tracing::warn!(error = %e, "live list not rebuilt after a transition; the next read loads it");
@@ -116,7 +116,7 @@ impl Marketplace {
     /// The stream's current state (for access checks before a transition).
     async fn stream(&self, id: &str) -> Result<Stream> {
         crate::Id::parse(id)?;
-        self.inner.store.get_stream(id).await?.ok_or_else(|| ServiceError::NotFound {
+        self.inner.store.streams.get_stream(id).await?.ok_or_else(|| ServiceError::NotFound {
             code: "stream_not_found",
             message: format!("stream {id} not found"),
         })
@@ -125,7 +125,7 @@ impl Marketplace {
     /// SCHEDULED → LIVE or LIVE → ENDED in DynamoDB; on success the feeds and the live list are
     /// invalidated before answering, then StreamStatusChanged is published. When Redis fails
     /// after the write, it is acknowledged all the same and invalidated once Redis answers
-    /// ([`invalidate_after_write`](Self::invalidate_after_write); no patched list is stored).
+    /// (`invalidate_after_write`; no patched list is stored).
     /// Only the stream's seller may; checked before anything is written, invalidated or
     /// published (403 `not_stream_owner`).
     pub async fn transition_stream(&self, id: &str, to: StreamStatus, caller: &str) -> Result<Stream> {
@@ -141,7 +141,7 @@ impl Marketplace {
             _ => None,
         };
         let at = time::now();
-        let stream = match self.inner.store.transition_stream(id, to, at).await {
+        let stream = match self.inner.store.streams.transition_stream(id, to, at).await {
             Ok(stream) => stream,
             Err(e) => {
                 if let Some(lock) = lock {

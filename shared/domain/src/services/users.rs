@@ -71,7 +71,7 @@ impl Marketplace {
     /// Users by id as cards (no preferences), like [`batch_products`](Self::batch_products):
     /// one MGET (each user's generation and card), one BatchGetItem for the misses.
     pub async fn batch_users(&self, ids: &[String]) -> Result<BatchAnswer> {
-        let store = self.inner.store.clone();
+        let store = self.inner.store.users.clone();
         let policy = profile_policy(self.inner.user_ttls.profile);
         self.batch(
             ids,
@@ -109,11 +109,11 @@ impl Marketplace {
     ) -> Result<Cached<T>>
     where
         T: Serialize + serde::de::DeserializeOwned + Send + 'static,
-        F: FnOnce(Arc<dyn Store>, String) -> Fut + Send + 'static,
+        F: FnOnce(Arc<dyn UserStore>, String) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<Option<T>, StoreError>> + Send + 'static,
     {
         crate::Id::parse(id)?;
-        let (store, owned) = (self.inner.store.clone(), id.to_string());
+        let (store, owned) = (self.inner.store.users.clone(), id.to_string());
         let found = self.inner.cache.get_or_load(&key, &policy, move || load(store, owned)).await?;
         let value = found.value.ok_or_else(|| user_not_found(id))?;
         Ok(Cached::from_lookup(value, found.source))
@@ -123,16 +123,16 @@ impl Marketplace {
     /// Before it answers, everything cached about the caller is invalidated (one O(1) step),
     /// so no read after it (single, full, batch) serves the old profile. When Redis fails
     /// after the write, it is acknowledged all the same and invalidated once Redis answers
-    /// ([`invalidate_after_write`](Self::invalidate_after_write)): a client's retry must not be
+    /// (`invalidate_after_write`): a client's retry must not be
     /// refused, nor served the old profile for long.
     pub async fn update_my_profile(&self, caller: &str, patch: &ProfilePatch) -> Result<FullProfile> {
         crate::Id::parse(caller)?;
         if patch.is_empty() {
             return Err(ServiceError::invalid("invalid_body", "give at least one field to change"));
         }
-        let user = self.inner.store.get_user(caller).await?.ok_or_else(|| user_not_found(caller))?;
+        let user = self.inner.store.users.get_user(caller).await?.ok_or_else(|| user_not_found(caller))?;
         let updated = patch.apply(&user).map_err(|e| ServiceError::invalid("invalid_profile", e.to_string()))?;
-        if !self.inner.store.save_profile(&updated).await? {
+        if !self.inner.store.users.save_profile(&updated).await? {
             return Err(user_not_found(caller));
         }
         // Leaderboard pages carry names and avatars; only users holding points are on them. A
@@ -143,7 +143,7 @@ impl Marketplace {
             stale.push(Stale::Namespace(NS_LEADERBOARD));
         }
         self.invalidate_after_write("profile", stale).await;
-        let figures = self.inner.store.seller_figures(caller).await?;
+        let figures = self.inner.store.users.seller_figures(caller).await?;
         Ok(full_profile(updated, figures))
     }
 
@@ -173,7 +173,7 @@ impl Marketplace {
     /// Sellers by points, from `offset` (0-based), at most `limit`.
     pub async fn leaderboard(&self, offset: usize, limit: usize) -> Result<Cached<Vec<LeaderEntry>>> {
         let key = leaderboard_key(&self.inner.cache, offset, limit)?;
-        let store = self.inner.store.clone();
+        let store = self.inner.store.users.clone();
         let policy = board_policy(self.inner.user_ttls.leaderboard);
         let found = self
             .inner
@@ -186,7 +186,7 @@ impl Marketplace {
     /// The latest badges across the marketplace, at most `limit`.
     pub async fn recent_achievements(&self, limit: usize) -> Result<Cached<Vec<Badge>>> {
         let key = recent_badges_key(&self.inner.cache, limit)?;
-        let store = self.inner.store.clone();
+        let store = self.inner.store.users.clone();
         let policy = board_policy(self.inner.user_ttls.recent);
         let found = self
             .inner
@@ -211,14 +211,14 @@ impl Marketplace {
         let ttls = self.inner.user_ttls;
         let mut boards = Vec::new();
         for page in 0..pages as usize {
-            let store = self.inner.store.clone();
+            let store = self.inner.store.users.clone();
             let key = leaderboard_key(cache, page * 20, 20)?;
             boards.push((key, async move { load_board(&*store, page * 20, 20).await }));
         }
         let leaderboard = cache.warm(boards, &board_policy(ttls.leaderboard)).await;
-        let mut live = self.inner.store.live_streams().await?;
+        let mut live = self.inner.store.streams.live_streams().await?;
         live.sort_by_key(|s| std::cmp::Reverse(s.view_count));
-        let top = self.inner.store.leaderboard(0, sellers).await?;
+        let top = self.inner.store.users.leaderboard(0, sellers).await?;
         let mut ids: Vec<String> = Vec::new();
         for id in live.into_iter().map(|s| s.seller_id).chain(top.into_iter().map(|u| u.id)) {
             if ids.len() < sellers && !ids.contains(&id) {
@@ -227,7 +227,7 @@ impl Marketplace {
         }
         let mut profiles = Vec::new();
         for id in ids {
-            let store = self.inner.store.clone();
+            let store = self.inner.store.users.clone();
             let key = user_key(cache, &id, "profile")?;
             profiles.push((key, async move { load_profile(&*store, &id).await }));
         }
@@ -240,7 +240,7 @@ impl Marketplace {
     /// user's data, the badges and the leaderboard are invalidated. The badges awarded now.
     pub async fn award_badges(&self, id: &str) -> Result<Vec<Badge>> {
         crate::Id::parse(id)?;
-        let store = &self.inner.store;
+        let store = &self.inner.store.users;
         let figures = store.seller_figures(id).await?;
         let held: Vec<BadgeCode> = store.badges_of(id).await?.into_iter().map(|b| b.code).collect();
         let now = time::now();
@@ -262,7 +262,7 @@ impl Marketplace {
 }
 
 /// Leaderboard rows from `offset`, ranked from 1.
-async fn load_board(store: &dyn Store, offset: usize, limit: usize) -> Result<Vec<LeaderEntry>, StoreError> {
+async fn load_board(store: &dyn UserStore, offset: usize, limit: usize) -> Result<Vec<LeaderEntry>, StoreError> {
     let users = store.leaderboard(offset, limit).await?;
     let rows = users.into_iter().enumerate().map(|(i, u)| LeaderEntry {
         rank: offset + i + 1,
@@ -280,12 +280,12 @@ fn full_profile(user: crate::model::market::User, figures: SellerFigures) -> Ful
 }
 
 /// A user and their figures (two index queries besides the user's item).
-async fn load_full(store: &dyn Store, id: &str) -> Result<Option<FullProfile>, StoreError> {
+async fn load_full(store: &dyn UserStore, id: &str) -> Result<Option<FullProfile>, StoreError> {
     let Some(user) = store.get_user(id).await? else { return Ok(None) };
     let figures = store.seller_figures(id).await?;
     Ok(Some(full_profile(user, figures)))
 }
 
-async fn load_profile(store: &dyn Store, id: &str) -> Result<Option<PublicProfile>, StoreError> {
+async fn load_profile(store: &dyn UserStore, id: &str) -> Result<Option<PublicProfile>, StoreError> {
     Ok(load_full(store, id).await?.map(|full| full.profile))
 }

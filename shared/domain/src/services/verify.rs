@@ -80,14 +80,14 @@ impl Marketplace {
     async fn verify_product(&self, key: livecache_cache::Key, served: Product) {
         let v = &self.inner.verifier;
         v.source_reads.fetch_add(1, Ordering::Relaxed);
-        let Ok(source) = self.inner.store.get_product(&served.id).await else { return };
+        let Ok(source) = self.inner.store.products.get_product(&served.id).await else { return };
         if same(&served, &source) {
             v.consistent.fetch_add(1, Ordering::Relaxed);
             return;
         }
         tokio::time::sleep(VERIFY_SETTLE).await;
         v.source_reads.fetch_add(1, Ordering::Relaxed);
-        let Ok(source) = self.inner.store.get_product(&served.id).await else { return };
+        let Ok(source) = self.inner.store.products.get_product(&served.id).await else { return };
         let still = self.inner.cache.get::<Option<Product>>(&key).await.and_then(|l| l.value);
         match still {
             Some(cached) if !same(&cached, &source) => {

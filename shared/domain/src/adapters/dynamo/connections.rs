@@ -15,7 +15,7 @@ impl Connections for DynamoStore {
             .set_item(Some(item))
             .send()
             .await
-            .map_err(backend)?;
+            .map_err(sdk_error)?;
         Ok(())
     }
 
@@ -41,7 +41,7 @@ impl Connections for DynamoStore {
             .key("id", s(id))
             .send()
             .await
-            .map_err(backend)?;
+            .map_err(sdk_error)?;
         Ok(())
     }
 
@@ -57,7 +57,7 @@ impl Connections for DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(backend)?;
+                .map_err(sdk_error)?;
             for item in page.items.unwrap_or_default() {
                 // Expired items may linger until DynamoDB deletes them.
                 let expired =

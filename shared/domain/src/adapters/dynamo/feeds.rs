@@ -50,88 +50,6 @@ fn discover_index(q: &DiscoverQuery) -> (&'static str, &'static str, &'static st
 }
 
 impl DynamoStore {
-    /// One query on the feed index whose sort key is the page's rank, with `Limit` = the items
-    /// up to the end of the page, plus one (to know whether more follow).
-    pub(super) async fn discover_impl(&self, q: &DiscoverQuery) -> Result<FeedPage> {
-        let (index, attr, value, _) = discover_index(q);
-        let items = self.query_index(&self.tables.products, index, attr, value, Some(q.page.end() + 1)).await?;
-        let ranked = Self::feed_products(items)?;
-        Ok(page_of(ranked.into_iter().map(|(p, live)| FeedItem::from_product(&p, live, None)), q.page))
-    }
-
-    /// The page after `after`: one query starting below its rank (`ExclusiveStartKey`), with
-    /// `Limit` = a page plus one, however deep.
-    pub(super) async fn discover_after_impl(&self, q: &DiscoverQuery, after: &FeedItem) -> Result<FeedPage> {
-        let (index, attr, value, range) = discover_index(q);
-        let start: Item = [
-            ("id".to_string(), s(&after.id)),
-            (attr.to_string(), s(value)),
-            (range.to_string(), s(item_rank(after, q.sort))),
-        ]
-        .into_iter()
-        .collect();
-        let page = PageRequest { page: 1, ..q.page };
-        let table = &self.tables.products;
-        let (items, _) = self.query_index_from(table, index, attr, value, Some(page.end() + 1), Some(start)).await?;
-        let ranked = Self::feed_products(items)?;
-        Ok(page_of(ranked.into_iter().map(|(p, live)| FeedItem::from_product(&p, live, None)), page))
-    }
-
-    /// The covering cells (with a category: those cells' products of that category) at the
-    /// finest indexed precision that needs at most
-    /// [`MAX_CELLS`](crate::rules::geo::MAX_CELLS) of them, nearest first, each read newest first
-    /// until the page is full: a page from a dense area is one query of about a page (divided
-    /// by the share of products that match the filters), however much data there is. A cell
-    /// is read a slice at a time, each asking for what is missing at the match rate seen so
-    /// far (at least twice the slice before); never more than [`CELL_READ_CAP`] items a cell.
-    /// Past the nearest cell, only cells whose marker says they hold products are queried.
-    pub(super) async fn community_impl(&self, q: &CommunityQuery) -> Result<FeedPage> {
-        let (precision, cells) = geo::plan_cells(q.lat, q.lon, q.radius_km).map_err(StoreError::TooBroad)?;
-        // With a category, the cells split by category: only that category's products are read.
-        let (index, attr) = match (precision, q.category.is_some()) {
-            (5, false) => ("by_gh5", "gh5"),
-            (4, false) => ("by_gh4", "gh4"),
-            (_, false) => ("by_gh3", "gh3"),
-            (5, true) => ("by_gh5c", "gh5c"),
-            (4, true) => ("by_gh4c", "gh4c"),
-            (_, true) => ("by_gh3c", "gh3c"),
-        };
-        let cells: Vec<String> = cells
-            .into_iter()
-            .map(|cell| match q.category {
-                Some(category) => category_cell(&cell, category),
-                None => cell,
-            })
-            .collect();
-        let need = q.page.end() + 1;
-        let mut matches: Vec<(Product, bool)> = Vec::new();
-        if let Some((nearest, others)) = cells.split_first() {
-            self.read_cell_matches(index, attr, nearest, q, need, &mut matches).await?;
-            if matches.len() < need && !others.is_empty() {
-                // The nearest cell did not fill the page: one read of the other cells'
-                // markers, and only the cells that hold products are queried (an empty area
-                // costs 2 calls, not one per cell).
-                let markers: Vec<String> = others.iter().map(|c| marker_id(c)).collect();
-                let held = self.batch_get_items(&self.tables.products, &markers, false, Some("id")).await?;
-                for (cell, marker) in others.iter().zip(&markers) {
-                    if held.contains_key(marker) {
-                        self.read_cell_matches(index, attr, cell, q, need, &mut matches).await?;
-                        if matches.len() >= need {
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        Ok(page_of(
-            matches.into_iter().map(|(p, live)| {
-                let d = geo::distance_km(q.lat, q.lon, p.lat, p.lon);
-                FeedItem::from_product(&p, live, Some(d))
-            }),
-            q.page,
-        ))
-    }
-
     /// Adds one cell's products that match `q` to `matches`, in rank order, reading the cell a
     /// slice at a time until `need` are found or the cell ends.
     async fn read_cell_matches(
@@ -219,5 +137,90 @@ impl DynamoStore {
             .try_collect::<Vec<()>>()
             .await?;
         Ok(n)
+    }
+}
+
+#[async_trait]
+impl FeedStore for DynamoStore {
+    /// One query on the feed index whose sort key is the page's rank, with `Limit` = the items
+    /// up to the end of the page, plus one (to know whether more follow).
+    async fn discover(&self, q: &DiscoverQuery) -> Result<FeedPage> {
+        let (index, attr, value, _) = discover_index(q);
+        let items = self.query_index(&self.tables.products, index, attr, value, Some(q.page.end() + 1)).await?;
+        let ranked = Self::feed_products(items)?;
+        Ok(page_of(ranked.into_iter().map(|(p, live)| FeedItem::from_product(&p, live, None)), q.page))
+    }
+
+    /// The page after `after`: one query starting below its rank (`ExclusiveStartKey`), with
+    /// `Limit` = a page plus one, however deep.
+    async fn discover_after(&self, q: &DiscoverQuery, after: &FeedItem) -> Result<FeedPage> {
+        let (index, attr, value, range) = discover_index(q);
+        let start: Item = [
+            ("id".to_string(), s(&after.id)),
+            (attr.to_string(), s(value)),
+            (range.to_string(), s(item_rank(after, q.sort))),
+        ]
+        .into_iter()
+        .collect();
+        let page = PageRequest { page: 1, ..q.page };
+        let table = &self.tables.products;
+        let (items, _) = self.query_index_from(table, index, attr, value, Some(page.end() + 1), Some(start)).await?;
+        let ranked = Self::feed_products(items)?;
+        Ok(page_of(ranked.into_iter().map(|(p, live)| FeedItem::from_product(&p, live, None)), page))
+    }
+
+    /// The covering cells (with a category: those cells' products of that category) at the
+    /// finest indexed precision that needs at most
+    /// [`MAX_CELLS`](crate::rules::geo::MAX_CELLS) of them, nearest first, each read newest first
+    /// until the page is full: a page from a dense area is one query of about a page (divided
+    /// by the share of products that match the filters), however much data there is. A cell
+    /// is read a slice at a time, each asking for what is missing at the match rate seen so
+    /// far (at least twice the slice before); never more than [`CELL_READ_CAP`] items a cell.
+    /// Past the nearest cell, only cells whose marker says they hold products are queried.
+    async fn community(&self, q: &CommunityQuery) -> Result<FeedPage> {
+        let (precision, cells) = geo::plan_cells(q.lat, q.lon, q.radius_km).map_err(StoreError::TooBroad)?;
+        // With a category, the cells split by category: only that category's products are read.
+        let (index, attr) = match (precision, q.category.is_some()) {
+            (5, false) => ("by_gh5", "gh5"),
+            (4, false) => ("by_gh4", "gh4"),
+            (_, false) => ("by_gh3", "gh3"),
+            (5, true) => ("by_gh5c", "gh5c"),
+            (4, true) => ("by_gh4c", "gh4c"),
+            (_, true) => ("by_gh3c", "gh3c"),
+        };
+        let cells: Vec<String> = cells
+            .into_iter()
+            .map(|cell| match q.category {
+                Some(category) => category_cell(&cell, category),
+                None => cell,
+            })
+            .collect();
+        let need = q.page.end() + 1;
+        let mut matches: Vec<(Product, bool)> = Vec::new();
+        if let Some((nearest, others)) = cells.split_first() {
+            self.read_cell_matches(index, attr, nearest, q, need, &mut matches).await?;
+            if matches.len() < need && !others.is_empty() {
+                // The nearest cell did not fill the page: one read of the other cells'
+                // markers, and only the cells that hold products are queried (an empty area
+                // costs 2 calls, not one per cell).
+                let markers: Vec<String> = others.iter().map(|c| marker_id(c)).collect();
+                let held = self.batch_get_items(&self.tables.products, &markers, false, Some("id")).await?;
+                for (cell, marker) in others.iter().zip(&markers) {
+                    if held.contains_key(marker) {
+                        self.read_cell_matches(index, attr, cell, q, need, &mut matches).await?;
+                        if matches.len() >= need {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(page_of(
+            matches.into_iter().map(|(p, live)| {
+                let d = geo::distance_km(q.lat, q.lon, p.lat, p.lon);
+                FeedItem::from_product(&p, live, Some(d))
+            }),
+            q.page,
+        ))
     }
 }

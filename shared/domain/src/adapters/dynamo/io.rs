@@ -13,7 +13,7 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(backend)?;
+            .map_err(sdk_error)?;
         out.item.map(from_item).transpose()
     }
 
@@ -47,11 +47,11 @@ impl DynamoStore {
                 .consistent_read(consistent)
                 .set_projection_expression(projection.map(str::to_string))
                 .build()
-                .map_err(backend)?;
+                .map_err(sdk_error)?;
             let mut pending = Some(request);
             let mut attempt = 0;
             while let Some(request) = pending.take() {
-                let out = self.client.batch_get_item().request_items(table, request).send().await.map_err(backend)?;
+                let out = self.client.batch_get_item().request_items(table, request).send().await.map_err(sdk_error)?;
                 for item in out.responses.and_then(|mut r| r.remove(table)).unwrap_or_default() {
                     if let Some(AttributeValue::S(id)) = item.get("id") {
                         found.insert(id.clone(), item);
@@ -79,13 +79,14 @@ impl DynamoStore {
                 .iter()
                 .map(|item| {
                     Ok(WriteRequest::builder()
-                        .put_request(PutRequest::builder().set_item(Some(item.clone())).build().map_err(backend)?)
+                        .put_request(PutRequest::builder().set_item(Some(item.clone())).build().map_err(sdk_error)?)
                         .build())
                 })
                 .collect::<Result<_>>()?;
             let mut attempt = 0;
             while !pending.is_empty() {
-                let out = self.client.batch_write_item().request_items(table, pending).send().await.map_err(backend)?;
+                let out =
+                    self.client.batch_write_item().request_items(table, pending).send().await.map_err(sdk_error)?;
                 pending = out.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
                 if !pending.is_empty() {
                     attempt += 1;
@@ -140,7 +141,7 @@ impl DynamoStore {
             if let Some(limit) = limit {
                 q = q.limit((limit - out.len()).min(1000) as i32);
             }
-            let page = q.send().await.map_err(backend)?;
+            let page = q.send().await.map_err(sdk_error)?;
             out.extend(page.items.unwrap_or_default());
             start = page.last_evaluated_key.filter(|k| !k.is_empty());
             if start.is_none() || limit.is_some_and(|l| out.len() >= l) {

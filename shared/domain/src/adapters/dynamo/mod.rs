@@ -28,8 +28,8 @@ use crate::model::error::{Result, StoreError};
 use crate::model::market::{FeedItem, JobRun, Offer, OfferStatus, Product, Stream, StreamStatus, User};
 use crate::model::time::{self, Timestamp};
 use crate::ports::store::{
-    due_at, due_shard, extend_conflict, ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, FeedSort,
-    Store, ViewChunk, DUE_SHARDS,
+    extend_conflict, ChunkOutcome, CommunityQuery, DiscoverQuery, ExpireOutcome, FeedPage, FeedSort, FeedStore, JobLog,
+    OfferStore, ProductStore, Store, StreamStore, UserStore, ViewChunk, ViewStore,
 };
 use crate::rules::geo;
 use crate::rules::ranking::{community_match, item_rank, newest_first, page_of, rank_live, rank_new};
@@ -41,9 +41,13 @@ pub(crate) const FEED_PARTITION: &str = "all";
 mod connections;
 mod feeds;
 mod io;
+mod job_log;
 mod offers;
+mod streams;
 mod users;
 mod views;
+
+use offers::{due_at, due_shard};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -61,7 +65,8 @@ pub struct DynamoStore {
     tables: TableNames,
 }
 
-fn backend<E: std::fmt::Debug>(e: E) -> StoreError {
+/// An AWS SDK error as the port's [`StoreError::Backend`].
+fn sdk_error<E: std::fmt::Debug>(e: E) -> StoreError {
     StoreError::Backend(format!("{e:?}").chars().take(600).collect())
 }
 
@@ -120,7 +125,7 @@ where
     match result {
         Ok(_) => Ok(true),
         Err(e) if is_conditional_failure(&e) => Ok(false),
-        Err(e) => Err(backend(e)),
+        Err(e) => Err(sdk_error(e)),
     }
 }
 
@@ -181,41 +186,13 @@ impl DynamoStore {
 }
 
 #[async_trait]
-impl Store for DynamoStore {
-    fn backend(&self) -> &'static str {
-        "dynamodb"
-    }
-
-    fn changes_logged(&self) -> bool {
-        true
-    }
-
+impl ProductStore for DynamoStore {
     async fn get_product(&self, id: &str) -> Result<Option<Product>> {
         self.get(&self.tables.products, id).await
     }
 
     async fn get_products(&self, ids: &[String]) -> Result<Vec<Option<Product>>> {
         self.batch_get(&self.tables.products, ids).await
-    }
-
-    async fn get_user(&self, id: &str) -> Result<Option<User>> {
-        self.get(&self.tables.users, id).await
-    }
-
-    async fn get_users(&self, ids: &[String]) -> Result<Vec<Option<User>>> {
-        self.batch_get(&self.tables.users, ids).await
-    }
-
-    async fn get_stream(&self, id: &str) -> Result<Option<Stream>> {
-        self.get(&self.tables.streams, id).await
-    }
-
-    async fn get_offer(&self, id: &str) -> Result<Option<Offer>> {
-        self.get(&self.tables.offers, id).await
-    }
-
-    async fn get_offers(&self, ids: &[String]) -> Result<Vec<Option<Offer>>> {
-        self.batch_get(&self.tables.offers, ids).await
     }
 
     async fn put_products(&self, items: &[Product]) -> Result<()> {
@@ -227,160 +204,14 @@ impl Store for DynamoStore {
         self.batch_put(&self.tables.products, feeds::cell_markers(items)).await?;
         self.batch_put(&self.tables.products, rows).await
     }
+}
 
-    async fn put_users(&self, items: &[User]) -> Result<()> {
-        let items = items.iter().map(to_item).collect::<Result<Vec<_>>>()?;
-        self.batch_put(&self.tables.users, items).await
+impl Store for DynamoStore {
+    fn kind(&self) -> &'static str {
+        "dynamodb"
     }
 
-    async fn put_streams(&self, items: &[Stream]) -> Result<()> {
-        let rows = items.iter().map(to_item).collect::<Result<Vec<_>>>()?;
-        self.batch_put(&self.tables.streams, rows).await?;
-        let live = self.live_sellers().await?;
-        let sellers: HashSet<&str> = items.iter().map(|st| st.seller_id.as_str()).collect();
-        for seller in sellers {
-            self.rerank_seller(seller, live.contains(seller)).await?;
-        }
-        Ok(())
-    }
-
-    async fn put_offers(&self, items: &[Offer]) -> Result<()> {
-        let items = items.iter().map(Self::offer_item).collect::<Result<Vec<_>>>()?;
-        self.batch_put(&self.tables.offers, items).await
-    }
-
-    async fn discover(&self, q: &DiscoverQuery) -> Result<FeedPage> {
-        self.discover_impl(q).await
-    }
-
-    async fn discover_after(&self, q: &DiscoverQuery, after: &FeedItem) -> Result<FeedPage> {
-        self.discover_after_impl(q, after).await
-    }
-
-    async fn community(&self, q: &CommunityQuery) -> Result<FeedPage> {
-        self.community_impl(q).await
-    }
-
-    async fn live_streams(&self) -> Result<Vec<Stream>> {
-        let items =
-            self.query_index(&self.tables.streams, "by_status", "status", StreamStatus::Live.as_str(), None).await?;
-        let mut live: Vec<Stream> = items.into_iter().map(from_item).collect::<Result<_>>()?;
-        live.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(a.id.cmp(&b.id)));
-        Ok(live)
-    }
-
-    async fn transition_stream(&self, id: &str, to: StreamStatus, at: Timestamp) -> Result<Stream> {
-        let (from, stamp) = match to {
-            StreamStatus::Live => (StreamStatus::Scheduled, "started_at"),
-            StreamStatus::Ended => (StreamStatus::Live, "ended_at"),
-            StreamStatus::Scheduled => {
-                let current =
-                    self.get_stream(id).await?.ok_or_else(|| StoreError::NotFound { kind: "stream", id: id.into() })?;
-                return Err(StoreError::InvalidTransition { id: id.into(), from: current.status, to });
-            }
-        };
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.streams)
-            .key("id", s(id))
-            .update_expression("SET #s = :to, #t = :at")
-            .condition_expression("#s = :from")
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_names("#t", stamp)
-            .expression_attribute_values(":to", s(to.as_str()))
-            .expression_attribute_values(":from", s(from.as_str()))
-            .expression_attribute_values(":at", s(time::format(&at)))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                let stream: Stream = from_item(out.attributes.unwrap_or_default())?;
-                // The seller's products move in the live-first ranking (still live if another
-                // of their streams is).
-                let live = to == StreamStatus::Live || self.live_sellers().await?.contains(&stream.seller_id);
-                self.rerank_seller(&stream.seller_id, live).await?;
-                Ok(stream)
-            }
-            Err(e) if is_conditional_failure(&e) => match self.get_stream(id).await? {
-                None => Err(StoreError::NotFound { kind: "stream", id: id.into() }),
-                Some(current) => Err(StoreError::InvalidTransition { id: id.into(), from: current.status, to }),
-            },
-            Err(e) => Err(backend(e)),
-        }
-    }
-
-    async fn create_offer(&self, offer: &Offer) -> Result<()> {
-        self.create_offer_impl(offer).await
-    }
-
-    async fn expire_offer(&self, id: &str, now: Timestamp) -> Result<ExpireOutcome> {
-        self.expire_offer_impl(id, now).await
-    }
-
-    async fn extend_offer(&self, id: &str, expires_at: Timestamp, now: Timestamp) -> Result<Offer> {
-        self.extend_offer_impl(id, expires_at, now).await
-    }
-
-    async fn offers_due_by(&self, until: Timestamp, limit: usize) -> Result<Vec<Offer>> {
-        self.offers_due_by_impl(until, limit).await
-    }
-
-    async fn offer_announced(&self, id: &str) -> Result<()> {
-        self.offer_announced_impl(id).await
-    }
-
-    async fn apply_view_chunk(&self, chunk: &ViewChunk) -> Result<ChunkOutcome> {
-        self.apply_view_chunk_impl(chunk).await
-    }
-
-    async fn record_job_run(&self, run: &JobRun) -> Result<()> {
-        let mut item = to_item(run)?;
-        item.insert("pk".into(), s(format!("job#{}", run.job)));
-        self.client.put_item().table_name(&self.tables.jobs).set_item(Some(item)).send().await.map_err(backend)?;
-        Ok(())
-    }
-
-    async fn job_runs(&self, jobs: &[&str]) -> Result<Vec<JobRun>> {
-        // Point reads of the known jobs: the table also holds many chunk markers, never scan it.
-        let keys: Vec<Item> = jobs.iter().map(|j| HashMap::from([("pk".to_string(), s(format!("job#{j}")))])).collect();
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let request = KeysAndAttributes::builder().set_keys(Some(keys)).build().map_err(backend)?;
-        let out =
-            self.client.batch_get_item().request_items(&self.tables.jobs, request).send().await.map_err(backend)?;
-        let mut runs = Vec::new();
-        for mut item in out.responses.and_then(|mut r| r.remove(&self.tables.jobs)).unwrap_or_default() {
-            item.remove("pk");
-            runs.push(from_item::<JobRun>(item)?);
-        }
-        runs.sort_by(|a, b| a.job.cmp(&b.job));
-        Ok(runs)
-    }
-
-    async fn save_profile(&self, user: &User) -> Result<bool> {
-        self.save_profile_impl(user).await
-    }
-
-    async fn seller_figures(&self, user: &str) -> Result<crate::model::users::SellerFigures> {
-        self.seller_figures_impl(user).await
-    }
-
-    async fn award_badge(&self, badge: &crate::model::users::Badge) -> Result<bool> {
-        self.award_badge_impl(badge).await
-    }
-
-    async fn badges_of(&self, user: &str) -> Result<Vec<crate::model::users::Badge>> {
-        self.badges_of_impl(user).await
-    }
-
-    async fn recent_badges(&self, limit: usize) -> Result<Vec<crate::model::users::Badge>> {
-        self.recent_badges_impl(limit).await
-    }
-
-    async fn leaderboard(&self, offset: usize, limit: usize) -> Result<Vec<User>> {
-        self.leaderboard_impl(offset, limit).await
+    fn changes_logged(&self) -> bool {
+        true
     }
 }

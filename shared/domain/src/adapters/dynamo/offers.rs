@@ -3,6 +3,22 @@
 
 use super::*;
 
+/// How many partitions the due-offer index is spread over (`due_shard` = `due#0` … `due#3`),
+/// so that no single index partition takes every offer's writes.
+pub(super) const DUE_SHARDS: u32 = 4;
+
+/// The due-offer index's shard of an offer.
+pub(super) fn due_shard(id: &str) -> String {
+    let h = id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+    format!("due#{}", h % DUE_SHARDS)
+}
+
+/// The due-offer index's sort key: the expiry in epoch milliseconds, zero-padded so that text
+/// order is time order.
+pub(super) fn due_at(t: &Timestamp) -> String {
+    format!("{:015}", t.timestamp_millis().max(0))
+}
+
 impl DynamoStore {
     /// An UpdateItem on one offer, `#s` naming its status.
     fn offer_update(&self, id: &str) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
@@ -12,8 +28,24 @@ impl DynamoStore {
             .key("id", s(id))
             .expression_attribute_names("#s", "status")
     }
+}
 
-    pub(super) async fn create_offer_impl(&self, offer: &Offer) -> Result<()> {
+#[async_trait]
+impl OfferStore for DynamoStore {
+    async fn get_offer(&self, id: &str) -> Result<Option<Offer>> {
+        self.get(&self.tables.offers, id).await
+    }
+
+    async fn get_offers(&self, ids: &[String]) -> Result<Vec<Option<Offer>>> {
+        self.batch_get(&self.tables.offers, ids).await
+    }
+
+    async fn put_offers(&self, items: &[Offer]) -> Result<()> {
+        let items = items.iter().map(Self::offer_item).collect::<Result<Vec<_>>>()?;
+        self.batch_put(&self.tables.offers, items).await
+    }
+
+    async fn create_offer(&self, offer: &Offer) -> Result<()> {
         let result = self
             .client
             .put_item()
@@ -27,11 +59,11 @@ impl DynamoStore {
             Err(e) if is_conditional_failure(&e) => {
                 Err(StoreError::AlreadyExists { kind: "offer", id: offer.id.clone() })
             }
-            Err(e) => Err(backend(e)),
+            Err(e) => Err(sdk_error(e)),
         }
     }
 
-    pub(super) async fn expire_offer_impl(&self, id: &str, now: Timestamp) -> Result<ExpireOutcome> {
+    async fn expire_offer(&self, id: &str, now: Timestamp) -> Result<ExpireOutcome> {
         // The due-index keys stay until the OfferExpired is out (`offer_announced`).
         let result = self
             .offer_update(id)
@@ -50,11 +82,11 @@ impl DynamoStore {
                 Some(o) if o.status != OfferStatus::Pending => ExpireOutcome::NotPending(o.status),
                 Some(o) => ExpireOutcome::NotDue(o),
             }),
-            Err(e) => Err(backend(e)),
+            Err(e) => Err(sdk_error(e)),
         }
     }
 
-    pub(super) async fn extend_offer_impl(&self, id: &str, expires_at: Timestamp, now: Timestamp) -> Result<Offer> {
+    async fn extend_offer(&self, id: &str, expires_at: Timestamp, now: Timestamp) -> Result<Offer> {
         let result = self
             .offer_update(id)
             .update_expression("SET expires_at = :e, #ttl = :ttl, due_at = :due")
@@ -74,11 +106,11 @@ impl DynamoStore {
                 None => Err(StoreError::NotFound { kind: "offer", id: id.into() }),
                 Some(o) => Err(extend_conflict(&o)),
             },
-            Err(e) => Err(backend(e)),
+            Err(e) => Err(sdk_error(e)),
         }
     }
 
-    pub(super) async fn offers_due_by_impl(&self, until: Timestamp, limit: usize) -> Result<Vec<Offer>> {
+    async fn offers_due_by(&self, until: Timestamp, limit: usize) -> Result<Vec<Offer>> {
         let until = due_at(&until);
         let shards = (0..DUE_SHARDS).map(|i| {
             let until = until.clone();
@@ -98,7 +130,7 @@ impl DynamoStore {
                         .set_exclusive_start_key(start.take())
                         .send()
                         .await
-                        .map_err(backend)?;
+                        .map_err(sdk_error)?;
                     out.extend(page.items.unwrap_or_default());
                     start = page.last_evaluated_key.filter(|k| !k.is_empty());
                     if start.is_none() || out.len() >= limit {
@@ -116,7 +148,7 @@ impl DynamoStore {
         Ok(offers)
     }
 
-    pub(super) async fn offer_announced_impl(&self, id: &str) -> Result<()> {
+    async fn offer_announced(&self, id: &str) -> Result<()> {
         let result = self
             .offer_update(id)
             .update_expression("REMOVE due_shard, due_at")

@@ -18,7 +18,48 @@ fn badge_id(b: &Badge) -> String {
 }
 
 impl DynamoStore {
-    pub(super) async fn save_profile_impl(&self, user: &User) -> Result<bool> {
+    /// Sets `points_rank` from the points the user holds now, unless they changed meanwhile
+    /// (another award: then from those).
+    async fn rerank_user(&self, id: &str) -> Result<()> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let Some(user) = self.get::<User>(&self.tables.users, id).await? else { return Ok(()) };
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.tables.users)
+                .key("id", s(id))
+                .update_expression("SET points_rank = :rank")
+                .condition_expression("points = :p")
+                .expression_attribute_values(":rank", s(points_rank(user.points, id)))
+                .expression_attribute_values(":p", n(user.points))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(e) if is_conditional_failure(&e) => backoff(attempt).await,
+                Err(e) => return Err(sdk_error(e)),
+            }
+        }
+        Err(StoreError::Backend(format!("leaderboard rank of {id} not set after {MAX_ATTEMPTS} attempts")))
+    }
+}
+
+#[async_trait]
+impl UserStore for DynamoStore {
+    async fn get_user(&self, id: &str) -> Result<Option<User>> {
+        self.get(&self.tables.users, id).await
+    }
+
+    async fn get_users(&self, ids: &[String]) -> Result<Vec<Option<User>>> {
+        self.batch_get(&self.tables.users, ids).await
+    }
+
+    async fn put_users(&self, items: &[User]) -> Result<()> {
+        let items = items.iter().map(to_item).collect::<Result<Vec<_>>>()?;
+        self.batch_put(&self.tables.users, items).await
+    }
+
+    async fn save_profile(&self, user: &User) -> Result<bool> {
         let prefs =
             serde_dynamo::to_attribute_value(&user.preferences).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut set = vec!["#name = :name", "preferences = :prefs"];
@@ -52,7 +93,7 @@ impl DynamoStore {
         condition_held(update.update_expression(expression).send().await)
     }
 
-    pub(super) async fn seller_figures_impl(&self, user: &str) -> Result<SellerFigures> {
+    async fn seller_figures(&self, user: &str) -> Result<SellerFigures> {
         let products = self.query_index(&self.tables.products, "by_seller", "seller_id", user, None).await?;
         let total_views =
             products.iter().map(|p| from_item::<Product>(p.clone()).map(|p| p.view_count)).sum::<Result<i64>>()?;
@@ -68,7 +109,7 @@ impl DynamoStore {
 
     /// One transaction: the badge's item (only if absent) and the user's points; then the
     /// user's leaderboard rank is set from the points it now holds.
-    pub(super) async fn award_badge_impl(&self, badge: &Badge) -> Result<bool> {
+    async fn award_badge(&self, badge: &Badge) -> Result<bool> {
         let mut item = to_item(badge)?;
         item.insert("id".into(), s(badge_id(badge)));
         item.insert("owner".into(), s(&badge.user_id));
@@ -79,7 +120,7 @@ impl DynamoStore {
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(id)")
             .build()
-            .map_err(backend)?;
+            .map_err(sdk_error)?;
         let points = Update::builder()
             .table_name(&self.tables.users)
             .key("id", s(&badge.user_id))
@@ -89,7 +130,7 @@ impl DynamoStore {
             .expression_attribute_values(":p", n(badge.points))
             .expression_attribute_values(":one", n(1))
             .build()
-            .map_err(backend)?;
+            .map_err(sdk_error)?;
         let items =
             vec![TransactWriteItem::builder().put(put).build(), TransactWriteItem::builder().update(points).build()];
         for attempt in 0..MAX_ATTEMPTS {
@@ -103,7 +144,7 @@ impl DynamoStore {
                         Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
                             c.cancellation_reasons().iter().map(|r| r.code().map(str::to_string)).collect()
                         }
-                        _ => return Err(backend(e)),
+                        _ => return Err(sdk_error(e)),
                     };
                     let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref()) == Some("ConditionalCheckFailed");
                     if failed(0) {
@@ -120,42 +161,17 @@ impl DynamoStore {
         Err(StoreError::Backend(format!("badge {} not awarded after {MAX_ATTEMPTS} attempts", badge_id(badge))))
     }
 
-    /// Sets `points_rank` from the points the user holds now, unless they changed meanwhile
-    /// (another award: then from those).
-    async fn rerank_user(&self, id: &str) -> Result<()> {
-        for attempt in 0..MAX_ATTEMPTS {
-            let Some(user) = self.get::<User>(&self.tables.users, id).await? else { return Ok(()) };
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.tables.users)
-                .key("id", s(id))
-                .update_expression("SET points_rank = :rank")
-                .condition_expression("points = :p")
-                .expression_attribute_values(":rank", s(points_rank(user.points, id)))
-                .expression_attribute_values(":p", n(user.points))
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(()),
-                Err(e) if is_conditional_failure(&e) => backoff(attempt).await,
-                Err(e) => return Err(backend(e)),
-            }
-        }
-        Err(StoreError::Backend(format!("leaderboard rank of {id} not set after {MAX_ATTEMPTS} attempts")))
-    }
-
-    pub(super) async fn badges_of_impl(&self, user: &str) -> Result<Vec<Badge>> {
+    async fn badges_of(&self, user: &str) -> Result<Vec<Badge>> {
         let items = self.query_index(&self.tables.users, "by_owner", "owner", user, None).await?;
         items.into_iter().map(from_item).collect()
     }
 
-    pub(super) async fn recent_badges_impl(&self, limit: usize) -> Result<Vec<Badge>> {
+    async fn recent_badges(&self, limit: usize) -> Result<Vec<Badge>> {
         let items = self.query_index(&self.tables.users, "by_recent", "recent", RECENT, Some(limit)).await?;
         items.into_iter().take(limit).map(from_item).collect()
     }
 
-    pub(super) async fn leaderboard_impl(&self, offset: usize, limit: usize) -> Result<Vec<User>> {
+    async fn leaderboard(&self, offset: usize, limit: usize) -> Result<Vec<User>> {
         let items = self.query_index(&self.tables.users, "by_points", "board", BOARD, Some(offset + limit)).await?;
         items.into_iter().skip(offset).take(limit).map(from_item).collect()
     }

@@ -2,8 +2,9 @@
 
 use super::*;
 
-impl DynamoStore {
-    pub(super) async fn apply_view_chunk_impl(&self, chunk: &ViewChunk) -> Result<ChunkOutcome> {
+#[async_trait]
+impl ViewStore for DynamoStore {
+    async fn apply_view_chunk(&self, chunk: &ViewChunk) -> Result<ChunkOutcome> {
         let mut products = chunk.products.clone();
         let mut streams = chunk.streams.clone();
         let mut skipped = 0usize;
@@ -16,7 +17,7 @@ impl DynamoStore {
                 .item("ttl", n(epoch_secs(&now, MARKER_TTL)))
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
-                .map_err(backend)?;
+                .map_err(sdk_error)?;
             let mut items = vec![TransactWriteItem::builder().put(marker).build()];
             for (table, deltas) in [(&self.tables.products, &products), (&self.tables.streams, &streams)] {
                 for (id, by) in deltas {
@@ -27,7 +28,7 @@ impl DynamoStore {
                         .condition_expression("attribute_exists(id)")
                         .expression_attribute_values(":n", n(by))
                         .build()
-                        .map_err(backend)?;
+                        .map_err(sdk_error)?;
                     items.push(TransactWriteItem::builder().update(update).build());
                 }
             }
