@@ -47,7 +47,7 @@ pub use rules::geo;
 
 /// Events as callers name them: the events, the port and its two adapters.
 pub mod events {
-    pub use crate::adapters::eventbridge::{EventBridgePublisher, PUT_EVENTS_MAX};
+    pub use crate::adapters::eventbridge::EventBridgePublisher;
     pub use crate::adapters::in_process::InProcessBus;
     pub use crate::model::events::*;
     pub use crate::ports::events::*;

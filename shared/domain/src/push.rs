@@ -11,12 +11,12 @@ use crate::model::error::{Result, StoreError};
 use crate::model::events::DomainEvent;
 use crate::model::market::{string_enum, StreamStatus};
 use crate::model::time;
-pub use crate::ports::push::{Connection, Connections, Delivery, Poster, CONNECTION_TTL};
+pub use crate::ports::push::{Connection, Connections, Delivery, Poster};
 
 /// The feeds a client can subscribe to.
 pub const FEEDS: [&str; 2] = ["discover", "community"];
 /// Deliveries in flight at once.
-pub const PUSH_CONCURRENCY: usize = 32;
+pub(crate) const PUSH_CONCURRENCY: usize = 32;
 /// Most entries a subscribe message's `feeds` may hold (repeats are folded).
 const MAX_SUBSCRIBE: usize = 8;
 

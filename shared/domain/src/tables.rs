@@ -45,7 +45,7 @@ pub struct TableDef {
     pub change_log: bool,
 }
 
-pub const PRODUCTS: TableDef = TableDef {
+pub(crate) const PRODUCTS: TableDef = TableDef {
     resource: "ProductsTable",
     env: "PRODUCTS_TABLE",
     default_name: "livecache-products",
@@ -67,7 +67,7 @@ pub const PRODUCTS: TableDef = TableDef {
     change_log: true,
 };
 
-pub const USERS: TableDef = TableDef {
+pub(crate) const USERS: TableDef = TableDef {
     resource: "UsersTable",
     env: "USERS_TABLE",
     default_name: "livecache-users",
@@ -81,7 +81,7 @@ pub const USERS: TableDef = TableDef {
     change_log: true,
 };
 
-pub const STREAMS: TableDef = TableDef {
+pub(crate) const STREAMS: TableDef = TableDef {
     resource: "StreamsTable",
     env: "STREAMS_TABLE",
     default_name: "livecache-streams",
@@ -94,7 +94,7 @@ pub const STREAMS: TableDef = TableDef {
     change_log: true,
 };
 
-pub const OFFERS: TableDef = TableDef {
+pub(crate) const OFFERS: TableDef = TableDef {
     resource: "OffersTable",
     env: "OFFERS_TABLE",
     default_name: "livecache-offers",
@@ -104,7 +104,7 @@ pub const OFFERS: TableDef = TableDef {
     change_log: false,
 };
 
-pub const JOBS: TableDef = TableDef {
+pub(crate) const JOBS: TableDef = TableDef {
     resource: "JobsTable",
     env: "JOBS_TABLE",
     default_name: "livecache-jobs",
@@ -115,7 +115,7 @@ pub const JOBS: TableDef = TableDef {
 };
 
 /// WebSocket connections of the refresh push (expire with their `ttl`).
-pub const CONNECTIONS: TableDef = TableDef {
+pub(crate) const CONNECTIONS: TableDef = TableDef {
     resource: "ConnectionsTable",
     env: "CONNECTIONS_TABLE",
     default_name: "livecache-connections",
@@ -187,7 +187,7 @@ impl TableNames {
         })
     }
 
-    pub fn name_of(&self, t: &TableDef) -> &str {
+    pub(crate) fn name_of(&self, t: &TableDef) -> &str {
         match t.resource {
             "ProductsTable" => &self.products,
             "UsersTable" => &self.users,

@@ -10,7 +10,7 @@ use crate::model::events::{DomainEvent, SOURCE};
 use crate::ports::events::EventPublisher;
 
 /// PutEvents takes at most this many entries.
-pub const PUT_EVENTS_MAX: usize = 10;
+pub(crate) const PUT_EVENTS_MAX: usize = 10;
 
 /// EventBridge: PutEvents in batches of 10; entries that fail are retried (3 attempts with
 /// backoff), and what still fails is reported with the first error.

@@ -80,7 +80,7 @@ impl Deadline {
     }
 
     /// Whether new work may start.
-    pub fn allows_work(&self) -> bool {
+    pub(crate) fn allows_work(&self) -> bool {
         !self.budget().is_zero()
     }
 

@@ -21,7 +21,7 @@ use crate::model::time::{self, Timestamp};
 /// The `source` of events this project publishes.
 pub const SOURCE: &str = "livecache.marketplace";
 pub const STREAM_STATUS_CHANGED: &str = "StreamStatusChanged";
-pub const PRODUCT_UPDATED: &str = "ProductUpdated";
+pub(crate) const PRODUCT_UPDATED: &str = "ProductUpdated";
 pub const OFFER_EXPIRED: &str = "OfferExpired";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,7 +130,7 @@ impl Envelope {
     /// The envelope EventBridge would deliver for `event` published by this project, as the
     /// in-process bus hands it over (account and region are placeholders: the event never
     /// leaves the process).
-    pub fn wrap(event: &DomainEvent) -> Result<Self, EventError> {
+    pub(crate) fn wrap(event: &DomainEvent) -> Result<Self, EventError> {
         Ok(Self {
             version: "0".into(),
             id: format!("{:032x}", rand::random::<u128>()),

@@ -190,7 +190,7 @@ pub struct FeedItem {
 }
 
 impl FeedItem {
-    pub fn from_product(p: &Product, seller_live: bool, distance_km: Option<f64>) -> Self {
+    pub(crate) fn from_product(p: &Product, seller_live: bool, distance_km: Option<f64>) -> Self {
         Self {
             id: p.id.clone(),
             seller_id: p.seller_id.clone(),

@@ -8,12 +8,12 @@ use crate::model::market::{Category, User};
 use crate::model::time::{self, Timestamp};
 
 /// Languages a user can choose.
-pub const LANGUAGES: [&str; 8] = ["en", "de", "fr", "es", "it", "nl", "pl", "pt"];
-pub const MAX_NAME: usize = 60;
-pub const MAX_BIO: usize = 500;
-pub const MAX_CITY: usize = 60;
-pub const MAX_AVATAR: usize = 300;
-pub const MAX_INTERESTS: usize = 10;
+pub(crate) const LANGUAGES: [&str; 8] = ["en", "de", "fr", "es", "it", "nl", "pl", "pt"];
+pub(crate) const MAX_NAME: usize = 60;
+pub(crate) const MAX_BIO: usize = 500;
+pub(crate) const MAX_CITY: usize = 60;
+pub(crate) const MAX_AVATAR: usize = 300;
+pub(crate) const MAX_INTERESTS: usize = 10;
 
 /// What anybody may see of a user (batch reads, the public profile).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -286,6 +286,6 @@ impl Badge {
 }
 
 /// The leaderboard's order: more points first, then the higher id (both adapters rank so).
-pub fn points_rank(points: u64, id: &str) -> String {
+pub(crate) fn points_rank(points: u64, id: &str) -> String {
     format!("{points:012}#{id}")
 }

@@ -11,7 +11,7 @@ use crate::model::time::{self, Timestamp};
 
 /// How long a connection is kept without being seen: API Gateway closes a WebSocket after
 /// two hours at most, so a record older than that is a connection whose `$disconnect` was lost.
-pub const CONNECTION_TTL: Duration = Duration::from_secs(2 * 3600);
+pub(crate) const CONNECTION_TTL: Duration = Duration::from_secs(2 * 3600);
 
 /// One WebSocket connection and the feeds it listens to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

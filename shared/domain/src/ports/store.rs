@@ -20,7 +20,7 @@ use crate::model::users::{Badge, SellerFigures};
 
 /// Most view-count updates in one chunk: with the chunk's marker that makes 100 actions, the
 /// TransactWriteItems limit.
-pub const VIEW_CHUNK_MAX: usize = 99;
+pub(crate) const VIEW_CHUNK_MAX: usize = 99;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -107,7 +107,7 @@ pub enum ExpireOutcome {
 }
 
 /// Why an extension was refused: the offer is settled, or already due.
-pub fn extend_conflict(o: &Offer) -> StoreError {
+pub(crate) fn extend_conflict(o: &Offer) -> StoreError {
     if o.status != OfferStatus::Pending {
         StoreError::Conflict(format!("offer {} is {}; only a PENDING offer can be extended", o.id, o.status))
     } else {

@@ -29,7 +29,7 @@ pub fn geohash(lat: f64, lon: f64, precision: usize) -> String {
 }
 
 /// The bounding box of a cell: `(lat_min, lat_max, lon_min, lon_max)`.
-pub fn bbox(hash: &str) -> (f64, f64, f64, f64) {
+pub(crate) fn bbox(hash: &str) -> (f64, f64, f64, f64) {
     let (mut lat, mut lon) = ((-90.0f64, 90.0f64), (-180.0f64, 180.0f64));
     let mut even = true;
     for c in hash.bytes() {
@@ -49,7 +49,7 @@ pub fn bbox(hash: &str) -> (f64, f64, f64, f64) {
 }
 
 /// How far a point is from a cell (0 inside it): to the nearest point of its box.
-pub fn distance_to_cell(lat: f64, lon: f64, hash: &str) -> f64 {
+pub(crate) fn distance_to_cell(lat: f64, lon: f64, hash: &str) -> f64 {
     let (la0, la1, lo0, lo1) = bbox(hash);
     // The cell may lie across the antimeridian from the point: take the nearer copy.
     [lon, lon - 360.0, lon + 360.0]
@@ -66,12 +66,15 @@ fn cell_size(precision: usize) -> (f64, f64) {
     (180.0 / (1u64 << lat_bits) as f64, 360.0 / (1u64 << lon_bits) as f64)
 }
 
-/// Every cell at `precision` that overlaps the bounding box of the circle.
-pub fn cells_covering(lat: f64, lon: f64, radius_km: f64, precision: usize) -> Vec<String> {
+/// Every cell at `precision` that overlaps the bounding box of the circle (the tests' view of
+/// [`covering`]).
+#[cfg(test)]
+fn cells_covering(lat: f64, lon: f64, radius_km: f64, precision: usize) -> Vec<String> {
     covering(lat, lon, radius_km, precision, usize::MAX)
 }
 
-/// [`cells_covering`], giving up (with `max + 1` cells) once more than `max` are found, so that
+/// Every cell at `precision` that overlaps the bounding box of the circle, giving up (with
+/// `max + 1` cells) once more than `max` are found, so that
 /// a hostile query costs little to refuse.
 fn covering(lat: f64, lon: f64, radius_km: f64, precision: usize, max: usize) -> Vec<String> {
     let dlat = radius_km / 111.32;
@@ -121,7 +124,7 @@ pub fn distance_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
 pub const MAX_CELLS: usize = 16;
 
 /// The geohash precisions the products table is indexed by (`by_gh5`, `by_gh4`, `by_gh3`).
-pub const INDEXED_PRECISIONS: [usize; 3] = [5, 4, 3];
+pub(crate) const INDEXED_PRECISIONS: [usize; 3] = [5, 4, 3];
 
 /// The cells a search around a point reads, nearest first (then by name): the covering cells
 /// at the finest indexed precision (~4.9 km, ~39 × 19.5 km, ~156 × 156 km at the equator)

@@ -15,7 +15,7 @@ pub const CELL_READ_CAP: usize = 1_000;
 
 /// The newest-first sort key of a product: `{created_at}#{id}` (ms precision, fixed width,
 /// so text order is time order).
-pub fn rank_new(p: &Product) -> String {
+pub(crate) fn rank_new(p: &Product) -> String {
     rank_new_of(&p.created_at, &p.id)
 }
 
@@ -24,7 +24,7 @@ fn rank_new_of(created_at: &Timestamp, id: &str) -> String {
 }
 
 /// The live-first sort key: `1#` (seller live now) or `0#`, then [`rank_new`].
-pub fn rank_live(p: &Product, seller_live: bool) -> String {
+pub(crate) fn rank_live(p: &Product, seller_live: bool) -> String {
     rank_live_of(&p.created_at, &p.id, seller_live)
 }
 
@@ -33,7 +33,7 @@ fn rank_live_of(created_at: &Timestamp, id: &str, seller_live: bool) -> String {
 }
 
 /// A served feed item's sort key in `sort`'s ranking (what a page after it starts below).
-pub fn item_rank(item: &FeedItem, sort: FeedSort) -> String {
+pub(crate) fn item_rank(item: &FeedItem, sort: FeedSort) -> String {
     match sort {
         FeedSort::LiveFirst => rank_live_of(&item.created_at, &item.id, item.seller_live),
         FeedSort::Newest => rank_new_of(&item.created_at, &item.id),
@@ -41,7 +41,7 @@ pub fn item_rank(item: &FeedItem, sort: FeedSort) -> String {
 }
 
 /// [`rank_discover`] of the products that rank after `after` (the page that follows it).
-pub fn rank_discover_after(
+pub(crate) fn rank_discover_after(
     candidates: Vec<Product>,
     live_sellers: &HashSet<String>,
     q: &DiscoverQuery,
@@ -57,12 +57,12 @@ pub fn rank_discover_after(
 }
 
 /// Newest first (ms), then the higher id: the order of [`rank_new`] read descending.
-pub fn newest_first(a: &Product, b: &Product) -> std::cmp::Ordering {
+pub(crate) fn newest_first(a: &Product, b: &Product) -> std::cmp::Ordering {
     b.created_at.timestamp_millis().cmp(&a.created_at.timestamp_millis()).then(b.id.cmp(&a.id))
 }
 
 /// Whether a product passes a community query's filters and lies within its radius.
-pub fn community_match(p: &Product, q: &CommunityQuery) -> bool {
+pub(crate) fn community_match(p: &Product, q: &CommunityQuery) -> bool {
     q.category.is_none_or(|c| p.category == c)
         && q.condition.is_none_or(|c| p.condition == c)
         && q.min_price.is_none_or(|m| p.price >= m)

@@ -166,16 +166,16 @@ fn within_depth(page: PageRequest) -> Result<()> {
 }
 
 /// The radii a community query is answered for (km): a radius is snapped down to one of them.
-pub const RADIUS_BUCKETS_KM: [f64; 6] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0];
+pub(crate) const RADIUS_BUCKETS_KM: [f64; 6] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0];
 
 /// The price bounds a community query is answered for: 0 and the 1-2-5 series up to 10^9.
-pub fn price_buckets() -> impl Iterator<Item = f64> {
+pub(crate) fn price_buckets() -> impl Iterator<Item = f64> {
     std::iter::once(0.0).chain((0..=9).flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e)))).filter(|p| *p <= 1e9)
 }
 
 /// A community query on the key grid: location to 2 decimals, radius down to a bucket (at
 /// least the smallest), min_price up and max_price down to a price bucket.
-pub fn snap_community(mut q: CommunityQuery) -> Result<CommunityQuery> {
+pub(crate) fn snap_community(mut q: CommunityQuery) -> Result<CommunityQuery> {
     q.lat = (q.lat * 100.0).round() / 100.0;
     q.lon = (q.lon * 100.0).round() / 100.0;
     q.radius_km = RADIUS_BUCKETS_KM.iter().copied().rfind(|b| *b <= q.radius_km + 1e-9).unwrap_or(RADIUS_BUCKETS_KM[0]);

@@ -6,25 +6,25 @@ use livecache_cache::{filter_hash, round_coord, Cache, CacheError, Key, Policy};
 
 use crate::ports::store::{CommunityQuery, DiscoverQuery};
 
-pub const NS_PRODUCTS: &str = "products";
+pub(crate) const NS_PRODUCTS: &str = "products";
 /// Badges: each user's (`achievements:user:{id}`) and the recent ones.
-pub const NS_ACHIEVEMENTS: &str = "achievements";
-pub const NS_LEADERBOARD: &str = "leaderboard";
-pub const NS_FEED_DISCOVER: &str = "feed_discover";
-pub const NS_FEED_COMMUNITY: &str = "feed_community";
-pub const NS_LIVE: &str = "live_streams";
+pub(crate) const NS_ACHIEVEMENTS: &str = "achievements";
+pub(crate) const NS_LEADERBOARD: &str = "leaderboard";
+pub(crate) const NS_FEED_DISCOVER: &str = "feed_discover";
+pub(crate) const NS_FEED_COMMUNITY: &str = "feed_community";
+pub(crate) const NS_LIVE: &str = "live_streams";
 /// The prefix of the view ledger's shard tags (`{views<s>-<k>}`, see [`ViewLedger`](super::ViewLedger)).
-pub const VIEWS_TAG: &str = "views";
-pub const NS_VIEWS: &str = "views";
-pub const NS_OFFERS: &str = "offers";
+pub(crate) const VIEWS_TAG: &str = "views";
+pub(crate) const NS_VIEWS: &str = "views";
+pub(crate) const NS_OFFERS: &str = "offers";
 
 /// Every namespace an admin may invalidate by name (a user's own: `{"user": id}`).
-pub const NAMESPACES: [&str; 6] =
+pub(crate) const NAMESPACES: [&str; 6] =
     [NS_PRODUCTS, NS_FEED_DISCOVER, NS_FEED_COMMUNITY, NS_LIVE, NS_ACHIEVEMENTS, NS_LEADERBOARD];
 
 /// Fresh 15 min, then stale-while-revalidate for an hour, kept 6 h to stand in if DynamoDB
 /// fails; unknown ids cached 30 s.
-pub fn product_policy() -> Policy {
+pub(crate) fn product_policy() -> Policy {
     Policy::ttl(Duration::from_secs(15 * 60))
         .stale_while_revalidate(Duration::from_secs(3600))
         .fail_safe(Duration::from_secs(6 * 3600))
@@ -59,7 +59,7 @@ impl Default for UserTtls {
 /// Profiles: fresh for `ttl`, then served stale for as long while refreshed (an update
 /// invalidates them at once, so stale only ever means "older than the TTL"), kept 6 h to stand
 /// in if DynamoDB fails; unknown ids cached 30 s.
-pub fn profile_policy(ttl: Duration) -> Policy {
+pub(crate) fn profile_policy(ttl: Duration) -> Policy {
     Policy::ttl(ttl)
         .stale_while_revalidate(ttl)
         .fail_safe(Duration::from_secs(6 * 3600))
@@ -68,27 +68,27 @@ pub fn profile_policy(ttl: Duration) -> Policy {
 
 /// Badges and leaderboards: fresh for `ttl` (awards invalidate them), kept an hour to stand in
 /// if DynamoDB fails.
-pub fn board_policy(ttl: Duration) -> Policy {
+pub(crate) fn board_policy(ttl: Duration) -> Policy {
     Policy::ttl(ttl).fail_safe(Duration::from_secs(3600)).negative(Duration::from_secs(30))
 }
 
 /// Feed pages: 5 minutes, kept an hour to stand in if DynamoDB fails.
-pub fn feed_policy() -> Policy {
+pub(crate) fn feed_policy() -> Policy {
     Policy::ttl(Duration::from_secs(5 * 60)).jitter(0.0).fail_safe(Duration::from_secs(3600))
 }
 
-pub fn live_policy() -> Policy {
+pub(crate) fn live_policy() -> Policy {
     Policy::ttl(Duration::from_secs(60)).jitter(0.0).fail_safe(Duration::from_secs(600))
 }
 
-pub fn product_key(cache: &Cache, id: &str) -> Result<Key, CacheError> {
+pub(crate) fn product_key(cache: &Cache, id: &str) -> Result<Key, CacheError> {
     cache.key(NS_PRODUCTS, &[id])
 }
 
 /// The namespace of everything cached about one user: moving its generation on invalidates
 /// all of it in one O(1) step. `user.{id}`; an id too long to fit a namespace name is hashed
 /// (a collision would only make two users share invalidations: their keys also hold the id).
-pub fn user_namespace(id: &str) -> String {
+pub(crate) fn user_namespace(id: &str) -> String {
     const ROOM: usize = livecache_cache::MAX_PART_LEN - "user.".len();
     if id.len() <= ROOM {
         format!("user.{id}")
@@ -98,23 +98,23 @@ pub fn user_namespace(id: &str) -> String {
 }
 
 /// `what` of user `id`: `card` (batch reads), `profile` (public, with figures), `me` (full).
-pub fn user_key(cache: &Cache, id: &str, what: &str) -> Result<Key, CacheError> {
+pub(crate) fn user_key(cache: &Cache, id: &str, what: &str) -> Result<Key, CacheError> {
     cache.key(&user_namespace(id), &[what, id])
 }
 
-pub fn achievements_key(cache: &Cache, id: &str) -> Result<Key, CacheError> {
+pub(crate) fn achievements_key(cache: &Cache, id: &str) -> Result<Key, CacheError> {
     cache.key(NS_ACHIEVEMENTS, &["user", id])
 }
 
-pub fn recent_badges_key(cache: &Cache, limit: usize) -> Result<Key, CacheError> {
+pub(crate) fn recent_badges_key(cache: &Cache, limit: usize) -> Result<Key, CacheError> {
     cache.key(NS_ACHIEVEMENTS, &["recent", &format!("n{limit}")])
 }
 
-pub fn leaderboard_key(cache: &Cache, offset: usize, limit: usize) -> Result<Key, CacheError> {
+pub(crate) fn leaderboard_key(cache: &Cache, offset: usize, limit: usize) -> Result<Key, CacheError> {
     cache.key(NS_LEADERBOARD, &[&format!("o{offset}"), &format!("n{limit}")])
 }
 
-pub fn live_key(cache: &Cache) -> Result<Key, CacheError> {
+pub(crate) fn live_key(cache: &Cache) -> Result<Key, CacheError> {
     cache.key(NS_LIVE, &["all"])
 }
 
@@ -126,7 +126,7 @@ pub fn discover_key(cache: &Cache, q: &DiscoverQuery) -> Result<Key, CacheError>
 
 /// One key per rounded location, page, page size and filter set (the query is answered for the
 /// rounded location, so neighbours share it).
-pub fn community_key(cache: &Cache, q: &CommunityQuery) -> Result<Key, CacheError> {
+pub(crate) fn community_key(cache: &Cache, q: &CommunityQuery) -> Result<Key, CacheError> {
     let num = |v: Option<f64>| v.map(|v| format!("{v}"));
     let filters = filter_hash([
         ("radius_km", Some(format!("{}", q.radius_km))),

@@ -20,16 +20,16 @@ pub use admin::{
     CacheStatsAnswer, CacheStatsDetails, FeedEntries, Invalidated, JobStatus, HOT_SLOTS, STATS_ANSWER_TTL,
 };
 pub use error::{Result, ServiceError};
-pub use feeds::{price_buckets, snap_community, RawPage, MAX_FEED_DEPTH, RADIUS_BUCKETS_KM};
+pub use feeds::{RawPage, MAX_FEED_DEPTH};
 pub use keys::UserTtls;
-pub use offer_index::{OfferIndex, OFFER_INDEX_SHARDS};
-pub use offers::{Expiry, NewOffer, MAX_OFFER_MINUTES};
+pub use offer_index::OfferIndex;
+pub use offers::{Expiry, NewOffer};
 pub use products::{BatchAnswer, ProductViews};
-pub use stale::{Stale, INVALIDATION_RETRY};
+pub use stale::Stale;
 pub use streams::REINVALIDATE_AFTER_TRANSITION;
 pub use users::{Achievements, AchievementsSummary, FullProfile, LeaderEntry, PublicProfile, UsersWarmed};
-pub use verify::{VerifyCounts, VerifyReport, VERIFY_SETTLE};
-pub use views::{BatchId, ViewKind, ViewLedger, VIEW_SHARDS};
+pub use verify::{VerifyCounts, VerifyReport};
+pub use views::{BatchId, ViewKind, ViewLedger};
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -16,7 +16,7 @@ use super::shards::Shards;
 use crate::model::market::Offer;
 
 /// How many slots the index is spread over.
-pub const OFFER_INDEX_SHARDS: u16 = 16;
+pub(crate) const OFFER_INDEX_SHARDS: u16 = 16;
 
 const NS_OFFERS: &str = super::keys::NS_OFFERS;
 
@@ -78,7 +78,7 @@ impl OfferIndex {
 
     /// Ids listed in `user`'s shard due in `[now_ms, now_ms + window]`, soonest first, at most
     /// `limit` (the shard holds other users' offers too: callers filter).
-    pub async fn due_for(
+    pub(crate) async fn due_for(
         &self,
         user: &str,
         now_ms: u64,

@@ -22,10 +22,10 @@ pub struct NewOffer {
 }
 
 /// The longest an offer may run.
-pub const MAX_OFFER_MINUTES: u32 = 7 * 24 * 60;
+pub(crate) const MAX_OFFER_MINUTES: u32 = 7 * 24 * 60;
 
 impl Marketplace {
-    pub async fn product_for_offer(&self, product_id: &str) -> Result<Product> {
+    pub(crate) async fn product_for_offer(&self, product_id: &str) -> Result<Product> {
         crate::Id::parse(product_id)?;
         self.inner.store.products.get_product(product_id).await?.ok_or_else(|| ServiceError::NotFound {
             code: "product_not_found",
@@ -143,7 +143,7 @@ impl Marketplace {
     /// then marks it complete; returns how many offers it holds. Run when a mark is missing
     /// and by the nightly cleanup. An entry it adds for an offer settled meanwhile is harmless
     /// (readers check the status) and pruned by the next cleanup.
-    pub async fn repair_expiry_index(&self) -> Result<usize> {
+    pub(crate) async fn repair_expiry_index(&self) -> Result<usize> {
         let horizon = time::now() + chrono::Duration::minutes(MAX_OFFER_MINUTES as i64 + 24 * 60);
         let pending: Vec<Offer> = self
             .inner

@@ -25,14 +25,14 @@ impl std::fmt::Display for Stale {
 }
 
 /// How soon an invalidation that Redis did not take is tried again.
-pub const INVALIDATION_RETRY: Duration = Duration::from_millis(200);
+pub(crate) const INVALIDATION_RETRY: Duration = Duration::from_millis(200);
 
 impl Marketplace {
     /// Invalidates each of `targets` once; what it invalidated. A target whose key cannot be
     /// built (an id no cached value can have) is left out: nothing cached is under it. Stops at
     /// the first failure (Redis unreachable): the caller tries again (invalidations are
     /// idempotent).
-    pub async fn invalidate_stale(&self, targets: impl IntoIterator<Item = Stale>) -> Result<Vec<String>> {
+    pub(crate) async fn invalidate_stale(&self, targets: impl IntoIterator<Item = Stale>) -> Result<Vec<String>> {
         let targets: std::collections::BTreeSet<Stale> = targets.into_iter().collect();
         let cache = &self.inner.cache;
         let mut done = Vec::with_capacity(targets.len());
@@ -59,7 +59,7 @@ impl Marketplace {
     /// [`invalidate_stale`](Self::invalidate_stale), tried again every
     /// [`INVALIDATION_RETRY`] while Redis does not take it, until `until` (None: until it
     /// does); the last failure when `until` came first.
-    pub async fn invalidate_retrying(
+    pub(crate) async fn invalidate_retrying(
         &self,
         targets: Vec<Stale>,
         until: Option<std::time::Instant>,

@@ -149,7 +149,7 @@ impl Marketplace {
 
     /// Invalidates everything cached about user `id`: its namespace (profiles, card) and its
     /// badges. Returns the namespace's new generation.
-    pub async fn invalidate_user_data(&self, id: &str) -> Result<u64> {
+    pub(crate) async fn invalidate_user_data(&self, id: &str) -> Result<u64> {
         let cache = &self.inner.cache;
         let generation = cache.invalidate_namespace(&user_namespace(id)).await?;
         cache.invalidate(&achievements_key(cache, id)?).await?;

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::*;
 
 /// How long a mismatch is given to be repaired by the invalidation of a write in flight.
-pub const VERIFY_SETTLE: Duration = Duration::from_millis(1000);
+pub(crate) const VERIFY_SETTLE: Duration = Duration::from_millis(1000);
 
 /// What the sampled checks found since start-up.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -60,7 +60,7 @@ impl Marketplace {
         }
     }
 
-    pub fn verify_report(&self) -> VerifyReport {
+    pub(crate) fn verify_report(&self) -> VerifyReport {
         VerifyReport {
             counts: self.verify_counts(),
             source_reads: self.inner.verifier.source_reads.load(Ordering::Relaxed),

@@ -17,7 +17,7 @@ use super::shards::Shards;
 
 /// How many slots the view counters are spread over: at 20,000 views a second the busiest
 /// takes ~625 increments a second, and a view-sync drain costs 3 commands per shard.
-pub const VIEW_SHARDS: u16 = 32;
+pub(crate) const VIEW_SHARDS: u16 = 32;
 
 const NS_VIEWS: &str = super::keys::NS_VIEWS;
 
@@ -98,7 +98,7 @@ impl ViewLedger {
     /// Counts one view of `id` at most once per `view` (a random id the caller keeps): a
     /// repeat with the same `view` within `once_ttl` is a no-op, so an increment whose outcome
     /// was unknown can be retried. True when this call applied it.
-    pub async fn count_once(
+    pub(crate) async fn count_once(
         &self,
         kind: ViewKind,
         id: &str,
@@ -131,7 +131,7 @@ impl ViewLedger {
 
     /// Batches of a kind listed in some shard's registry: moved by a run that did not finish
     /// them. One read per shard.
-    pub async fn left_behind(&self, kind: ViewKind) -> Result<BTreeSet<BatchId>, CacheError> {
+    pub(crate) async fn left_behind(&self, kind: ViewKind) -> Result<BTreeSet<BatchId>, CacheError> {
         let reads = (0..self.shards()).map(|s| async move {
             let registry = self.registry_key(kind, s)?;
             self.backend().due(&registry, u64::MAX, 1_000).await
@@ -146,7 +146,7 @@ impl ViewLedger {
     /// Moves shard `shard`'s pending counters of `kind` into batch `batch`, listing the batch
     /// in the shard's registry first (so a crash right after the move leaves it findable).
     /// False when there was nothing to move.
-    pub async fn move_shard(&self, kind: ViewKind, shard: u16, batch: &BatchId) -> Result<bool, CacheError> {
+    pub(crate) async fn move_shard(&self, kind: ViewKind, shard: u16, batch: &BatchId) -> Result<bool, CacheError> {
         let registry = self.registry_key(kind, shard)?;
         let at = crate::model::time::now().timestamp_millis().max(0) as u64;
         self.backend().schedule(&registry, batch.as_str(), at).await?;
@@ -173,7 +173,7 @@ impl ViewLedger {
     }
 
     /// Deletes an applied batch from every shard, then takes it off the registries.
-    pub async fn forget(&self, kind: ViewKind, batch: &BatchId) -> Result<(), CacheError> {
+    pub(crate) async fn forget(&self, kind: ViewKind, batch: &BatchId) -> Result<(), CacheError> {
         let deletes = (0..self.shards()).map(|s| async move {
             let key = self.batch_key(kind, s, batch)?;
             self.backend().delete(&[key]).await
