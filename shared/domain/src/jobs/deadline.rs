@@ -19,7 +19,7 @@ pub trait RunClock: Send + Sync {
 
 /// Tokio's clock.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RealClock;
+pub(crate) struct RealClock;
 
 impl RunClock for RealClock {
     fn now(&self) -> Instant {

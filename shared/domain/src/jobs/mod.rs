@@ -27,7 +27,7 @@ pub use change_log::{
     apply_changes, changes_of_event, sequences_of_event, stale, Change, ChangeOutcome, ChangedTable, Image,
 };
 pub use cleanup::{cleanup, CleanupReport};
-pub use deadline::{Deadline, RealClock, RunClock};
+pub use deadline::{Deadline, RunClock};
 pub use offer_expiry::{expire_offers, OfferExpiryReport};
 pub use view_sync::{ViewSync, ViewSyncReport};
 

@@ -42,15 +42,15 @@ impl ViewKind {
 /// The id of one view-sync batch: the pending counters of every shard, moved aside together.
 /// Its chunks' ids derive from it, so a batch applied twice is counted once.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct BatchId(String);
+pub(crate) struct BatchId(String);
 
 impl BatchId {
     /// A new id: the time and a random part (ids sort by when they were made).
-    pub fn fresh() -> Self {
+    pub(crate) fn fresh() -> Self {
         Self(format!("{}-{:08x}", crate::model::time::now().timestamp_millis(), rand::random::<u32>()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -158,7 +158,7 @@ impl ViewLedger {
     }
 
     /// The counts of a moved batch, summed over its shards.
-    pub async fn counts(&self, kind: ViewKind, batch: &BatchId) -> Result<BTreeMap<String, i64>, CacheError> {
+    pub(crate) async fn counts(&self, kind: ViewKind, batch: &BatchId) -> Result<BTreeMap<String, i64>, CacheError> {
         let reads = (0..self.shards()).map(|s| async move {
             let key = self.batch_key(kind, s, batch)?;
             self.backend().fields(&key).await
