@@ -53,7 +53,7 @@ pub mod events {
     pub use crate::ports::events::*;
 }
 
-/// The source of truth as callers name it: the [`Store`] port and its query types, and the
+/// The source of truth as callers name it: the [`Store`] ports and their query types, and the
 /// feed ranking both adapters share.
 pub mod store {
     pub use crate::ports::store::*;

@@ -29,7 +29,7 @@ pub enum ChangedTable {
 
 impl ChangedTable {
     /// Which cached table `name` is (None: a table whose items nothing caches).
-    pub fn of(name: &str, tables: &TableNames) -> Option<Self> {
+    pub(crate) fn of(name: &str, tables: &TableNames) -> Option<Self> {
         [(&tables.products, Self::Products), (&tables.users, Self::Users), (&tables.streams, Self::Streams)]
             .into_iter()
             .find_map(|(n, t)| (n == name).then_some(t))

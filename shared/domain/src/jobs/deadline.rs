@@ -70,12 +70,12 @@ impl Deadline {
     }
 
     /// Time left before the deadline itself (`Duration::MAX` when there is none).
-    pub fn remaining(&self) -> Duration {
+    pub(crate) fn remaining(&self) -> Duration {
         self.at.map_or(Duration::MAX, |at| at.saturating_duration_since(self.clock.now()))
     }
 
     /// Time left for starting new work: the remaining time less the reserve.
-    pub fn budget(&self) -> Duration {
+    pub(crate) fn budget(&self) -> Duration {
         self.remaining().saturating_sub(self.margin)
     }
 

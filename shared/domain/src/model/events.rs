@@ -67,7 +67,7 @@ pub enum DomainEvent {
 
 impl OfferExpired {
     /// The event for an offer that has expired; the same offer always gives the same event.
-    pub fn of(offer: &crate::model::market::Offer) -> Self {
+    pub(crate) fn of(offer: &crate::model::market::Offer) -> Self {
         Self {
             event_id: format!("offer-expired:{}", offer.id),
             offer_id: offer.id.clone(),
@@ -79,7 +79,7 @@ impl OfferExpired {
 }
 
 impl DomainEvent {
-    pub fn detail_type(&self) -> &'static str {
+    pub(crate) fn detail_type(&self) -> &'static str {
         match self {
             Self::StreamStatusChanged(_) => STREAM_STATUS_CHANGED,
             Self::ProductUpdated(_) => PRODUCT_UPDATED,
@@ -87,7 +87,7 @@ impl DomainEvent {
         }
     }
 
-    pub fn detail(&self) -> Result<serde_json::Value, serde_json::Error> {
+    pub(crate) fn detail(&self) -> Result<serde_json::Value, serde_json::Error> {
         match self {
             Self::StreamStatusChanged(e) => serde_json::to_value(e),
             Self::ProductUpdated(e) => serde_json::to_value(e),

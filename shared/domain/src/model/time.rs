@@ -31,7 +31,7 @@ pub mod rfc3339_ms {
         s.serialize_str(&format(t))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
         let s = String::deserialize(d)?;
         DateTime::parse_from_rfc3339(&s).map(|t| truncate(t.with_timezone(&Utc))).map_err(serde::de::Error::custom)
     }
@@ -49,7 +49,7 @@ pub mod rfc3339_ms_opt {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
         let s = Option::<String>::deserialize(d)?;
         s.map(|s| {
             DateTime::parse_from_rfc3339(&s).map(|t| truncate(t.with_timezone(&Utc))).map_err(serde::de::Error::custom)

@@ -228,7 +228,7 @@ crate::model::market::string_enum! {
 }
 
 impl BadgeCode {
-    pub fn title(&self) -> &'static str {
+    pub(crate) fn title(&self) -> &'static str {
         match self {
             BadgeCode::FirstLive => "First live stream",
             BadgeCode::Streams10 => "Ten live streams",

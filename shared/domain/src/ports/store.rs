@@ -59,12 +59,12 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
-    pub fn offset(&self) -> usize {
+    pub(crate) fn offset(&self) -> usize {
         (self.page.max(1) as usize - 1) * self.per_page as usize
     }
 
     /// How many ranked items it takes to answer this page.
-    pub fn end(&self) -> usize {
+    pub(crate) fn end(&self) -> usize {
         self.offset() + self.per_page as usize
     }
 }

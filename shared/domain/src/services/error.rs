@@ -23,7 +23,7 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(code: &'static str, message: impl Into<String>) -> Self {
         Self::Invalid { code, message: message.into() }
     }
 }

@@ -29,8 +29,8 @@ pub use stale::Stale;
 pub use streams::REINVALIDATE_AFTER_TRANSITION;
 pub use users::{Achievements, AchievementsSummary, FullProfile, LeaderEntry, PublicProfile, UsersWarmed};
 pub use verify::{VerifyCounts, VerifyReport};
-pub use views::{ViewKind, ViewLedger};
 pub(crate) use views::BatchId;
+pub use views::{ViewKind, ViewLedger};
 
 use std::collections::HashSet;
 use std::sync::Arc;

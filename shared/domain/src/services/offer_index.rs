@@ -40,7 +40,7 @@ impl OfferIndex {
     }
 
     /// The shard listing a user's offers.
-    pub fn shard_of(&self, user: &str) -> u16 {
+    pub(crate) fn shard_of(&self, user: &str) -> u16 {
         self.shards.of(user)
     }
 
@@ -111,7 +111,7 @@ impl OfferIndex {
     }
 
     /// Takes offers off the index (every shard: the caller need not know their users).
-    pub async fn remove(&self, ids: &[String]) -> Result<(), CacheError> {
+    pub(crate) async fn remove(&self, ids: &[String]) -> Result<(), CacheError> {
         if ids.is_empty() {
             return Ok(());
         }
