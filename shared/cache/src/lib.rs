@@ -13,7 +13,7 @@
 //!   validated; filters hashed stably.
 //! * [`entry`]: the stored form of a value: a header (nonce, lease, stamps, lifetimes), then
 //!   the body.
-//! * `cache`: [`Cache`], the policies on top, one room each: `read` (read-through,
+//! * `cache`: [`Cache`], the policies on top, one file each: `read` (read-through,
 //!   stale-while-revalidate, fail-safe, the one-MGET read), `batch` (many keys, warming),
 //!   `lease` (a fill never undoes an invalidation), `flight` (single-flight in-process and,
 //!   through the lease, across instances; the one `locked_load` of loads and refreshes),
