@@ -7,6 +7,7 @@
 
 mod common;
 
+use livecache_domain::Id;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -61,7 +62,7 @@ impl Rig {
 }
 
 async fn profile_name(m: &Marketplace, user: &str) -> (String, bool) {
-    let p = m.user_profile(user).await.unwrap();
+    let p = m.user_profile(&Id::parse(user).unwrap()).await.unwrap();
     (p.value.user.name, p.cached)
 }
 
@@ -91,14 +92,14 @@ async fn a_write_made_straight_to_a_table_is_invalidated() {
     for m in &rig.instances {
         profile_name(m, &user).await;
         assert!(profile_name(m, &user).await.1, "cached");
-        m.product(&product).await.unwrap();
+        m.product(&Id::parse(&product).unwrap()).await.unwrap();
     }
     rig.write_name(&user, "Written Elsewhere").await;
     rig.write_straight(&rig.tables.names.products, &product, "title", "Repriced elsewhere").await;
     let lag = until_every_instance_shows(&rig, &user, "Written Elsewhere").await;
     follower.caught_up().await;
     for m in &rig.instances {
-        assert_eq!(m.product(&product).await.unwrap().value.title, "Repriced elsewhere");
+        assert_eq!(m.product(&Id::parse(&product).unwrap()).await.unwrap().value.title, "Repriced elsewhere");
     }
     println!("a write straight to the users table shown on both instances after {lag:?}");
 }
@@ -136,14 +137,16 @@ async fn a_profile_change_and_a_transition_while_redis_is_frozen_are_acknowledge
     let stream = data.streams.iter().find(|s| s.status == StreamStatus::Scheduled).unwrap().clone();
     for m in &rig.instances {
         profile_name(m, &user).await;
-        m.my_profile(&user).await.unwrap();
+        m.my_profile(&Id::parse(&user).unwrap()).await.unwrap();
         assert!(!m.live_streams().await.unwrap().value.iter().any(|s| s.id == stream.id));
     }
     let patch: ProfilePatch = serde_json::from_value(serde_json::json!({ "name": "Renamed While Frozen" })).unwrap();
     let frozen = rig.server.freeze();
-    let answer = rig.instances[0].update_my_profile(&user, &patch).await;
+    let answer = rig.instances[0].update_my_profile(&Id::parse(&user).unwrap(), &patch).await;
     assert!(answer.is_ok(), "a committed profile change is acknowledged: {answer:?}");
-    let answer = rig.instances[1].transition_stream(&stream.id, StreamStatus::Live, &stream.seller_id).await;
+    let answer = rig.instances[1]
+        .transition_stream(&Id::parse(&stream.id).unwrap(), StreamStatus::Live, &Id::parse(&stream.seller_id).unwrap())
+        .await;
     assert!(answer.is_ok(), "a committed transition is acknowledged: {answer:?}");
     drop(frozen);
     let thawed = Instant::now();
@@ -154,7 +157,10 @@ async fn a_profile_change_and_a_transition_while_redis_is_frozen_are_acknowledge
     for m in &rig.instances {
         for _ in 0..10 {
             assert_eq!(profile_name(m, &user).await.0, "Renamed While Frozen");
-            assert_eq!(m.my_profile(&user).await.unwrap().value.profile.user.name, "Renamed While Frozen");
+            assert_eq!(
+                m.my_profile(&Id::parse(&user).unwrap()).await.unwrap().value.profile.user.name,
+                "Renamed While Frozen"
+            );
             assert!(m.live_streams().await.unwrap().value.iter().any(|s| s.id == stream.id), "live list");
         }
     }
@@ -175,9 +181,11 @@ async fn with_memory_data_a_change_while_redis_is_frozen_is_acknowledged_and_the
     assert!(!m.live_streams().await.unwrap().value.iter().any(|s| s.id == stream.id));
     let patch: ProfilePatch = serde_json::from_value(serde_json::json!({ "name": "Renamed In Memory" })).unwrap();
     let frozen = server.freeze();
-    let answer = m.update_my_profile(&user, &patch).await;
+    let answer = m.update_my_profile(&Id::parse(&user).unwrap(), &patch).await;
     assert!(answer.is_ok(), "a committed profile change is acknowledged: {answer:?}");
-    let answer = m.transition_stream(&stream.id, StreamStatus::Live, &stream.seller_id).await;
+    let answer = m
+        .transition_stream(&Id::parse(&stream.id).unwrap(), StreamStatus::Live, &Id::parse(&stream.seller_id).unwrap())
+        .await;
     assert!(answer.is_ok(), "a committed transition is acknowledged: {answer:?}");
     drop(frozen);
     let thawed = Instant::now();

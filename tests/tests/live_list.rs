@@ -5,6 +5,7 @@
 
 mod common;
 
+use livecache_domain::Id;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -38,7 +39,7 @@ async fn concurrent_transitions_on_two_instances_are_all_in_the_first_read() {
     assert!(transitions.len() >= 50, "{} transitions", transitions.len());
     let answers = futures::future::join_all(transitions.iter().enumerate().map(|(i, (id, seller, to))| {
         let market = &instances[i % 2];
-        async move { market.transition_stream(id, *to, seller).await }
+        async move { market.transition_stream(&Id::parse(id).unwrap(), *to, &Id::parse(seller).unwrap()).await }
     }))
     .await;
     for (answer, (id, ..)) in answers.iter().zip(&transitions) {

@@ -10,6 +10,7 @@
 
 mod common;
 
+use livecache_domain::Id;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -78,8 +79,8 @@ fn version(name: &str) -> i64 {
 async fn read(m: &Marketplace, kind: &'static str, user: &str) -> Result<i64, String> {
     let e = |e: livecache_domain::services::ServiceError| e.to_string();
     Ok(match kind {
-        "profile" => version(&m.user_profile(user).await.map_err(e)?.value.user.name),
-        "me" => version(&m.my_profile(user).await.map_err(e)?.value.profile.user.name),
+        "profile" => version(&m.user_profile(&Id::parse(user).unwrap()).await.map_err(e)?.value.user.name),
+        "me" => version(&m.my_profile(&Id::parse(user).unwrap()).await.map_err(e)?.value.profile.user.name),
         "card" => {
             let answer = m.batch_users(&[user.to_string()]).await.map_err(e)?;
             let card: serde_json::Value = serde_json::from_str(answer.items[0].get()).unwrap();
@@ -127,7 +128,7 @@ async fn no_stale_read_after_an_acknowledged_write_on_two_instances_through_redi
                 let patch: ProfilePatch =
                     serde_json::from_value(serde_json::json!({ "name": format!("Seller {w} v{n}") })).unwrap();
                 let start_ms = h.ms();
-                let ok = ms[instance].update_my_profile(&user, &patch).await.is_ok();
+                let ok = ms[instance].update_my_profile(&Id::parse(&user).unwrap(), &patch).await.is_ok();
                 let op = Op {
                     client: format!("writer{w}"),
                     instance,
@@ -154,7 +155,10 @@ async fn no_stale_read_after_an_acknowledged_write_on_two_instances_through_redi
                     }
                     let instance = (i + j) % 2;
                     let start_ms = h.ms();
-                    let ok = ms[instance].transition_stream(id, to, seller).await.is_ok();
+                    let ok = ms[instance]
+                        .transition_stream(&Id::parse(id).unwrap(), to, &Id::parse(seller).unwrap())
+                        .await
+                        .is_ok();
                     let kind = if to == StreamStatus::Live { "go_live" } else { "end" };
                     let value = i64::from(to == StreamStatus::Live);
                     h.push(Op {

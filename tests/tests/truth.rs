@@ -6,6 +6,7 @@
 
 mod common;
 
+use livecache_domain::Id;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -99,8 +100,8 @@ async fn an_offer_made_while_redis_was_down_expires_on_time() {
     let (buyer, product) = buyer_and_product(&data);
     let offer = market(&down)
         .create_offer(NewOffer {
-            product_id: product.id.clone(),
-            caller: buyer.clone(),
+            product_id: Id::parse(&product.id).unwrap(),
+            caller: Id::parse(&buyer).unwrap(),
             buyer_id: None,
             amount: 12.0,
             expiry: Expiry::InMinutes(1),

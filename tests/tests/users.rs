@@ -8,6 +8,7 @@ use livecache_cache::{Clock, SpawnTasks};
 use livecache_domain::jobs;
 use livecache_domain::time;
 use livecache_domain::users::BadgeCode;
+use livecache_domain::Id;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -169,12 +170,13 @@ async fn badges_are_awarded_once_under_concurrent_triggers_and_refresh_the_board
         // the memory store; one after another on moto, whose TransactWriteItems are not
         // isolated from each other (DynamoDB's are: the badge's conditional put and the
         // points' ADD commit together or not at all).
+        let seller_id = Id::parse(&seller).unwrap();
         let runs = if store.kind() == "memory" {
-            futures::future::join_all((0..8).map(|_| market.award_badges(&seller))).await
+            futures::future::join_all((0..8).map(|_| market.award_badges(&seller_id))).await
         } else {
             let mut runs = Vec::new();
             for _ in 0..8 {
-                runs.push(market.award_badges(&seller).await);
+                runs.push(market.award_badges(&seller_id).await);
             }
             runs
         };

@@ -5,6 +5,7 @@
 
 mod common;
 
+use livecache_domain::Id;
 use std::sync::Arc;
 
 use livecache_cache::DeferredTasks;
@@ -18,7 +19,7 @@ async fn sampled_hits_are_checked_and_a_stale_entry_is_caught() {
     let market = deps.market(tasks.clone());
     market.set_verify_rate(1.0);
     let product = data.products[3].clone();
-    let read = || async { market.product(&product.id).await.unwrap() };
+    let read = || async { market.product(&Id::parse(&product.id).unwrap()).await.unwrap() };
     let counts = || market.verify_counts();
 
     // A miss is not checked; a hit is, and matches.
@@ -73,8 +74,8 @@ async fn every_product_served_from_the_cache_is_the_source_s_product() {
     let market = deps.market(tasks.clone());
     market.set_verify_rate(1.0);
     for p in &data.products {
-        assert!(!market.product(&p.id).await.unwrap().cached);
-        assert!(market.product(&p.id).await.unwrap().cached);
+        assert!(!market.product(&Id::parse(&p.id).unwrap()).await.unwrap().cached);
+        assert!(market.product(&Id::parse(&p.id).unwrap()).await.unwrap().cached);
     }
     tasks.run_all().await;
     let n = data.products.len() as u64;

@@ -11,6 +11,7 @@
 
 mod common;
 
+use livecache_domain::Id;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,7 +68,7 @@ async fn views_applied_by_redis_but_unanswered_are_counted_exactly_once() {
         let (m, id, done, proxy, served) =
             (faulty.clone(), ids[i % ids.len()].clone(), done.clone(), &proxy, served.clone());
         async move {
-            if m.product(&id).await.is_ok() {
+            if m.product(&Id::parse(&id).unwrap()).await.is_ok() {
                 served.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
             if done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == FAULTY {

@@ -4,6 +4,7 @@
 
 mod common;
 
+use livecache_domain::Id;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,8 +78,8 @@ async fn the_dev_servers_bus_delivers_product_updates_to_cache_events() {
     let (deps, bus, _clock, _data) = common::memory_deps("bus").await;
     let app = App::new(&deps, Arc::new(DeferredTasks::new()), AdminAuth::Disabled, None);
     bus.subscribe(Arc::new(InProcessCacheEvents(app.market.clone())));
-    assert!(!app.market.product("prod-00003").await.unwrap().cached);
-    assert!(app.market.product("prod-00003").await.unwrap().cached);
+    assert!(!app.market.product(&Id::parse("prod-00003").unwrap()).await.unwrap().cached);
+    assert!(app.market.product(&Id::parse("prod-00003").unwrap()).await.unwrap().cached);
     let update = DomainEvent::ProductUpdated(ProductUpdated {
         product_id: "prod-00003".into(),
         seller_id: None,
@@ -86,5 +87,8 @@ async fn the_dev_servers_bus_delivers_product_updates_to_cache_events() {
         at: None,
     });
     bus.publish(&[update]).await.unwrap();
-    assert!(!app.market.product("prod-00003").await.unwrap().cached, "invalidated by the in-process rule");
+    assert!(
+        !app.market.product(&Id::parse("prod-00003").unwrap()).await.unwrap().cached,
+        "invalidated by the in-process rule"
+    );
 }

@@ -186,7 +186,7 @@ impl App {
 
     /// Whether `req` may use a route of `access`; the signed-in caller for a `User` route
     /// (taken once, here, and handed to the handler).
-    fn authorize(&self, access: Access, req: &ApiRequest) -> Result<Option<String>, ApiError> {
+    fn authorize(&self, access: Access, req: &ApiRequest) -> Result<Option<livecache_domain::Id>, ApiError> {
         match access {
             Access::Public => Ok(None),
             // API Gateway's JWT authorizer already refused unsigned requests; this is the

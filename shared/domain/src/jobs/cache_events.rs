@@ -38,13 +38,13 @@ pub async fn apply_event(m: &Marketplace, event: &serde_json::Value) -> Result<E
             }
         }
         DomainEvent::StreamStatusChanged(e) => {
-            crate::Id::parse(&e.seller_id).map_err(|e| JobError::BadEvent(e.to_string()))?;
+            let seller = crate::Id::parse(&e.seller_id).map_err(|e| JobError::BadEvent(e.to_string()))?;
             for ns in [NS_FEED_DISCOVER, NS_FEED_COMMUNITY, NS_LIVE] {
                 cache.invalidate_namespace(ns).await?;
                 invalidated.push(ns.into());
             }
             // A stream hosted (and the views it brought) can earn the seller badges.
-            let badges = m.award_badges(&e.seller_id).await?;
+            let badges = m.award_badges(&seller).await?;
             awarded.extend(badges.iter().map(|b| format!("{}:{}", b.user_id, b.code)));
         }
         DomainEvent::OfferExpired(_) => {

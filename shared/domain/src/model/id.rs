@@ -62,6 +62,46 @@ impl std::fmt::Display for Id {
     }
 }
 
+/// An id reads as the text it is (`&Id` goes wherever `&str` does).
+impl std::ops::Deref for Id {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+// Records keep ids as text (they were checked where they entered): an id compares with it, and
+// becomes it.
+impl PartialEq<Id> for String {
+    fn eq(&self, other: &Id) -> bool {
+        *self == other.0
+    }
+}
+
+impl PartialEq<&Id> for String {
+    fn eq(&self, other: &&Id) -> bool {
+        *self == other.0
+    }
+}
+
+impl PartialEq<Id> for &str {
+    fn eq(&self, other: &Id) -> bool {
+        *self == other.0
+    }
+}
+
+impl From<Id> for String {
+    fn from(id: Id) -> Self {
+        id.0
+    }
+}
+
+impl From<&Id> for String {
+    fn from(id: &Id) -> Self {
+        id.0.clone()
+    }
+}
+
 impl AsRef<str> for Id {
     fn as_ref(&self) -> &str {
         &self.0

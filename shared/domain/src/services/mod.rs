@@ -42,6 +42,7 @@ use serde_json::value::RawValue;
 
 use crate::model::error::StoreError;
 use crate::model::events::{DomainEvent, StreamStatusChanged};
+use crate::model::id::Id;
 use crate::model::market::{JobRun, Offer, OfferStatus, Product, Stream, StreamStatus};
 use crate::model::time::{self, Timestamp};
 use crate::ports::events::EventPublisher;

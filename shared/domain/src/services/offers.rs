@@ -12,9 +12,9 @@ pub enum Expiry {
 
 #[derive(Debug, Clone)]
 pub struct NewOffer {
-    pub product_id: String,
+    pub product_id: Id,
     /// The signed-in caller: the buyer.
-    pub caller: String,
+    pub caller: Id,
     /// The buyer as the request named it, if it did: it must be the caller.
     pub buyer_id: Option<String>,
     pub amount: f64,
@@ -25,8 +25,7 @@ pub struct NewOffer {
 pub(crate) const MAX_OFFER_MINUTES: u32 = 7 * 24 * 60;
 
 impl Marketplace {
-    pub(crate) async fn product_for_offer(&self, product_id: &str) -> Result<Product> {
-        crate::Id::parse(product_id)?;
+    pub(crate) async fn product_for_offer(&self, product_id: &Id) -> Result<Product> {
         self.inner.store.products.get_product(product_id).await?.ok_or_else(|| ServiceError::NotFound {
             code: "product_not_found",
             message: format!("product {product_id} not found"),
@@ -44,7 +43,6 @@ impl Marketplace {
                 message: "buyer_id must be the signed-in caller (or left out)".into(),
             });
         }
-        crate::Id::parse(&new.caller)?;
         // Amounts are kept in cents: anything that rounds to less than one cent is no offer.
         if !new.amount.is_finite() || new.amount < 0.01 || new.amount > 1e9 {
             return Err(ServiceError::invalid("invalid_amount", "amount must be from 0.01 to 1000000000"));
@@ -61,7 +59,7 @@ impl Marketplace {
         let offer = Offer {
             id: format!("offer-{:016x}", rand::random::<u64>()),
             product_id: product.id.clone(),
-            buyer_id: new.caller,
+            buyer_id: new.caller.into(),
             seller_id: product.seller_id.clone(),
             amount: (new.amount * 100.0).round() / 100.0,
             currency: product.currency.clone(),
@@ -81,7 +79,7 @@ impl Marketplace {
     }
 
     /// An offer, for its buyer or seller only: anyone else is told it does not exist.
-    pub async fn offer_for(&self, id: &str, caller: &str) -> Result<Offer> {
+    pub async fn offer_for(&self, id: &Id, caller: &Id) -> Result<Offer> {
         let offer = self.offer(id).await?;
         if offer.buyer_id != caller && offer.seller_id != caller {
             return Err(ServiceError::NotFound { code: "offer_not_found", message: format!("offer {id} not found") });
@@ -89,8 +87,7 @@ impl Marketplace {
         Ok(offer)
     }
 
-    pub async fn offer(&self, id: &str) -> Result<Offer> {
-        crate::Id::parse(id)?;
+    pub async fn offer(&self, id: &Id) -> Result<Offer> {
         self.inner
             .store
             .offers
@@ -101,7 +98,7 @@ impl Marketplace {
 
     /// Moves a pending offer's expiry (from now, or to a time).
     /// Only the offer's buyer may (403 `not_offer_buyer`).
-    pub async fn extend_offer(&self, id: &str, expiry: Expiry, caller: &str) -> Result<Offer> {
+    pub async fn extend_offer(&self, id: &Id, expiry: Expiry, caller: &Id) -> Result<Offer> {
         if self.offer(id).await?.buyer_id != caller {
             return Err(ServiceError::Forbidden {
                 code: "not_offer_buyer",
@@ -120,7 +117,7 @@ impl Marketplace {
     /// Read from the caller's shard of the Redis index (one slot); an index that has lost its
     /// contents (a flush, a restart without persistence, a failover) is rebuilt from DynamoDB
     /// first.
-    pub async fn expiring_soon(&self, caller: &str, window: Duration) -> Result<Vec<Offer>> {
+    pub async fn expiring_soon(&self, caller: &Id, window: Duration) -> Result<Vec<Offer>> {
         let index = &self.inner.offer_index;
         if !matches!(index.is_built_for(caller).await, Ok(true)) {
             if let Err(e) = self.repair_expiry_index().await {

@@ -33,7 +33,7 @@ pub struct BatchAnswer {
 impl Marketplace {
     /// A product, stale-while-revalidate; unknown ids cached briefly as missing. Counts a view
     /// (one Redis increment; straight to DynamoDB only when Redis cannot take it).
-    pub async fn product(&self, id: &str) -> Result<Cached<Product>> {
+    pub async fn product(&self, id: &Id) -> Result<Cached<Product>> {
         let key = product_key(&self.inner.cache, id)?;
         let store = self.inner.store.products.clone();
         let owned = id.to_string();
@@ -157,8 +157,7 @@ impl Marketplace {
     }
 
     /// Stored views plus increments not yet synced.
-    pub async fn product_views(&self, id: &str) -> Result<ProductViews> {
-        crate::Id::parse(id)?;
+    pub async fn product_views(&self, id: &Id) -> Result<ProductViews> {
         let product = self.inner.store.products.get_product(id).await?.ok_or_else(|| ServiceError::NotFound {
             code: "product_not_found",
             message: format!("product {id} not found"),

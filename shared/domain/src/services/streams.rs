@@ -114,8 +114,7 @@ impl Marketplace {
     }
 
     /// The stream's current state (for access checks before a transition).
-    async fn stream(&self, id: &str) -> Result<Stream> {
-        crate::Id::parse(id)?;
+    async fn stream(&self, id: &Id) -> Result<Stream> {
         self.inner.store.streams.get_stream(id).await?.ok_or_else(|| ServiceError::NotFound {
             code: "stream_not_found",
             message: format!("stream {id} not found"),
@@ -128,7 +127,7 @@ impl Marketplace {
     /// (`invalidate_after_write`; no patched list is stored).
     /// Only the stream's seller may; checked before anything is written, invalidated or
     /// published (403 `not_stream_owner`).
-    pub async fn transition_stream(&self, id: &str, to: StreamStatus, caller: &str) -> Result<Stream> {
+    pub async fn transition_stream(&self, id: &Id, to: StreamStatus, caller: &Id) -> Result<Stream> {
         if self.stream(id).await?.seller_id != caller {
             return Err(ServiceError::Forbidden {
                 code: "not_stream_owner",

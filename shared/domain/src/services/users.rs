@@ -86,14 +86,14 @@ impl Marketplace {
     }
 
     /// A user's public profile (card and seller figures).
-    pub async fn user_profile(&self, id: &str) -> Result<Cached<PublicProfile>> {
+    pub async fn user_profile(&self, id: &Id) -> Result<Cached<PublicProfile>> {
         let key = user_key(&self.inner.cache, id, "profile")?;
         let policy = profile_policy(self.inner.user_ttls.profile);
         self.user_view(id, key, policy, |store, id| async move { load_profile(&*store, &id).await }).await
     }
 
     /// The signed-in user's full profile (with preferences), cached per user.
-    pub async fn my_profile(&self, caller: &str) -> Result<Cached<FullProfile>> {
+    pub async fn my_profile(&self, caller: &Id) -> Result<Cached<FullProfile>> {
         let key = user_key(&self.inner.cache, caller, "me")?;
         let policy = profile_policy(self.inner.user_ttls.profile);
         self.user_view(caller, key, policy, |store, id| async move { load_full(&*store, &id).await }).await
@@ -102,7 +102,7 @@ impl Marketplace {
     /// One cached view of user `id` under `key`, loaded by `load` (None: no such user, 404).
     async fn user_view<T, F, Fut>(
         &self,
-        id: &str,
+        id: &Id,
         key: livecache_cache::Key,
         policy: livecache_cache::Policy,
         load: F,
@@ -112,7 +112,6 @@ impl Marketplace {
         F: FnOnce(Arc<dyn UserStore>, String) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<Option<T>, StoreError>> + Send + 'static,
     {
-        crate::Id::parse(id)?;
         let (store, owned) = (self.inner.store.users.clone(), id.to_string());
         let found = self.inner.cache.get_or_load(&key, &policy, move || load(store, owned)).await?;
         let value = found.value.ok_or_else(|| user_not_found(id))?;
@@ -125,8 +124,7 @@ impl Marketplace {
     /// after the write, it is acknowledged all the same and invalidated once Redis answers
     /// (`invalidate_after_write`): a client's retry must not be
     /// refused, nor served the old profile for long.
-    pub async fn update_my_profile(&self, caller: &str, patch: &ProfilePatch) -> Result<FullProfile> {
-        crate::Id::parse(caller)?;
+    pub async fn update_my_profile(&self, caller: &Id, patch: &ProfilePatch) -> Result<FullProfile> {
         if patch.is_empty() {
             return Err(ServiceError::invalid("invalid_body", "give at least one field to change"));
         }
@@ -157,7 +155,7 @@ impl Marketplace {
     }
 
     /// A user's badges and their summary.
-    pub async fn achievements(&self, id: &str) -> Result<Cached<Achievements>> {
+    pub async fn achievements(&self, id: &Id) -> Result<Cached<Achievements>> {
         let key = achievements_key(&self.inner.cache, id)?;
         let policy = board_policy(self.inner.user_ttls.achievements);
         self.user_view(id, key, policy, |store, id| async move {
@@ -197,8 +195,7 @@ impl Marketplace {
     }
 
     /// Admin: everything cached about one user.
-    pub async fn invalidate_user(&self, id: &str) -> Result<Invalidated> {
-        crate::Id::parse(id)?;
+    pub async fn invalidate_user(&self, id: &Id) -> Result<Invalidated> {
         let generation = self.invalidate_user_data(id).await?;
         Ok(Invalidated::User { user: id.into(), generation })
     }
@@ -238,8 +235,7 @@ impl Marketplace {
     /// Awards seller `id` every badge its figures earn that it does not hold yet; each at most
     /// once however many times (or how concurrently) this runs. When any was awarded, that
     /// user's data, the badges and the leaderboard are invalidated. The badges awarded now.
-    pub async fn award_badges(&self, id: &str) -> Result<Vec<Badge>> {
-        crate::Id::parse(id)?;
+    pub async fn award_badges(&self, id: &Id) -> Result<Vec<Badge>> {
         let store = &self.inner.store.users;
         let figures = store.seller_figures(id).await?;
         let held: Vec<BadgeCode> = store.badges_of(id).await?.into_iter().map(|b| b.code).collect();

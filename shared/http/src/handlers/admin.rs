@@ -4,7 +4,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{body_of, present, Call, Result};
+use super::{body_of, id_of, present, Call, Result};
 use crate::api::{ApiError, ApiResponse};
 
 #[derive(Deserialize)]
@@ -52,7 +52,7 @@ pub(super) async fn invalidate(c: &Call<'_>) -> Result<ApiResponse> {
         (None, Some(p), None, None) => m.invalidate_pattern(&p).await?,
         (None, None, Some(serde_json::Value::Bool(true)), None) => m.bump_version().await?,
         (None, None, Some(serde_json::Value::String(name)), None) => m.name_version(&name).await?,
-        (None, None, None, Some(user)) => m.invalidate_user(&user).await?,
+        (None, None, None, Some(user)) => m.invalidate_user(&id_of(&user)?).await?,
         _ => {
             return Err(ApiError::bad_request(
                 "invalid_body",

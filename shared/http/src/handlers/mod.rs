@@ -12,7 +12,7 @@ mod users;
 
 use http::StatusCode;
 use livecache_domain::services::{Marketplace, ServiceError};
-use livecache_domain::{PageRequest, StreamStatus};
+use livecache_domain::{Id, PageRequest, StreamStatus};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -41,19 +41,19 @@ pub(crate) struct Call<'a> {
     req: &'a ApiRequest,
     params: &'a [(&'static str, String)],
     query: Query<'a>,
-    caller: Option<String>,
+    caller: Option<Id>,
 }
 
 impl Call<'_> {
-    /// The `{id}` path parameter (the router matched it, so it is there on the routes that
-    /// have one).
-    fn id(&self) -> &str {
-        self.params.iter().find(|(k, _)| *k == "id").map(|(_, v)| v.as_str()).unwrap_or_default()
+    /// The `{id}` path parameter as an id (the router matched it, so it is there on the routes
+    /// that have one): checked here, once, 400 `invalid_id` if it is none.
+    fn id(&self) -> Result<Id> {
+        id_of(self.params.iter().find(|(k, _)| *k == "id").map(|(_, v)| v.as_str()).unwrap_or_default())
     }
 
     /// The signed-in caller (taken by the access check of a `User` route).
-    fn caller(&self) -> Result<&str> {
-        self.caller.as_deref().ok_or_else(unauthorized)
+    fn caller(&self) -> Result<&Id> {
+        self.caller.as_ref().ok_or_else(unauthorized)
     }
 }
 
@@ -62,7 +62,7 @@ pub(crate) async fn dispatch(
     def: &RouteDef,
     params: &[(&'static str, String)],
     req: &ApiRequest,
-    caller: Option<String>,
+    caller: Option<Id>,
 ) -> Result<ApiResponse> {
     let c = Call { m, req, params, query: Query(&req.query), caller };
     match def.route {
@@ -102,13 +102,17 @@ fn unauthorized() -> ApiError {
 /// `requestContext.authorizer.jwt.claims`, or the dev server's emulation), made an id by
 /// [`Id::from_subject`](livecache_domain::Id::from_subject) (any OIDC issuer's subjects).
 /// Never a body field or a header the client controls.
-pub(crate) fn caller(req: &ApiRequest) -> Result<String> {
+pub(crate) fn caller(req: &ApiRequest) -> Result<Id> {
     let sub = req.claims.as_ref().and_then(|c| c.get("sub")).and_then(|s| s.as_str()).filter(|s| !s.is_empty());
     let sub = sub.ok_or_else(unauthorized)?;
-    let id = livecache_domain::Id::from_subject(sub).map_err(|_| {
+    Id::from_subject(sub).map_err(|_| {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the token's subject is too long for a user id")
-    })?;
-    Ok(id.as_str().to_string())
+    })
+}
+
+/// An id from the request (path or body), checked once here: 400 `invalid_id` if it is none.
+fn id_of(text: &str) -> Result<Id> {
+    Ok(Id::parse(text).map_err(ServiceError::from)?)
 }
 
 fn missing(name: &str) -> ApiError {

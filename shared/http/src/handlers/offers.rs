@@ -8,7 +8,7 @@ use livecache_domain::services::{Expiry, NewOffer};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{body_of, present, Call, Result};
+use super::{body_of, id_of, present, Call, Result};
 use crate::api::{ApiError, ApiResponse};
 
 #[derive(Deserialize)]
@@ -37,8 +37,8 @@ pub(super) async fn create(c: &Call<'_>) -> Result<ApiResponse> {
     let body: CreateOffer = body_of(c.req)?;
     let expiry = expiry_of(body.expires_in_minutes, body.expires_at.as_deref())?.unwrap_or(Expiry::InMinutes(60));
     let new = NewOffer {
-        product_id: body.product_id,
-        caller: c.caller()?.to_string(),
+        product_id: id_of(&body.product_id)?,
+        caller: c.caller()?.clone(),
         buyer_id: body.buyer_id,
         amount: body.amount,
         expiry,
@@ -48,14 +48,14 @@ pub(super) async fn create(c: &Call<'_>) -> Result<ApiResponse> {
 }
 
 pub(super) async fn get(c: &Call<'_>) -> Result<ApiResponse> {
-    Ok(ApiResponse::json(StatusCode::OK, &json!({ "offer": c.m.offer_for(c.id(), c.caller()?).await? })))
+    Ok(ApiResponse::json(StatusCode::OK, &json!({ "offer": c.m.offer_for(&c.id()?, c.caller()?).await? })))
 }
 
 pub(super) async fn extend(c: &Call<'_>) -> Result<ApiResponse> {
     let body: ExtendOffer = body_of(c.req)?;
     let expiry = expiry_of(body.expires_in_minutes, body.expires_at.as_deref())?
         .ok_or_else(|| ApiError::bad_request("invalid_expiry", "give expires_in_minutes or expires_at"))?;
-    let offer = c.m.extend_offer(c.id(), expiry, c.caller()?).await?;
+    let offer = c.m.extend_offer(&c.id()?, expiry, c.caller()?).await?;
     Ok(ApiResponse::json(StatusCode::OK, &json!({ "offer": offer })))
 }
 

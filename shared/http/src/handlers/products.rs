@@ -14,11 +14,11 @@ struct ProductAnswer<'a> {
 }
 
 pub(super) async fn product(c: &Call<'_>) -> Result<ApiResponse> {
-    let p = c.m.product(c.id()).await?;
+    let p = c.m.product(&c.id()?).await?;
     let answer = ProductAnswer { product: &p.value, cached: p.cached, stale: p.stale };
     Ok(ApiResponse::json(StatusCode::OK, &answer).with_cache(p.cached, p.stale))
 }
 
 pub(super) async fn views(c: &Call<'_>) -> Result<ApiResponse> {
-    Ok(ApiResponse::json(StatusCode::OK, &c.m.product_views(c.id()).await?))
+    Ok(ApiResponse::json(StatusCode::OK, &c.m.product_views(&c.id()?).await?))
 }

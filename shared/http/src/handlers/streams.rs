@@ -9,7 +9,7 @@ use crate::api::ApiResponse;
 
 /// Go-live (`to` = LIVE) or end (`to` = ENDED), by the stream's seller only.
 pub(super) async fn transition(c: &Call<'_>, to: StreamStatus) -> Result<ApiResponse> {
-    let stream = c.m.transition_stream(c.id(), to, c.caller()?).await?;
+    let stream = c.m.transition_stream(&c.id()?, to, c.caller()?).await?;
     Ok(ApiResponse::json(StatusCode::OK, &json!({ "stream": stream })))
 }
 

@@ -8,7 +8,7 @@ use super::{body_of, Call, Result, DEFAULT_PER_PAGE, MAX_LEADERBOARD_LIMIT, MAX_
 use crate::api::ApiResponse;
 
 pub(super) async fn profile(c: &Call<'_>) -> Result<ApiResponse> {
-    let p = c.m.user_profile(c.id()).await?;
+    let p = c.m.user_profile(&c.id()?).await?;
     Ok(ApiResponse::json(StatusCode::OK, &json!({ "user": p.value, "cached": p.cached, "stale": p.stale }))
         .with_cache(p.cached, p.stale))
 }
@@ -26,7 +26,7 @@ pub(super) async fn update_me(c: &Call<'_>) -> Result<ApiResponse> {
 }
 
 pub(super) async fn achievements(c: &Call<'_>) -> Result<ApiResponse> {
-    let a = c.m.achievements(c.id()).await?;
+    let a = c.m.achievements(&c.id()?).await?;
     let body = json!({ "user_id": a.value.user_id, "badges": a.value.badges, "summary": a.value.summary, "cached": a.cached, "stale": a.stale });
     Ok(ApiResponse::json(StatusCode::OK, &body).with_cache(a.cached, a.stale))
 }
