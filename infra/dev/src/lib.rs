@@ -1,6 +1,12 @@
 //! The dev server: mounts every HTTP function's routes on one port. The same [`App`] that
 //! answers on Lambda answers here; post-response work runs on spawned tasks (the process keeps
 //! running, unlike a Lambda environment).
+//!
+//! A tour: `lib.rs` (the router over [`App`]), `auth` (the JWT authorizer's emulation; the
+//! tokens `livecache-dev token` mints), `ws` (the WebSocket API's emulation at `/ws`),
+//! `follow` (following the DynamoDB tables' change log on an emulator, as the change-log
+//! function does on AWS), `main.rs` (the command line), `bin/` (the load benchmark's minimal
+//! servers: `hello`, and `redis-get`, one Redis GET per request).
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! The HTTP glue every HTTP function shares, on top of the runtime (`livecache-runtime`: the
 //! configuration, the clients, telemetry): a request/response independent of what carried it
-//! (`api`), the route table (`routes`), one thin handler per route (`handlers`), the
+//! (`api`), the route table (`routes`), one thin handler per route (`handlers/`: one file
+//! per area — `feeds`, `products`, `batch`, `streams`, `offers`, `users`, `admin` — and
+//! `mod.rs`, which picks the handler and checks the ids and the caller once), the
 //! application (`app`), and running on Lambda with post-response work held open by an
 //! internal extension ([`lambda`]). Only [`lambda`] touches `lambda_http`.
 
