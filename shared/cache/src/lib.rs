@@ -43,7 +43,7 @@ mod tasks;
 // The public surface: everything a caller needs is named here (modules are private; `entry`,
 // the stored form, is public as the documented wire format).
 pub use breaker::BreakerConfig;
-pub use cache::{Batch, Cache, CacheBuilder, Lookup, Source, SweepReport, WarmReport, L1_MIN_VALUE};
+pub use cache::{Batch, Cache, CacheBuilder, Lookup, Served, SweepReport, WarmReport, L1_MIN_VALUE};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Codec, Compression, FromJson, ToJson, TAG_JSON, TAG_LZ4_JSON, TAG_ZLIB_JSON};
 pub use config::{connect, BackendConfig};

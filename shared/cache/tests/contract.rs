@@ -10,7 +10,7 @@ use std::time::Duration;
 use livecache_cache::entry;
 use livecache_cache::{
     Backend, Cache, Clock, Codec, Counters, DeferredTasks, ExpiryIndex, KeyTtl, Keyspace, KvStore, LoadError,
-    ManualClock, MemoryBackend, Policy, RedisBackend, RedisConfig, Source, Swap, L1_MIN_VALUE,
+    ManualClock, MemoryBackend, Policy, RedisBackend, RedisConfig, Served, Swap, L1_MIN_VALUE,
 };
 use livecache_cache::{Compression, TAG_LZ4_JSON, TAG_ZLIB_JSON};
 use livecache_testkit::{shared_cluster, shared_redis, shared_tls_cluster, test_ca, unique_prefix};
@@ -390,10 +390,10 @@ async fn read_through_loads_once_then_hits(f: Fixture) {
     let key = cache.key("products", &["p-1"]).unwrap();
     let calls = Calls::default();
     let first = cache.get_or_load(&key, &policy(), calls.loader(item("p-1", 10))).await.unwrap();
-    assert_eq!((first.source, first.cached()), (Source::Loaded, false));
+    assert_eq!((first.source, first.cached()), (Served::Loaded, false));
     let second = cache.get_or_load(&key, &policy(), calls.loader(item("p-1", 99))).await.unwrap();
     assert_eq!(second.value, item("p-1", 10));
-    assert_eq!((second.source, second.cached()), (Source::Hit, true));
+    assert_eq!((second.source, second.cached()), (Served::Hit, true));
     assert_eq!(calls.count(), 1);
     let r = cache.report();
     assert_eq!((r.counts.hits, r.counts.misses, r.counts.loads, r.counts.sets), (1, 1, 1, 1));
@@ -405,10 +405,10 @@ async fn values_expire_on_the_controlled_clock(f: Fixture) {
     let calls = Calls::default();
     cache.get_or_load(&key, &policy(), calls.loader(item("p-2", 1))).await.unwrap();
     f.clock.advance(Duration::from_secs(59));
-    assert_eq!(cache.get_or_load(&key, &policy(), calls.loader(item("p-2", 2))).await.unwrap().source, Source::Hit);
+    assert_eq!(cache.get_or_load(&key, &policy(), calls.loader(item("p-2", 2))).await.unwrap().source, Served::Hit);
     f.clock.advance(Duration::from_secs(2));
     let after = cache.get_or_load(&key, &policy(), calls.loader(item("p-2", 2))).await.unwrap();
-    assert_eq!((after.source, after.value.price), (Source::Loaded, 2));
+    assert_eq!((after.source, after.value.price), (Served::Loaded, 2));
     assert_eq!(calls.count(), 2);
 }
 
@@ -420,19 +420,19 @@ async fn stale_value_is_served_while_refresh_runs(f: Fixture) {
     cache.get_or_load(&key, &swr, calls.loader(item("p-3", 1))).await.unwrap();
     f.clock.advance(Duration::from_secs(11));
     let stale = cache.get_or_load(&key, &swr, calls.loader(item("p-3", 2))).await.unwrap();
-    assert_eq!((stale.source, stale.value.price), (Source::Stale, 1), "stale served at once");
+    assert_eq!((stale.source, stale.value.price), (Served::Stale, 1), "stale served at once");
     // A second stale read while the refresh is pending does not queue another.
     let again = cache.get_or_load(&key, &swr, calls.loader(item("p-3", 3))).await.unwrap();
-    assert_eq!(again.source, Source::Stale);
+    assert_eq!(again.source, Served::Stale);
     assert_eq!(f.tasks.pending(), 1, "one refresh handed to the task runner");
     assert_eq!(calls.count(), 1, "nothing loaded inline");
     assert_eq!(f.tasks.run_all().await, 1);
     assert_eq!(calls.count(), 2);
     let fresh = cache.get_or_load(&key, &swr, calls.loader(item("p-3", 4))).await.unwrap();
-    assert_eq!((fresh.source, fresh.value.price), (Source::Hit, 2), "the refresh landed");
+    assert_eq!((fresh.source, fresh.value.price), (Served::Hit, 2), "the refresh landed");
     f.clock.advance(Duration::from_secs(10 + 61));
     let gone = cache.get_or_load(&key, &swr, calls.loader(item("p-3", 5))).await.unwrap();
-    assert_eq!(gone.source, Source::Loaded, "past the hard TTL the value is gone");
+    assert_eq!(gone.source, Served::Loaded, "past the hard TTL the value is gone");
     assert_eq!(cache.report().counts.refreshes, 1);
 }
 
@@ -461,7 +461,7 @@ async fn concurrent_misses_load_once(f: Fixture) {
         *sources.entry(got.source).or_insert(0) += 1;
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1, "50 concurrent misses, one load: {sources:?}");
-    assert_eq!(sources.get(&Source::Loaded), Some(&1));
+    assert_eq!(sources.get(&Served::Loaded), Some(&1));
 }
 
 async fn instances_share_one_load_through_the_lock(f: Fixture) {
@@ -484,7 +484,7 @@ async fn instances_share_one_load_through_the_lock(f: Fixture) {
     assert_eq!(calls.load(Ordering::SeqCst), 1, "one load across instances");
     let mut sources = [ra.source, rb.source];
     sources.sort_by_key(|s| format!("{s:?}"));
-    assert_eq!(sources, [Source::Coalesced, Source::Loaded]);
+    assert_eq!(sources, [Served::Coalesced, Served::Loaded]);
 }
 
 async fn failing_loader_falls_back_to_stale_value(f: Fixture) {
@@ -495,10 +495,10 @@ async fn failing_loader_falls_back_to_stale_value(f: Fixture) {
     cache.get_or_load(&key, &p, calls.loader(item("p-4", 1))).await.unwrap();
     f.clock.advance(Duration::from_secs(60));
     let got = cache.get_or_load(&key, &p, calls.failing::<Item>()).await.unwrap();
-    assert_eq!((got.source, got.value.price, got.is_stale()), (Source::FailSafe, 1, true));
+    assert_eq!((got.source, got.value.price, got.is_stale()), (Served::FailSafe, 1, true));
     // The loader recovers: a fresh value replaces the stale one.
     let got = cache.get_or_load(&key, &p, calls.loader(item("p-4", 2))).await.unwrap();
-    assert_eq!((got.source, got.value.price), (Source::Loaded, 2));
+    assert_eq!((got.source, got.value.price), (Served::Loaded, 2));
     // Past the fail-safe window nothing stands in.
     f.clock.advance(Duration::from_secs(10 + 301));
     let err = cache.get_or_load(&key, &p, calls.failing::<Item>()).await.unwrap_err();
@@ -552,7 +552,7 @@ async fn large_values_are_compressed_and_capped(f: Fixture) {
     assert!(capped.get::<Vec<Item>>(&key).await.is_none());
     let calls = Calls::default();
     let reloaded = capped.get_or_load(&key, &policy(), calls.loader(vec![item("small", 1)])).await.unwrap();
-    assert_eq!(reloaded.source, Source::Loaded);
+    assert_eq!(reloaded.source, Served::Loaded);
     assert_eq!(capped.report().counts.decode_errors, 2);
 }
 
@@ -562,14 +562,14 @@ async fn corrupt_values_are_misses_not_errors(f: Fixture) {
     f.backend.set(key.as_str(), b"\x00garbage that is not an entry", None).await.unwrap();
     let calls = Calls::default();
     let got = cache.get_or_load(&key, &policy(), calls.loader(item("corrupt", 1))).await.unwrap();
-    assert_eq!(got.source, Source::Loaded);
+    assert_eq!(got.source, Served::Loaded);
     // A well-framed entry whose body is not JSON of the right type is a miss too.
     let stamp = cache.current_stamp("products").await.unwrap();
     let now = f.clock.now_ms();
     let times = entry::Times { fresh_until: now + 60_000, stale_until: now + 60_000, keep_until: now + 60_000 };
     f.backend.set(key.as_str(), &entry::write(stamp, times, 0x01, b"{\"nope\":"), None).await.unwrap();
     let got = cache.get_or_load(&key, &policy(), calls.loader(item("corrupt", 2))).await.unwrap();
-    assert_eq!((got.source, got.value.price), (Source::Loaded, 2));
+    assert_eq!((got.source, got.value.price), (Served::Loaded, 2));
 }
 
 async fn namespace_invalidation_is_o1_and_scoped(f: Fixture) {
@@ -584,9 +584,9 @@ async fn namespace_invalidation_is_o1_and_scoped(f: Fixture) {
     let g1 = cache.invalidate_namespace("feeds").await.unwrap();
     let g2 = cache.invalidate_namespace("feeds").await.unwrap();
     assert!(g2 > g1);
-    assert_eq!(cache.get_or_load(&feed1, &policy(), calls.loader(item("x", 2))).await.unwrap().source, Source::Loaded);
+    assert_eq!(cache.get_or_load(&feed1, &policy(), calls.loader(item("x", 2))).await.unwrap().source, Served::Loaded);
     assert!(cache.get::<Item>(&feed2).await.is_none());
-    assert_eq!(cache.get_or_load(&prod, &policy(), calls.loader(item("x", 3))).await.unwrap().source, Source::Hit);
+    assert_eq!(cache.get_or_load(&prod, &policy(), calls.loader(item("x", 3))).await.unwrap().source, Served::Hit);
 }
 
 async fn a_load_racing_an_invalidation_never_resurrects_old_data(f: Fixture) {
@@ -601,7 +601,7 @@ async fn a_load_racing_an_invalidation_never_resurrects_old_data(f: Fixture) {
         })
         .await
         .unwrap();
-    assert_eq!(got.source, Source::Loaded);
+    assert_eq!(got.source, Served::Loaded);
     assert!(cache.get::<Item>(&key).await.is_none(), "the value loaded before the invalidation is not served after it");
 }
 
@@ -645,7 +645,7 @@ async fn an_invalidation_fan_out_racing_loads_in_every_group_resurrects_nothing(
     cache.invalidate_namespace("feeds").await.unwrap();
     done_tx.send(true).unwrap();
     for load in loads {
-        assert_eq!(load.await.unwrap().source, Source::Loaded);
+        assert_eq!(load.await.unwrap().source, Served::Loaded);
     }
     for key in &keys {
         assert!(
@@ -685,11 +685,11 @@ async fn a_load_racing_a_key_invalidation_is_not_stored(f: Fixture) {
         })
         .await
         .unwrap();
-    assert_eq!((got.source, got.value.price), (Source::Loaded, 1), "the caller that asked first gets what it read");
+    assert_eq!((got.source, got.value.price), (Served::Loaded, 1), "the caller that asked first gets what it read");
     assert!(cache.get::<Item>(&key).await.is_none(), "version 1 is not stored after the invalidation");
     let s3 = src.clone();
     let next = cache.get_or_load(&key, &policy(), move || async move { Ok::<_, String>(s3.read("p1")) }).await.unwrap();
-    assert_eq!((next.source, next.value.price), (Source::Loaded, 2));
+    assert_eq!((next.source, next.value.price), (Served::Loaded, 2));
     assert_eq!(cache.report().counts.voided, 1);
 }
 
@@ -713,12 +713,12 @@ async fn a_refresh_racing_an_invalidation_is_not_stored(f: Fixture) {
         })
         .await
         .unwrap();
-    assert_eq!(stale.source, Source::Stale);
+    assert_eq!(stale.source, Served::Stale);
     assert_eq!(f.tasks.run_all().await, 1);
     assert!(cache.get::<Item>(&key).await.is_none(), "the refresh's version 1 is not stored after the invalidation");
     let s3 = src.clone();
     let next = cache.get_or_load(&key, &swr, move || async move { Ok::<_, String>(s3.read("p2")) }).await.unwrap();
-    assert_eq!((next.source, next.value.price), (Source::Loaded, 2));
+    assert_eq!((next.source, next.value.price), (Served::Loaded, 2));
     assert_eq!(cache.report().counts.refreshes, 0);
 }
 
@@ -788,7 +788,7 @@ async fn a_read_after_an_invalidation_does_not_join_an_older_load(f: Fixture) {
     // This read starts after the invalidation: it loads version 2 itself.
     let s2 = src.clone();
     let new = cache.get_or_load(&key, &policy(), move || async move { Ok::<_, String>(s2.read("p3")) }).await.unwrap();
-    assert_eq!((new.source, new.value.price), (Source::Loaded, 2));
+    assert_eq!((new.source, new.value.price), (Served::Loaded, 2));
     gate_tx.send(()).unwrap();
     assert_eq!(old.await.unwrap().unwrap().value.price, 1, "the older read gets what it read");
     assert_eq!(cache.get::<Item>(&key).await.unwrap().value.price, 2, "and does not overwrite version 2");
@@ -814,7 +814,7 @@ async fn a_lease_left_by_a_cancelled_load_lapses(f: Fixture) {
     let other = f.cache();
     let calls = Calls::default();
     let got = other.get_or_load(&key, &pol, calls.loader(item("p4", 1))).await.unwrap();
-    assert_eq!(got.source, Source::Loaded);
+    assert_eq!(got.source, Served::Loaded);
     assert!(other.get::<Item>(&key).await.is_none(), "not stored over somebody else's lease");
     // Once the lease has lapsed, the next load takes the key over and stores.
     f.clock.advance(Duration::from_secs(4));
@@ -858,9 +858,9 @@ async fn unknown_ids_are_cached_briefly_as_missing(f: Fixture) {
     let key = cache.key("products", &["ghost"]).unwrap();
     let calls = Calls::default();
     let first = cache.get_or_load(&key, &p, calls.loader(None::<Item>)).await.unwrap();
-    assert_eq!((first.value, first.source), (None, Source::Loaded));
+    assert_eq!((first.value, first.source), (None, Served::Loaded));
     let second = cache.get_or_load(&key, &p, calls.loader(Some(item("ghost", 1)))).await.unwrap();
-    assert_eq!((second.value, second.source), (None, Source::Hit));
+    assert_eq!((second.value, second.source), (None, Served::Hit));
     f.clock.advance(Duration::from_secs(31));
     let third = cache.get_or_load(&key, &p, calls.loader(Some(item("ghost", 1)))).await.unwrap();
     assert_eq!(third.value, Some(item("ghost", 1)));
@@ -1018,11 +1018,11 @@ async fn l1_copies_are_served_only_when_confirmed_unchanged(f: Fixture) {
         async move { a.get_or_load(&key, &policy(), calls.loader(big(price))).await.unwrap() }
     };
     let revalidated = |c: &Cache| c.report().counts.revalidated;
-    assert_eq!(read(1).await.source, Source::Loaded);
+    assert_eq!(read(1).await.source, Served::Loaded);
     assert_eq!(read(1).await.value.price, 1, "first hit: the value comes back and is kept");
     let before = revalidated(&a);
     let hit = read(1).await;
-    assert_eq!((hit.source, hit.value.price), (Source::Hit, 1));
+    assert_eq!((hit.source, hit.value.price), (Served::Hit, 1));
     assert_eq!(revalidated(&a), before + 1, "served from L1, confirmed unchanged");
     // Another instance writes a new value: the next read sees it, not the copy.
     b.set(&key, &big(2), &policy()).await.unwrap();
@@ -1033,7 +1033,7 @@ async fn l1_copies_are_served_only_when_confirmed_unchanged(f: Fixture) {
     // Invalidated by another instance: a miss, loaded again.
     b.invalidate_namespace("products").await.unwrap();
     let after = read(4).await;
-    assert_eq!((after.source, after.value.price), (Source::Loaded, 4));
+    assert_eq!((after.source, after.value.price), (Served::Loaded, 4));
     // Deleted by another instance: a miss too.
     b.invalidate(&key).await.unwrap();
     assert_eq!(read(5).await.value.price, 5);

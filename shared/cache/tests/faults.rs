@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use livecache_cache::BreakerConfig;
-use livecache_cache::{Cache, Keyspace, Policy, RedisBackend, RedisConfig, Source};
+use livecache_cache::{Cache, Keyspace, Policy, RedisBackend, RedisConfig, Served};
 use livecache_testkit::{free_port, test_ca, unique_prefix, RedisCluster, RedisServer};
 
 /// What a test breaks: one server, or every node of a TLS cluster.
@@ -82,7 +82,7 @@ fn policy() -> Policy {
     Policy::ttl(Duration::from_secs(60)).jitter(0.0)
 }
 
-async fn lookup(cache: &Cache, id: &str) -> (Source, Duration) {
+async fn lookup(cache: &Cache, id: &str) -> (Served, Duration) {
     let key = cache.key("products", &[id]).unwrap();
     let started = Instant::now();
     let id = id.to_string();
@@ -101,7 +101,7 @@ async fn wait_for_hit(cache: &Cache, id: &str) -> Duration {
     let started = Instant::now();
     loop {
         let (source, _) = lookup(cache, id).await;
-        if source == Source::Hit {
+        if source == Served::Hit {
             return started.elapsed();
         }
         assert!(started.elapsed() < Duration::from_secs(10), "cache never recovered");
@@ -112,7 +112,7 @@ async fn wait_for_hit(cache: &Cache, id: &str) -> Duration {
 async fn killed_redis_degrades_to_the_loader_with_bounded_latency_and_recovers(target: Target) {
     let backend = Arc::new(RedisBackend::connect(target.config()).await.unwrap());
     let cache = cache_on(backend.clone());
-    assert_eq!(lookup(&cache, "a").await.0, Source::Loaded);
+    assert_eq!(lookup(&cache, "a").await.0, Served::Loaded);
     // Served from Redis before the kill (a first fill on a cold TLS connection of a busy machine
     // may miss the command timeout and be dropped; the next load fills it).
     wait_for_hit(&cache, "a").await;
@@ -121,7 +121,7 @@ async fn killed_redis_degrades_to_the_loader_with_bounded_latency_and_recovers(t
     let mut worst = Duration::ZERO;
     for i in 0..50 {
         let (source, took) = lookup(&cache, &format!("down-{i}")).await;
-        assert_eq!(source, Source::Loaded);
+        assert_eq!(source, Served::Loaded);
         worst = worst.max(took);
     }
     assert!(worst < Duration::from_millis(400), "worst lookup with Redis dead took {worst:?}");
@@ -139,14 +139,14 @@ async fn killed_redis_degrades_to_the_loader_with_bounded_latency_and_recovers(t
 async fn frozen_redis_costs_at_most_the_command_timeout(target: Target) {
     let backend = Arc::new(RedisBackend::connect(target.config()).await.unwrap());
     let cache = cache_on(backend.clone());
-    assert_eq!(lookup(&cache, "f").await.0, Source::Loaded);
+    assert_eq!(lookup(&cache, "f").await.0, Served::Loaded);
     // SIGSTOP: the socket stays open but nothing answers, as with a network partition.
     let pids = target.pids();
     signal(&pids, "-STOP");
     let mut worst = Duration::ZERO;
     for i in 0..20 {
         let (source, took) = lookup(&cache, &format!("frozen-{i}")).await;
-        assert_eq!(source, Source::Loaded);
+        assert_eq!(source, Served::Loaded);
         worst = worst.max(took);
     }
     signal(&pids, "-CONT");
@@ -182,7 +182,7 @@ async fn absent_redis_at_start_up_does_not_fail_init_and_is_picked_up_later() {
     let backend = Arc::new(RedisBackend::connect(config(&format!("redis://127.0.0.1:{port}"))).await.unwrap());
     assert!(started.elapsed() < Duration::from_millis(500), "init is bounded by the connect timeout");
     let cache = cache_on(backend);
-    assert_eq!(lookup(&cache, "x").await.0, Source::Loaded);
+    assert_eq!(lookup(&cache, "x").await.0, Served::Loaded);
     assert!(cache.report().counts.errors >= 1);
 }
 
@@ -193,7 +193,7 @@ async fn a_server_that_cannot_serve_opens_the_circuit_and_the_cache_falls_throug
     let cache =
         Cache::builder(backend.clone()).keyspace(Keyspace::new(Some(&unique_prefix("oom")), "v1").unwrap()).build();
     let (source, _) = lookup(&cache, "before").await;
-    assert_eq!(source, Source::Loaded);
+    assert_eq!(source, Served::Loaded);
     // Out of memory with nothing to evict: every write answers `-OOM`.
     server.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]).unwrap();
     server.cli(&["CONFIG", "SET", "maxmemory", "1"]).unwrap();
@@ -204,7 +204,7 @@ async fn a_server_that_cannot_serve_opens_the_circuit_and_the_cache_falls_throug
     }
     assert!(backend.circuit_open(), "three OOM replies in a row count as three failures");
     let (source, took) = lookup(&cache, "while-open").await;
-    assert_eq!(source, Source::Loaded, "the cache falls through to the loader");
+    assert_eq!(source, Served::Loaded, "the cache falls through to the loader");
     assert!(took < Duration::from_millis(50), "skipping Redis while the circuit is open: {took:?}");
     // Memory again: the probe after the cool-down closes the circuit.
     server.cli(&["CONFIG", "SET", "maxmemory", "0"]).unwrap();

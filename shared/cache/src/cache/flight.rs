@@ -59,7 +59,7 @@ impl Cache {
             return match shared {
                 Some(Ok((json, source, vouched))) if vouched == Some(read.stamp) => {
                     self.inner.stats.incr(|c| &c.coalesced);
-                    let source = if source == Source::Loaded { Source::Coalesced } else { source };
+                    let source = if source == Served::Loaded { Served::Coalesced } else { source };
                     Ok(T::from_json(std::borrow::Cow::Borrowed(&json))
                         .map(|value| Lookup { value, source })
                         .map_err(LoadError::Codec))
@@ -115,7 +115,7 @@ impl Cache {
                 // A fill under an intact lease proves no delete came after the lease; without a
                 // backend there is nothing to invalidate.
                 let vouched = (stored || (!leased && read.stamp.is_none())).then_some(read.stamp);
-                Ok(Led { value, json, source: Source::Loaded, vouched })
+                Ok(Led { value, json, source: Served::Loaded, vouched })
             }
             Err(err) => {
                 tracing::warn!(key = %key, error = %err, "load failed");
@@ -177,11 +177,11 @@ impl Cache {
     }
 
     /// A value still inside the fail-safe window, standing in for one that could not be had.
-    fn stand_in<T: FromJson>(&self, key: &Key, read: &Read) -> Option<(T, Arc<[u8]>, Source)> {
+    fn stand_in<T: FromJson>(&self, key: &Key, read: &Read) -> Option<(T, Arc<[u8]>, Served)> {
         let raw = read.raw.as_ref().filter(|r| r.times.at(self.inner.clock.now_ms()) != Freshness::Expired)?;
         let found = (self.decode::<T>(key, raw)?, self.json_of(raw)?);
         self.inner.stats.incr(|c| &c.fail_safe);
-        Some((found.0, found.1, Source::FailSafe))
+        Some((found.0, found.1, Served::FailSafe))
     }
 
     /// Polls for the value another instance is loading, up to the policy's lock wait.
@@ -189,7 +189,7 @@ impl Cache {
         &self,
         key: &Key,
         policy: &Policy,
-    ) -> Option<(T, Arc<[u8]>, Source)> {
+    ) -> Option<(T, Arc<[u8]>, Served)> {
         let deadline = Instant::now() + policy.lock_wait;
         let step = (policy.lock_wait / 10).clamp(Duration::from_millis(2), Duration::from_millis(50));
         while Instant::now() < deadline {
@@ -197,7 +197,7 @@ impl Cache {
             let read = self.read_one(key).await;
             if let Some(raw) = read.raw.filter(|r| r.times.at(self.inner.clock.now_ms()) == Freshness::Fresh) {
                 if let (Some(v), Some(json)) = (self.decode::<T>(key, &raw), self.json_of(&raw)) {
-                    return Some((v, json, Source::Coalesced));
+                    return Some((v, json, Served::Coalesced));
                 }
             }
         }
@@ -273,7 +273,7 @@ impl Drop for Flight<'_> {
 pub(super) struct Led<T> {
     value: T,
     json: Arc<[u8]>,
-    source: Source,
+    source: Served,
     /// `Some(stamp)`: followers whose own read saw `stamp` may take the value; `None`: nobody.
     vouched: Option<Option<Stamp>>,
 }

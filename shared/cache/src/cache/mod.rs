@@ -31,10 +31,11 @@ use crate::policy::Policy;
 use crate::stats::{Stats, StatsReport};
 use crate::tasks::{SpawnTasks, TaskRunner};
 
-/// Where a value came from.
+/// How a value was served: from the cache (fresh or stale), loaded by this call or by a
+/// concurrent one, or a fail-safe stand-in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Source {
+pub enum Served {
     /// Fresh from the cache.
     Hit,
     /// Stale from the cache; a refresh was handed to the task runner.
@@ -51,18 +52,18 @@ pub enum Source {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lookup<T> {
     pub value: T,
-    pub source: Source,
+    pub source: Served,
 }
 
 impl<T> Lookup<T> {
     /// Whether the value came out of the cache rather than from this call's load.
     pub fn cached(&self) -> bool {
-        self.source != Source::Loaded
+        self.source != Served::Loaded
     }
 
     /// Whether the value is past its fresh lifetime.
     pub fn is_stale(&self) -> bool {
-        matches!(self.source, Source::Stale | Source::FailSafe)
+        matches!(self.source, Served::Stale | Served::FailSafe)
     }
 }
 
@@ -107,7 +108,7 @@ pub struct WarmReport {
 }
 
 /// What a leader shares: its value's JSON, where it came from, and the stamp it vouches for.
-type FlightResult = std::result::Result<(Arc<[u8]>, Source, Option<Option<Stamp>>), String>;
+type FlightResult = std::result::Result<(Arc<[u8]>, Served, Option<Option<Stamp>>), String>;
 /// Where a flight's result appears.
 type FlightWatch = watch::Receiver<Option<FlightResult>>;
 

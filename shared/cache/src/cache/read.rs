@@ -33,14 +33,14 @@ impl Cache {
                         Freshness::Fresh => {
                             if let Some(value) = self.decode(key, raw) {
                                 self.inner.stats.incr(|c| &c.hits);
-                                return Ok(Lookup { value, source: Source::Hit });
+                                return Ok(Lookup { value, source: Served::Hit });
                             }
                         }
                         Freshness::Stale => {
                             if let Some(value) = self.decode(key, raw) {
                                 self.inner.stats.incr(|c| &c.stale);
                                 self.refresh_later(key, policy, read, loader);
-                                return Ok(Lookup { value, source: Source::Stale });
+                                return Ok(Lookup { value, source: Served::Stale });
                             }
                         }
                         Freshness::FailSafe | Freshness::Expired => {}
@@ -63,8 +63,8 @@ impl Cache {
         let read = self.read_one(key).await;
         let raw = read.raw?;
         let source = match raw.times.at(self.inner.clock.now_ms()) {
-            Freshness::Fresh => Source::Hit,
-            Freshness::Stale => Source::Stale,
+            Freshness::Fresh => Served::Hit,
+            Freshness::Stale => Served::Stale,
             _ => return None,
         };
         let value = self.decode(key, &raw)?;

@@ -36,7 +36,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use livecache_cache::{Cache, LoadError, ServerInfo, Source, StatsReport, TaskRunner, WarmReport};
+use livecache_cache::{Cache, LoadError, Served, ServerInfo, StatsReport, TaskRunner, WarmReport};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -64,8 +64,8 @@ pub struct Cached<T> {
 }
 
 impl<T> Cached<T> {
-    fn from_lookup(value: T, source: Source) -> Self {
-        Self { value, cached: source != Source::Loaded, stale: matches!(source, Source::Stale | Source::FailSafe) }
+    fn from_lookup(value: T, source: Served) -> Self {
+        Self { value, cached: source != Served::Loaded, stale: matches!(source, Served::Stale | Served::FailSafe) }
     }
 }
 

@@ -48,7 +48,7 @@ impl Marketplace {
                 message: format!("product {id} not found"),
             });
         };
-        if found.source == livecache_cache::Source::Hit {
+        if found.source == livecache_cache::Served::Hit {
             self.sample_product_hit(&key, &product);
         }
         self.count_view(id).await;
