@@ -6,7 +6,7 @@
 //! multi-slot command). Values are stamped with the epoch/generation read *before* their load,
 //! so a load racing with an invalidation can only write a value that is already invalid.
 //!
-//! Rooms: this file holds the types, the builder and the accessors; `read` single keys and the
+//! Files: this one holds the types, the builder and the accessors; `read` single keys and the
 //! one-round-trip read; `batch` many keys and warming; `flight` single-flight in-process and
 //! across instances, and refreshes; `invalidate` keys, patterns, namespaces, the epoch;
 //! `maintenance` counts, the sweep and statistics.

@@ -1,7 +1,7 @@
 //! The scheduled and event-driven jobs. The Lambda functions under `functions/` and the dev
 //! server's in-process scheduler both run these; each run leaves a [`JobRun`] record.
 //!
-//! Rooms: this file holds the job names ([`Job`]), the error type and the one run wrapper that
+//! Files: this one holds the job names ([`Job`]), the error type and the one run wrapper that
 //! times and records every run; `deadline` the time budget of a run; `view_sync`,
 //! `offer_expiry`, `cleanup`, `cache_events` and `change_log` one job each.
 

@@ -89,8 +89,8 @@ pub(crate) fn product_key(cache: &Cache, id: &str) -> Result<Key, CacheError> {
 /// all of it in one O(1) step. `user.{id}`; an id too long to fit a namespace name is hashed
 /// (a collision would only make two users share invalidations: their keys also hold the id).
 pub(crate) fn user_namespace(id: &str) -> String {
-    const ROOM: usize = livecache_cache::MAX_PART_LEN - "user.".len();
-    if id.len() <= ROOM {
+    const FITS: usize = livecache_cache::MAX_PART_LEN - "user.".len();
+    if id.len() <= FITS {
         format!("user.{id}")
     } else {
         format!("user.={}", filter_hash([("user", Some(id))]))
