@@ -26,7 +26,7 @@ macro_rules! counters {
         #[derive(Debug, Default)]
         pub struct Counts { $(pub $name: AtomicU64,)* }
 
-        /// A point-in-time copy of [`Counts`].
+        /// A point-in-time copy of `Counts`.
         #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
         pub struct CountsSnapshot { $(pub $name: u64,)* }
 

@@ -92,7 +92,7 @@ pub struct PushReport {
     pub failed: usize,
 }
 
-/// Sends `message` to every connection subscribed to one of its feeds, [`PUSH_CONCURRENCY`] at
+/// Sends `message` to every connection subscribed to one of its feeds, `PUSH_CONCURRENCY` at
 /// a time; removes those that are gone.
 pub async fn push(message: &FeedRefresh, connections: &dyn Connections, poster: &dyn Poster) -> Result<PushReport> {
     let data = serde_json::to_vec(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;

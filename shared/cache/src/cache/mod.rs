@@ -186,7 +186,7 @@ impl CacheBuilder {
         self
     }
 
-    /// Where refresh work goes (see [`crate::tasks`]); defaults to spawning on tokio.
+    /// Where refresh work goes (see `crate::tasks`); defaults to spawning on tokio.
     pub fn tasks(mut self, tasks: Arc<dyn TaskRunner>) -> Self {
         self.tasks = tasks;
         self

@@ -25,7 +25,7 @@ pub struct Connection {
 /// Where connections are kept (DynamoDB with a TTL on AWS; memory for tests).
 #[async_trait]
 pub trait Connections: Send + Sync {
-    /// Keeps `c` for [`CONNECTION_TTL`].
+    /// Keeps `c` for `CONNECTION_TTL`.
     async fn connect(&self, c: &Connection) -> Result<()>;
     /// Sets the feeds of a known connection; false if it is unknown.
     async fn subscribe(&self, id: &str, feeds: &[String]) -> Result<bool>;

@@ -139,7 +139,7 @@ pub struct ChunkOutcome {
     pub skipped_missing: usize,
 }
 
-/// Splits a batch into chunks of at most [`VIEW_CHUNK_MAX`] updates, deterministically (sorted),
+/// Splits a batch into chunks of at most `VIEW_CHUNK_MAX` updates, deterministically (sorted),
 /// so that a retried batch produces the same chunk ids and contents. Zero deltas are dropped.
 pub fn view_chunks(
     batch_id: &str,
@@ -262,7 +262,7 @@ pub trait UserStore: Send + Sync {
     /// The latest badges across the marketplace, newest first ([`Badge::recency`]), at most
     /// `limit`. Reads O(limit) items.
     async fn recent_badges(&self, limit: usize) -> Result<Vec<Badge>>;
-    /// Users holding points, most first ([`points_rank`](crate::model::users::points_rank)), from
+    /// Users holding points, most first (`points_rank`), from
     /// `offset`, at most `limit`. Reads O(offset + limit) items.
     async fn leaderboard(&self, offset: usize, limit: usize) -> Result<Vec<User>>;
 }

@@ -1,6 +1,6 @@
 //! Feed ranking (filters, order, pages), the same for both store adapters: the DynamoDB
 //! adapter reads pages in this order from indexes whose sort keys are the ranks
-//! ([`rank_live`], [`rank_new`]); the memory adapter ranks everything it holds.
+//! (`rank_live`, `rank_new`); the memory adapter ranks everything it holds.
 
 use std::collections::HashSet;
 
@@ -71,7 +71,7 @@ pub(crate) fn community_match(p: &Product, q: &CommunityQuery) -> bool {
 }
 
 /// Ranks products into a discover page: live sellers first (for `live_first`), then
-/// [`newest_first`].
+/// `newest_first`.
 pub fn rank_discover(candidates: Vec<Product>, live_sellers: &HashSet<String>, q: &DiscoverQuery) -> FeedPage {
     let mut items: Vec<Product> =
         candidates.into_iter().filter(|p| q.category.is_none_or(|c| p.category == c)).collect();
@@ -88,7 +88,7 @@ pub fn rank_discover(candidates: Vec<Product>, live_sellers: &HashSet<String>, q
 
 /// Ranks products into a community page: those within the radius that pass the filters, by
 /// area — the covering cells of [`geo::plan_cells`], the point's own first, then by distance —
-/// then [`newest_first`] within an area (each item with its exact distance). Empty when the
+/// then `newest_first` within an area (each item with its exact distance). Empty when the
 /// area cannot be planned (the adapters refuse such a query).
 pub fn rank_community(candidates: Vec<Product>, live_sellers: &HashSet<String>, q: &CommunityQuery) -> FeedPage {
     let Ok((precision, cells)) = geo::plan_cells(q.lat, q.lon, q.radius_km) else {

@@ -206,7 +206,7 @@ impl Marketplace {
     /// A community page (cached 5 min); page N+1 is prefetched after the answer if it is not
     /// cached yet. The query is snapped first so that neighbours and jittering clients share
     /// keys: the location rounded to 2 decimals, the radius down to a
-    /// [bucket](RADIUS_BUCKETS_KM) and the price bounds inward to [buckets](price_buckets)
+    /// bucket and the price bounds inward to buckets
     /// (so every item still matches what was asked); a range that no bucket fits is refused.
     pub async fn community(&self, q: CommunityQuery) -> Result<Cached<RawPage>> {
         within_depth(q.page)?;

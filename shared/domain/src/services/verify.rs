@@ -18,7 +18,7 @@ pub(crate) const VERIFY_SETTLE: Duration = Duration::from_millis(1000);
 pub struct VerifyCounts {
     pub consistent: u64,
     pub inconsistent: u64,
-    /// Mismatches a write in flight explained: repaired within [`VERIFY_SETTLE`].
+    /// Mismatches a write in flight explained: repaired within `VERIFY_SETTLE`.
     pub settled: u64,
 }
 
