@@ -23,7 +23,7 @@ pub fn format(t: &Timestamp) -> String {
 }
 
 /// serde for [`Timestamp`] fields.
-pub mod rfc3339_ms {
+pub(crate) mod rfc3339_ms {
     use super::*;
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -38,7 +38,7 @@ pub mod rfc3339_ms {
 }
 
 /// serde for `Option<Timestamp>` fields.
-pub mod rfc3339_ms_opt {
+pub(crate) mod rfc3339_ms_opt {
     use super::*;
     use serde::{Deserialize, Deserializer, Serializer};
 
