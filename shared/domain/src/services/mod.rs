@@ -64,8 +64,8 @@ pub struct Cached<T> {
 }
 
 impl<T> Cached<T> {
-    fn from_lookup(value: T, source: Served) -> Self {
-        Self { value, cached: source != Served::Loaded, stale: matches!(source, Served::Stale | Served::FailSafe) }
+    fn from_lookup(value: T, served: Served) -> Self {
+        Self { value, cached: served != Served::Loaded, stale: matches!(served, Served::Stale | Served::FailSafe) }
     }
 }
 

@@ -5,12 +5,17 @@ use super::*;
 
 /// How many partitions the due-offer index is spread over (`due_shard` = `due#0` … `due#3`),
 /// so that no single index partition takes every offer's writes.
-pub(super) const DUE_SHARDS: u32 = 4;
+const DUE_SHARDS: u32 = 4;
 
-/// The due-offer index's shard of an offer.
+/// The due-offer index's partition `shard` (`due#{shard}`).
+fn due_partition(shard: u32) -> String {
+    format!("due#{shard}")
+}
+
+/// The due-offer index's partition of an offer.
 pub(super) fn due_shard(id: &str) -> String {
     let h = id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
-    format!("due#{}", h % DUE_SHARDS)
+    due_partition(h % DUE_SHARDS)
 }
 
 /// The due-offer index's sort key: the expiry in epoch milliseconds, zero-padded so that text
@@ -124,7 +129,7 @@ impl OfferStore for DynamoStore {
                         .table_name(&self.tables.offers)
                         .index_name("by_due")
                         .key_condition_expression("due_shard = :s AND due_at <= :until")
-                        .expression_attribute_values(":s", s(format!("due#{i}")))
+                        .expression_attribute_values(":s", s(due_partition(i)))
                         .expression_attribute_values(":until", s(until.as_str()))
                         .limit((limit - out.len()).clamp(1, 1000) as i32)
                         .set_exclusive_start_key(start.take())
