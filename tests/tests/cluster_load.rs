@@ -328,7 +328,11 @@ async fn the_same_holds_on_a_tls_cluster() {
 
 /// An operator sees a hot slot: the detailed statistics list the busiest slots as the servers
 /// count them (Valkey's `CLUSTER SLOT-STATS`, ordered by CPU time). One discover page read 300
-/// times is the busiest slot of the cluster.
+/// times is among them, named with its master, and is the slot that sent the most bytes.
+///
+/// CPU time is measured, not counted: on a loaded machine one command of another slot that is
+/// descheduled mid-way (or a script's first compile) can outweigh 300 fast reads, so which slot
+/// tops the CPU order is not asserted; the bytes each slot sent are counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_statistics_name_the_hot_slot_where_the_servers_count_slots() {
     let cluster = RedisCluster::start_valkey(3);
@@ -352,12 +356,18 @@ async fn the_admin_statistics_name_the_hot_slot_where_the_servers_count_slots() 
     assert!(slots.available, "{slots:?}");
     assert_eq!(slots.ordered_by.as_deref(), Some("cpu-usec"));
     assert_eq!(slots.slots.len(), livecache_domain::services::HOT_SLOTS);
-    assert_eq!(slots.slots[0].slot, hot, "the page's slot is the busiest: {slots:?}");
-    assert!(slots.slots[0].network_bytes_out.unwrap() > 300 * 1000, "300 pages went out of it");
-    assert_eq!(slots.slots[0].node, format!("127.0.0.1:{}", owner(&cluster, hot).port()));
+    let cpu: Vec<u64> = slots.slots.iter().map(|s| s.cpu_usec.unwrap()).collect();
+    assert!(cpu.windows(2).all(|w| w[0] >= w[1]), "ordered by CPU time: {slots:?}");
+    let at = slots.slots.iter().position(|s| s.slot == hot);
+    let at = at.unwrap_or_else(|| panic!("the page's slot {hot} is listed: {slots:?}"));
+    let page = &slots.slots[at];
+    let most_out = slots.slots.iter().max_by_key(|s| s.network_bytes_out.unwrap()).unwrap();
+    assert_eq!(most_out.slot, hot, "the page's slot sent the most bytes: {slots:?}");
+    assert!(page.network_bytes_out.unwrap() > 300 * 1000, "300 pages went out of it");
+    assert_eq!(page.node, format!("127.0.0.1:{}", owner(&cluster, hot).port()));
     // The answer as the admin route serves it.
     let json = serde_json::to_value(&details).unwrap();
-    assert_eq!(json["slots"]["slots"][0]["slot"], json!(hot));
+    assert_eq!(json["slots"]["slots"][at]["slot"], json!(hot));
 }
 
 /// Where the servers do not count slots (redis-server 7), or there are none, the statistics
